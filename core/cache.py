@@ -1,0 +1,166 @@
+"""Cache layout, manifests and atomic writes.
+
+Layout under the cache root::
+
+    models/<name>/                  converted safetensors folders
+    activations/<key>/              per-layer activations + manifest.json
+    results/<key>/                  probe results + manifest.json
+    datasets/<name>/                built entity tables (parquet)
+
+`artifact_dir` is the one function that turns a key into a path; keys are
+validated so that no key can escape the cache root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from core.hashing import sha256_file
+
+log = logging.getLogger(__name__)
+
+ArtifactKind = Literal["activations", "results", "models", "datasets", "downloads"]
+ARTIFACT_KINDS: tuple[str, ...] = ("activations", "results", "models", "datasets", "downloads")
+MANIFEST = "manifest.json"
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+class CacheError(RuntimeError):
+    """A cache artifact is missing, partial or corrupted."""
+
+
+def default_cache_root() -> Path:
+    """`$SPACETIME_CACHE` if set, else `cache/` beside the package."""
+    env = os.environ.get("SPACETIME_CACHE")
+    if env:
+        return Path(env).expanduser().resolve()
+    return (Path(__file__).resolve().parent.parent / "cache").resolve()
+
+
+def validate_key(key: str) -> str:
+    if not isinstance(key, str) or not _KEY_RE.match(key) or ".." in key:
+        raise ValueError(f"invalid cache key {key!r}: use letters, digits, '.', '_' and '-' only")
+    return key
+
+
+def artifact_dir(root: Path, kind: str, key: str) -> Path:
+    """The one function that maps (kind, key) to a folder inside the cache root."""
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"unknown artifact kind {kind!r}; expected one of {ARTIFACT_KINDS}")
+    root = Path(root).resolve()
+    path = (root / kind / validate_key(key)).resolve()
+    if root not in path.parents:
+        raise ValueError(f"cache key {key!r} escapes the cache root {root}")
+    return path
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {}
+    for name in ("numpy", "torch", "transformers", "scikit-learn", "pandas", "gguf"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def file_checksums(folder: Path) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every file under `folder` except the manifest."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            rel = path.relative_to(folder).as_posix()
+            out[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return out
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any], with_checksums: bool = True) -> None:
+    body = dict(manifest)
+    body.setdefault("created_at", now_iso())
+    body.setdefault("library_versions", library_versions())
+    if with_checksums:
+        body["files"] = file_checksums(folder)
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, folder / MANIFEST)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise CacheError(f"{folder}: no {MANIFEST}; the artifact is missing or was never finished")
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CacheError(f"{path}: manifest is not valid JSON ({exc})") from exc
+    return data
+
+
+def verify_files(folder: Path, manifest: dict[str, Any], rebuild_hint: str = "") -> None:
+    """Check each file's size and checksum against the manifest."""
+    hint = f"; rebuild with: {rebuild_hint}" if rebuild_hint else ""
+    for rel, meta in manifest.get("files", {}).items():
+        path = folder / rel
+        if not path.is_file():
+            raise CacheError(f"{path}: listed in the manifest but missing{hint}")
+        if path.stat().st_size != meta["bytes"]:
+            raise CacheError(
+                f"{path}: size {path.stat().st_size} != {meta['bytes']} in the manifest "
+                f"(truncated?){hint}"
+            )
+        if sha256_file(path) != meta["sha256"]:
+            raise CacheError(f"{path}: checksum differs from the manifest (altered?){hint}")
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `final`; rename it into place on success.
+
+    A crash leaves only a `.tmp-*` folder, never a half-written `final`.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def list_artifacts(root: Path, kind: str) -> list[tuple[Path, dict[str, Any]]]:
+    """Finished artifacts of one kind (those with a manifest), sorted by folder name."""
+    base = Path(root) / kind
+    found: list[tuple[Path, dict[str, Any]]] = []
+    if not base.is_dir():
+        return found
+    for folder in sorted(base.iterdir()):
+        if folder.is_dir() and not folder.name.startswith(".") and (folder / MANIFEST).is_file():
+            try:
+                found.append((folder, read_manifest(folder)))
+            except CacheError as exc:
+                log.warning("skipping %s: %s", folder, exc)
+    return found
