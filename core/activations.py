@@ -1,0 +1,181 @@
+"""Residual-stream activations at each entity's last token, for every decoder block.
+
+The residual stream *after* each decoder block (the paper's ``resid_post``) is read
+with forward hooks on the blocks, not from ``hidden_states`` (whose last entry is
+after the final norm). Texts are tokenised once, sorted by length and batched under
+a token budget; padding is done here so the last real token's index is known for
+either padding side, and position ids are passed explicitly so left padding does not
+shift positions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+class _StopForward(Exception):
+    """Raised by the last hook needed, so deeper blocks are not computed."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of entity indices (into the dataset order) of similar length."""
+
+    index: int
+    rows: tuple[int, ...]
+    max_len: int
+
+
+def tokenize(loaded: LoadedModel, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
+    """Token ids per text with the tokenizer's own special tokens.
+
+    ``max_tokens`` keeps the *last* tokens of an over-long text, so the entity's final
+    token (the one probed) is always kept.
+    """
+    encoded = loaded.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    ids: list[list[int]] = []
+    for i, row in enumerate(encoded):
+        if not row:
+            raise ValueError(f"text {i} ({texts[i]!r}) tokenises to nothing")
+        if max_tokens is not None and len(row) > max_tokens:
+            row = row[:1] + row[-(max_tokens - 1) :] if max_tokens > 1 else row[-1:]
+        ids.append(list(row))
+    return ids
+
+
+def plan_batches(lengths: Sequence[int], max_tokens_per_batch: int = 4096, max_batch_size: int = 64) -> list[Batch]:
+    """Length-sorted batches (longest first) whose padded size fits the token budget.
+
+    Deterministic: a stable sort on length, ties kept in dataset order.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[Batch] = []
+    current: list[int] = []
+    current_max = 0
+    for i in order:
+        new_max = max(current_max, lengths[i])
+        if current and (
+            len(current) >= max_batch_size or new_max * (len(current) + 1) > max_tokens_per_batch
+        ):
+            batches.append(Batch(len(batches), tuple(current), current_max))
+            current, new_max = [], lengths[i]
+        current.append(i)
+        current_max = new_max
+    if current:
+        batches.append(Batch(len(batches), tuple(current), current_max))
+    return batches
+
+
+def _pad(token_ids: list[list[int]], pad_id: int, side: str) -> tuple[Any, Any, Any, Any]:
+    import torch
+
+    max_len = max(len(t) for t in token_ids)
+    n = len(token_ids)
+    input_ids = torch.full((n, max_len), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, max_len), dtype=torch.long)
+    for row, ids in enumerate(token_ids):
+        if side == "right":
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+        else:
+            input_ids[row, max_len - len(ids) :] = torch.tensor(ids)
+            mask[row, max_len - len(ids) :] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    # The last real token: the final column when padding on the left, length-1 on the right.
+    last = mask.sum(dim=1) - 1 if side == "right" else torch.full((n,), max_len - 1)
+    return input_ids, mask, positions, last
+
+
+def _inner_model(model: Any) -> Any:
+    """The transformer body without the LM head (Gemma's 262k-word head triples the cost)."""
+    base = getattr(model, "base_model_prefix", "model")
+    inner = getattr(model, base, None)
+    return inner if inner is not None else model
+
+
+def forward_batch(
+    loaded: LoadedModel,
+    token_ids: list[list[int]],
+    layers: Sequence[int] | None = None,
+    padding_side: str = "right",
+) -> np.ndarray:
+    """Activations [n_layers_kept, batch, d_model] float32 at each text's last real token."""
+    import torch
+
+    layers = list(range(loaded.n_layers)) if layers is None else list(layers)
+    pad_id = loaded.tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = loaded.tokenizer.eos_token_id or 0
+    input_ids, mask, positions, last = _pad(token_ids, int(pad_id), padding_side)
+    device = next(loaded.model.parameters()).device
+    rows = torch.arange(len(token_ids))
+    captured: dict[int, Any] = {}
+    deepest = max(layers)
+    wanted = set(layers)
+
+    def make_hook(layer: int) -> Any:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            hidden = output[0] if isinstance(output, tuple) else output
+            if layer in wanted:
+                captured[layer] = hidden[rows, last.to(hidden.device)].float().cpu()
+            if layer == deepest:
+                raise _StopForward
+
+        return hook
+
+    blocks = loaded.blocks
+    handles = [blocks[i].register_forward_hook(make_hook(i)) for i in range(deepest + 1)]
+    try:
+        with torch.inference_mode():
+            try:
+                _inner_model(loaded.model)(
+                    input_ids=input_ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=positions.to(device),
+                    use_cache=False,
+                )
+            except _StopForward:
+                pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return np.stack([captured[layer].numpy() for layer in layers])
+
+
+def iter_batches(
+    loaded: LoadedModel,
+    token_ids: list[list[int]],
+    batches: Sequence[Batch],
+    layers: Sequence[int] | None = None,
+    padding_side: str = "right",
+) -> Iterator[tuple[Batch, np.ndarray]]:
+    for batch in batches:
+        yield batch, forward_batch(loaded, [token_ids[i] for i in batch.rows], layers, padding_side)
+
+
+def last_token_activations(
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    max_tokens: int | None = 64,
+    layers: Sequence[int] | None = None,
+    max_tokens_per_batch: int = 4096,
+    max_batch_size: int = 64,
+    padding_side: str = "right",
+) -> np.ndarray:
+    """In-memory activations [n_layers, n_texts, d_model] for a few texts (live probing)."""
+    token_ids = tokenize(loaded, texts, max_tokens)
+    batches = plan_batches([len(t) for t in token_ids], max_tokens_per_batch, max_batch_size)
+    n_layers = loaded.n_layers if layers is None else len(layers)
+    out = np.zeros((n_layers, len(texts), loaded.d_model), dtype=np.float32)
+    for batch, acts in iter_batches(loaded, token_ids, batches, layers, padding_side):
+        out[:, list(batch.rows)] = acts
+    return out

@@ -1,0 +1,182 @@
+"""Command line: ``python -m core build|list|datasets|models``.
+
+The CLI prints; the library it calls logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.cache import ARTIFACT_KINDS, default_cache_root, folder_bytes, list_artifacts
+
+
+def _layers(text: str) -> tuple[int, ...]:
+    """'0,5,10' or '0-29' or '0-29:2'."""
+    out: list[int] = []
+    for part in text.split(","):
+        step = 1
+        if ":" in part:
+            part, step_text = part.split(":")
+            step = int(step_text)
+        if "-" in part:
+            lo, hi = part.split("-")
+            out.extend(range(int(lo), int(hi) + 1, step))
+        else:
+            out.append(int(part))
+    return tuple(sorted(set(out)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="Spacetime Lens: cache per-layer activations, fit probes, list caches.",
+    )
+    parser.add_argument("--cache-root", type=Path, default=None, help="cache folder (default: ./cache or $SPACETIME_CACHE)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser(
+        "build",
+        help="build activations and probes for a model on a dataset",
+        description="Build whatever is missing (activations, then one ridge probe per layer) and print a per-layer table.",
+    )
+    build.add_argument("--model", default="smollm2-135m", help="registered name (smollm2-135m, gemma3-270m), model folder, .gguf file or Hugging Face id")
+    build.add_argument("--dataset", required=True, help="dataset name (see `python -m core datasets`) or a CSV path")
+    build.add_argument("--prompt", default=None, help="prompt template name (default: the dataset's main prompt)")
+    build.add_argument("--limit", type=int, default=None, help="only the first N entities (quick runs)")
+    build.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
+    build.add_argument("--dtype", default="auto", help="compute dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16")
+    build.add_argument("--random-init", action="store_true", help="control: a seeded random-initialised copy of the architecture")
+    build.add_argument("--layers", type=_layers, default=None, help="subset of layers, e.g. 0-29:2 or 5,10,15 (default: all)")
+    build.add_argument("--batch-tokens", type=int, default=4096, help="token budget per batch (padded tokens)")
+    build.add_argument("--batch-size", type=int, default=64, help="max entities per batch")
+    build.add_argument("--method", default="loo", choices=["loo", "gcv"], help="alpha selection: exact leave-one-out or GCV")
+    build.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run (off by default)")
+
+    lst = sub.add_parser("list", help="list caches with sizes", description="List cached models, activations and results with their sizes.")
+    lst.add_argument("--kind", choices=list(ARTIFACT_KINDS), default=None)
+
+    sub.add_parser("datasets", help="list datasets", description="Every dataset with source, rows, target and test fraction.")
+    sub.add_parser("models", help="list registered models", description="Registered models and whether they are converted yet.")
+    return parser
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
+    from tqdm import tqdm
+
+    from core.config import ProbeSpec
+    from core.pipeline import build, summary_table
+
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="entity" if stage == "activations" else "layer", file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
+    results = build(
+        model=args.model,
+        dataset=args.dataset,
+        prompt=args.prompt,
+        limit=args.limit,
+        device=args.device,
+        random_init=args.random_init,
+        layers=args.layers,
+        dtype=args.dtype,
+        max_tokens_per_batch=args.batch_tokens,
+        max_batch_size=args.batch_size,
+        probe_spec=ProbeSpec(method=args.method),
+        cache_root=root,
+        progress=progress,
+        command=command,
+        trust_remote_code=args.trust_remote_code,
+    )
+    table = summary_table(results)
+    print(f"{results.model} on {results.dataset} (prompt {results.prompt!r}), {len(results.entities)} entities")
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    if table["edge"].eq("*").any():
+        print("* alpha at the edge of the grid")
+    best = results.best_layer()
+    r2 = float(table.loc[best, "test_r2"])
+    print(f"results: {results.path}")
+    print(f"best layer {best}: test R2 = {r2:.4f}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace, root: Path) -> int:
+    kinds = [args.kind] if args.kind else ["models", "activations", "results", "datasets"]
+    total = 0
+    for kind in kinds:
+        entries = list_artifacts(root, kind)
+        print(f"{kind}/ ({len(entries)})")
+        for folder, manifest in entries:
+            size = folder_bytes(folder)
+            total += size
+            spec = manifest.get("spec", {})
+            label = " ".join(f"{k}={spec[k]}" for k in ("model", "dataset", "prompt", "limit", "random_init") if spec.get(k) not in (None, False))
+            print(f"  {_human(size):>9}  {folder.name}  {label}")
+        partial = sorted((root / kind).glob(".partial-*")) if (root / kind).is_dir() else []
+        for folder in partial:
+            print(f"  {_human(folder_bytes(folder)):>9}  {folder.name}  (unfinished: resumes on the next build)")
+    print(f"total {_human(total)} under {root}")
+    return 0
+
+
+def _cmd_datasets(root: Path) -> int:
+    from core.datasets.registry import dataset_table
+
+    table = dataset_table()
+    print(table.to_string(index=False))
+    return 0
+
+
+def _cmd_models(root: Path) -> int:
+    from core.models import model_table
+
+    for row in model_table(root):
+        print(f"{row['name']:<14} converted={row['converted']:<4} {row['description']}")
+    print("also: any model folder, .gguf file or Hugging Face id")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    root = (args.cache_root or default_cache_root()).resolve()
+    try:
+        if args.command == "build":
+            return _cmd_build(args, root, argv)
+        if args.command == "list":
+            return _cmd_list(args, root)
+        if args.command == "datasets":
+            return _cmd_datasets(root)
+        if args.command == "models":
+            return _cmd_models(root)
+    except KeyboardInterrupt:
+        print("interrupted: finished batches are kept; run the same command to resume", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+

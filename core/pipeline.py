@@ -1,0 +1,258 @@
+"""The build: dataset -> activations -> one probe per layer -> ProbeResults.
+
+Each stage is cached under its own key and reused; probe fitting is resumable per
+layer (finished layers are kept in ``results/.partial-<key>/``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.cache import artifact_dir, default_cache_root
+from core.config import ActivationSpec, ProbeSpec
+from core.datasets.registry import load_dataset
+from core.datasets.schema import EntityDataset
+from core.metrics import regression_metrics
+from core.models import LoadedModel, load_model
+from core.probes import RidgeProbe, alpha_grid
+from core.results import ProbeResults
+from core.store import ActivationStore, build_activations
+
+log = logging.getLogger(__name__)
+
+# Proximity error is O(n^2); above this many entities a split is scored on a fixed,
+# seeded subsample (recorded in the manifest).
+MAX_PROXIMITY_ENTITIES = 8000
+
+StageProgress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a build will produce and where."""
+
+    activation_spec: ActivationSpec
+    probe_spec: ProbeSpec
+    dataset: EntityDataset
+    cache_root: Path
+
+    def activation_key(self, weights_hash: str) -> str:
+        return self.activation_spec.key(self.dataset.content_hash, weights_hash)
+
+    def results_key(self, weights_hash: str) -> str:
+        return self.probe_spec.key(self.activation_key(weights_hash))
+
+
+def split_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    target_names: tuple[str, ...],
+    kind: str,
+    seed: int = 0,
+) -> dict[str, float]:
+    """regression_metrics, with the O(n^2) proximity error on a bounded subsample."""
+    metrics = regression_metrics(y_true, y_pred, target_names, kind)
+    if len(y_true) > MAX_PROXIMITY_ENTITIES:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(len(y_true), MAX_PROXIMITY_ENTITIES, replace=False))
+        sub = regression_metrics(y_true[rows], y_pred[rows], target_names, kind)
+        metrics["proximity_error"] = sub["proximity_error"]
+    return metrics
+
+
+def fit_layer(
+    x: np.ndarray,
+    y: np.ndarray,
+    is_test: np.ndarray,
+    probe_spec: ProbeSpec,
+) -> RidgeProbe:
+    probe = RidgeProbe(alphas=alpha_grid(*probe_spec.alpha_grid), method=probe_spec.method)
+    return probe.fit(x[~is_test], y[~is_test])
+
+
+def fit_probes(
+    store: ActivationStore,
+    dataset: EntityDataset,
+    probe_spec: ProbeSpec,
+    cache_root: Path,
+    progress: Callable[[int, int], None] | None = None,
+    command: str = "",
+    stop_after_layers: int | None = None,
+) -> ProbeResults:
+    """Fit one probe per stored layer; resumable per layer; returns saved results."""
+    key = probe_spec.key(store.manifest["key"])
+    final = artifact_dir(cache_root, "results", key)
+    if (final / "manifest.json").is_file():
+        return ProbeResults.load(final)
+    partial = final.parent / f".partial-{key}"
+    partial.mkdir(parents=True, exist_ok=True)
+    y = dataset.targets()
+    is_test = dataset.is_test()
+    if is_test.all() or (~is_test).sum() < 2:
+        raise ValueError(f"dataset {dataset.name!r}: too few training rows ({(~is_test).sum()})")
+    names = dataset.target_names
+    fitted = 0
+    for position, layer in enumerate(store.layers):
+        layer_file = partial / f"layer_{layer:03d}.npz"
+        if not layer_file.is_file():
+            if stop_after_layers is not None and fitted >= stop_after_layers:
+                raise KeyboardInterrupt(f"stopped after {fitted} layers (test hook)")
+            x = np.asarray(store.layer(layer), dtype=np.float64)
+            probe = fit_layer(x, y, is_test, probe_spec)
+            pred = probe.predict(x).reshape(len(y), len(names))
+            tmp = layer_file.with_suffix(".tmp.npz")
+            with open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    pred=pred.astype(np.float32),
+                    coef=np.asarray(probe.coef_, dtype=np.float32).reshape(len(names), -1),
+                    intercept=np.asarray(probe.intercept_, dtype=np.float32).reshape(len(names)),
+                    alpha=np.float64(probe.alpha_),
+                    at_edge=np.bool_(probe.alpha_at_edge_),
+                )
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, layer_file)
+            fitted += 1
+        if progress:
+            progress(position + 1, len(store.layers))
+
+    preds, coefs, intercepts, alphas, rows = [], [], [], [], []
+    for layer in store.layers:
+        with np.load(partial / f"layer_{layer:03d}.npz", allow_pickle=False) as data:
+            pred = data["pred"].astype(np.float64)
+            preds.append(data["pred"])
+            coefs.append(data["coef"])
+            intercepts.append(data["intercept"])
+            alphas.append(float(data["alpha"]))
+            at_edge = bool(data["at_edge"])
+        for split, mask in (("train", ~is_test), ("test", is_test)):
+            if mask.sum() < 2:
+                continue
+            metrics = split_metrics(y[mask], pred[mask], names, dataset.kind)
+            rows.append({"layer": layer, "split": split, "alpha": alphas[-1], "alpha_at_edge": at_edge, "n": int(mask.sum()), **metrics})
+    results = ProbeResults(
+        kind=dataset.kind,
+        target_names=names,
+        layers=np.asarray(store.layers, dtype=int),
+        n_model_layers=int(store.manifest["n_layers_model"]),
+        entities=dataset.entity_table(),
+        predictions=np.stack(preds),
+        coef=np.stack(coefs),
+        intercept=np.stack(intercepts),
+        alphas=np.asarray(alphas),
+        metrics=pd.DataFrame(rows),
+        manifest={
+            "key": key,
+            "spec": store.manifest["spec"],
+            "probe": probe_spec.to_dict(),
+            "activation_key": store.manifest["key"],
+            "model_info": {
+                "name": store.manifest["model"],
+                "weights_hash": store.manifest["weights_hash"],
+                "n_layers": int(store.manifest["n_layers_model"]),
+                "d_model": store.d_model,
+                "compute_dtype": store.manifest["compute_dtype"],
+            },
+            "dataset_hash": dataset.content_hash,
+            "dataset_info": {"name": dataset.name, "source": dataset.source, "licence": dataset.licence, "group_column": dataset.group_column},
+            "prompt_text": store.manifest["prompt_text"],
+            "max_proximity_entities": MAX_PROXIMITY_ENTITIES,
+            "command": command,
+        },
+    )
+    results.save(final)
+    shutil.rmtree(partial, ignore_errors=True)
+    return results
+
+
+def build(
+    model: str,
+    dataset: str | EntityDataset,
+    prompt: str | None = None,
+    limit: int | None = None,
+    device: str = "auto",
+    random_init: bool = False,
+    layers: tuple[int, ...] | None = None,
+    dtype: str = "auto",
+    max_tokens_per_batch: int = 4096,
+    max_batch_size: int = 64,
+    probe_spec: ProbeSpec | None = None,
+    cache_root: Path | None = None,
+    progress: StageProgress | None = None,
+    command: str = "",
+    loaded: LoadedModel | None = None,
+    trust_remote_code: bool = False,
+) -> ProbeResults:
+    """Build whatever is missing for one (model, dataset, prompt) and return its results."""
+    root = Path(cache_root) if cache_root else default_cache_root()
+    entity_data = load_dataset(dataset, cache_root=root) if isinstance(dataset, str) else dataset
+    entity_data = entity_data.head(limit)
+    spec = ActivationSpec(
+        model=model,
+        dataset=entity_data.name,
+        prompt=prompt or entity_data.default_prompt,
+        layers=layers,
+        dtype=dtype,
+        random_init=random_init,
+        limit=limit,
+        max_tokens_per_batch=max_tokens_per_batch,
+        max_batch_size=max_batch_size,
+    )
+    entity_data.prompt_text(spec.prompt)  # fail early on an unknown prompt
+    probe_spec = probe_spec or ProbeSpec()
+
+    def stage(name: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(name, done, total)
+
+    if loaded is None:
+        loaded = load_model(
+            model,
+            device=device,
+            random_init=random_init,
+            seed=spec.seed,
+            dtype=dtype,
+            cache_root=root,
+            trust_remote_code=trust_remote_code,
+            progress=(lambda msg: log.info(msg)),
+        )
+    results_key = ProbeSpec.key(probe_spec, spec.key(entity_data.content_hash, loaded.weights_hash))
+    final = artifact_dir(root, "results", results_key)
+    if (final / "manifest.json").is_file():
+        return ProbeResults.load(final)
+    store = build_activations(spec, entity_data, loaded, root, stage("activations"), command=command)
+    return fit_probes(store, entity_data, probe_spec, root, stage("probes"), command=command)
+
+
+def summary_table(results: ProbeResults) -> pd.DataFrame:
+    """Per-layer: layer, alpha, train R2, test R2, proximity error (test)."""
+    metrics = results.metrics
+    train = metrics[metrics["split"] == "train"].set_index("layer")
+    test = metrics[metrics["split"] == "test"].set_index("layer")
+    table = pd.DataFrame(
+        {
+            "alpha": test["alpha"],
+            "edge": test["alpha_at_edge"].map({True: "*", False: ""}),
+            "train_r2": train["r2"],
+            "test_r2": test["r2"],
+            "test_prox_err": test["proximity_error"],
+        }
+    )
+    table.index.name = "layer"
+    return table
+
+
+def describe(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)
