@@ -23,6 +23,8 @@ from core.hashing import sha256_file, sha256_json
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m"
+# A 3-block random Llama built in code: for tests and browser checks, never for results.
+TINY_MODEL = "tiny-llama"
 
 
 class ModelError(RuntimeError):
@@ -249,6 +251,10 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    if name == TINY_MODEL:
+        from core.tiny import tiny_model
+
+        return tiny_model(seed=seed + (1000 if random_init else 0))
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     torch_dtype = getattr(torch, dtype)

@@ -1,0 +1,75 @@
+"""Activation extraction: batching must not change the values, on either padding side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.activations import forward_batch, last_token_activations, plan_batches, tokenize
+from core.tiny import tiny_model
+
+TEXTS = ["Paris", "New York City", "Kyoto, Japan", "A", "Rio de Janeiro, Brazil", "Oslo"]
+
+
+def one_at_a_time(loaded, texts):  # type: ignore[no-untyped-def]
+    return np.stack([last_token_activations(loaded, [t])[:, 0] for t in texts], axis=1)
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("add_bos", [True, False])
+def test_batched_equals_single(padding_side: str, add_bos: bool) -> None:
+    loaded = tiny_model(add_bos=add_bos)
+    single = one_at_a_time(loaded, TEXTS)
+    batched = last_token_activations(loaded, TEXTS, padding_side=padding_side, max_batch_size=4)
+    assert batched.shape == (loaded.n_layers, len(TEXTS), loaded.d_model)
+    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-5)
+
+
+def test_padding_side_of_tokenizer_does_not_matter(tiny, tiny_left) -> None:  # type: ignore[no-untyped-def]
+    # Same weights (same seed), tokenizers that pad on different sides by default.
+    a = last_token_activations(tiny, TEXTS)
+    b = last_token_activations(tiny_left, TEXTS)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_block_outputs_not_final_norm(tiny) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    ids = tiny.tokenizer("Paris", return_tensors="pt")
+    with torch.no_grad():
+        hidden = tiny.model(**ids, output_hidden_states=True).hidden_states
+    acts = last_token_activations(tiny, ["Paris"])[:, 0]
+    # hidden_states[i + 1] is block i's output, except the last, which is after the final norm.
+    for layer in range(tiny.n_layers - 1):
+        np.testing.assert_allclose(acts[layer], hidden[layer + 1][0, -1].numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(acts[-1], hidden[-1][0, -1].numpy(), atol=1e-3)
+
+
+def test_layer_subset_matches_full(tiny) -> None:  # type: ignore[no-untyped-def]
+    full = last_token_activations(tiny, TEXTS)
+    subset = last_token_activations(tiny, TEXTS, layers=[0, 2])
+    np.testing.assert_allclose(subset, full[[0, 2]], rtol=1e-6)
+
+
+def test_plan_batches_respects_budget_and_covers_all() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 40, 500).tolist()
+    batches = plan_batches(lengths, max_tokens_per_batch=256, max_batch_size=16)
+    rows = sorted(i for b in batches for i in b.rows)
+    assert rows == list(range(500))
+    for batch in batches:
+        assert len(batch.rows) <= 16
+        assert batch.max_len == max(lengths[i] for i in batch.rows)
+        assert batch.max_len * len(batch.rows) <= max(256, batch.max_len)
+    # length-sorted: batch maxima never increase
+    maxima = [b.max_len for b in batches]
+    assert maxima == sorted(maxima, reverse=True)
+
+
+def test_truncation_keeps_last_token(tiny) -> None:  # type: ignore[no-untyped-def]
+    long_text = "x" * 300 + "Paris"
+    ids = tokenize(tiny, [long_text], max_tokens=16)[0]
+    assert len(ids) == 16
+    assert ids[-5:] == tokenize(tiny, ["Paris"])[0][-5:]
+    out = forward_batch(tiny, [ids])
+    assert np.isfinite(out).all()
