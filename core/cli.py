@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list datasets", description="Every dataset with source, rows, target and test fraction.")
     sub.add_parser("models", help="list registered models", description="Registered models and whether they are converted yet.")
+    prep = sub.add_parser("prepare", help="convert a model once so later loads take seconds", description="Convert a GGUF model into a safetensors folder under the cache (once).")
+    prep.add_argument("--model", action="append", default=None, help="model name (repeatable; default: the embedded default)")
     return parser
 
 
@@ -157,6 +159,15 @@ def _cmd_models(root: Path) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace, root: Path) -> int:
+    from core.models import DEFAULT_MODEL, resolve_model_path
+
+    for name in args.model or [DEFAULT_MODEL]:
+        path, weights_hash = resolve_model_path(name, root, progress=print)
+        print(f"{name}: ready at {path} ({weights_hash[:24]}...)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -171,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_datasets(root)
         if args.command == "models":
             return _cmd_models(root)
+        if args.command == "prepare":
+            return _cmd_prepare(args, root)
     except KeyboardInterrupt:
         print("interrupted: finished batches are kept; run the same command to resume", file=sys.stderr)
         return 130

