@@ -10,6 +10,7 @@ shift positions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -135,16 +136,13 @@ def forward_batch(
     blocks = loaded.blocks
     handles = [blocks[i].register_forward_hook(make_hook(i)) for i in range(deepest + 1)]
     try:
-        with torch.inference_mode():
-            try:
-                _inner_model(loaded.model)(
-                    input_ids=input_ids.to(device),
-                    attention_mask=mask.to(device),
-                    position_ids=positions.to(device),
-                    use_cache=False,
-                )
-            except _StopForward:
-                pass
+        with torch.inference_mode(), contextlib.suppress(_StopForward):
+            _inner_model(loaded.model)(
+                input_ids=input_ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                use_cache=False,
+            )
     finally:
         for handle in handles:
             handle.remove()

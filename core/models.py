@@ -152,8 +152,10 @@ def convert_gguf(gguf_path: Path, cache_root: Path, name: str, progress: Callabl
     gguf_path = Path(gguf_path)
     digest = sha256_file(gguf_path)
     folder = artifact_dir(cache_root, "models", f"{name}-{digest[:12]}")
-    if (folder / "manifest.json").is_file() and (folder / "config.json").is_file():
-        return folder
+    # A conversion in the default cache is reused by other cache roots (same sha256).
+    for candidate in (folder, artifact_dir(default_cache_root(), "models", folder.name)):
+        if (candidate / "manifest.json").is_file() and (candidate / "config.json").is_file():
+            return candidate
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if progress:
@@ -167,7 +169,7 @@ def convert_gguf(gguf_path: Path, cache_root: Path, name: str, progress: Callabl
     # transformers refuses to save a GGUF-loaded model until its quantisation marker goes.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -232,8 +234,8 @@ def resolve_model_path(name: str, cache_root: Path | None = None, progress: Call
 
 def model_dims(config: Any) -> tuple[int, int]:
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    n_layers = getattr(text_config, "num_hidden_layers", None) or getattr(text_config, "n_layer")
-    d_model = getattr(text_config, "hidden_size", None) or getattr(text_config, "n_embd")
+    n_layers = getattr(text_config, "num_hidden_layers", None) or text_config.n_layer
+    d_model = getattr(text_config, "hidden_size", None) or text_config.n_embd
     return int(n_layers), int(d_model)
 
 
@@ -272,7 +274,7 @@ def load_model(
             kwargs["device_map"] = "auto"
         model = AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
         if "device_map" not in kwargs:
-            model.to(device)
+            model.to(device)  # type: ignore[arg-type]
     model.eval()
     n_layers, d_model = model_dims(model.config)
     return LoadedModel(

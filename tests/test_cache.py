@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from core.cache import CacheError, artifact_dir, atomic_dir, read_manifest, verify_files, write_manifest
+from core.cache import (
+    CacheError,
+    artifact_dir,
+    atomic_dir,
+    read_manifest,
+    verify_files,
+    write_manifest,
+)
 from core.config import ActivationSpec, ProbeSpec
 
 

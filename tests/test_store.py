@@ -16,7 +16,6 @@ from core.activations import last_token_activations
 from core.cache import read_manifest
 from core.config import ActivationSpec
 from core.store import ActivationStore, build_activations, choose_storage_dtype, find_partial
-from tests.conftest import synthetic_places
 
 ROOT = Path(__file__).resolve().parent.parent
 

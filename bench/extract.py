@@ -1,0 +1,209 @@
+"""Extraction speed: the project's length-sorted, hook-based, streamed extraction against
+the paper's method (HF forward with output_hidden_states=True, fixed batches of 48 in file
+order, per-layer gather and copy to host), on the same entities and model, in one run.
+
+CPU:  python -m bench.extract                      (SmolLM2-135M, 3,000 world-place names)
+GPU:  python -m bench.extract --gpu                (Llama-2-7B-shaped random model, bf16,
+                                                    the paper's world places, plus MFU
+                                                    against a matmul ceiling measured here)
+
+Each method runs in its own subprocess so its peak memory (max RSS, and peak CUDA memory
+on a GPU) is its own. Ends with ``ratio: X`` (project entities/s over baseline's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PAPER_WORLD = Path(__file__).resolve().parent.parent.parent / "shared" / "paper-data" / "entity_datasets" / "world_place.csv"
+
+
+def load_names(n: int | None, source: str) -> list[str]:
+    """Entity names: the project's world_places (seeded sample) or the paper's CSV."""
+    import pandas as pd
+
+    if source == "paper":
+        path = Path(os.environ.get("SPACETIME_PAPER_WORLD", PAPER_WORLD))
+        names = pd.read_csv(path)["name"].astype(str).tolist()
+    else:
+        from core.datasets.registry import load_dataset
+
+        names = load_dataset(source).frame["text"].astype(str).tolist()
+    if n is not None and n < len(names):
+        rng = np.random.default_rng(0)
+        names = [names[i] for i in sorted(rng.choice(len(names), n, replace=False))]
+    return names
+
+
+def gpu_model() -> Any:
+    """A Llama-2-7B-shaped model with random weights, bf16 on the GPU (speed ignores weights)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from core.models import LoadedModel
+    from core.tiny import tiny_tokenizer
+
+    config = LlamaConfig(
+        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096,
+    )
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16).eval()  # type: ignore[arg-type]
+    # character tokenizer: names become ~3x longer than with Llama's BPE; we report tokens.
+    return LoadedModel("llama2-7b-shape", model, tiny_tokenizer(), 32, 4096, "random", "cuda", "bfloat16")
+
+
+def run_baseline(loaded: Any, names: list[str], batch_size: int = 48) -> dict[str, Any]:
+    import torch
+
+    tok = loaded.tokenizer
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    device = next(loaded.model.parameters()).device
+    out = [np.zeros((len(names), loaded.d_model), dtype=np.float32) for _ in range(loaded.n_layers)]
+    start = time.perf_counter()
+    for lo in range(0, len(names), batch_size):
+        enc = tok(names[lo : lo + batch_size], return_tensors="pt", padding=True).to(device)
+        with torch.no_grad():
+            hidden = loaded.model(**enc, output_hidden_states=True).hidden_states
+        if tok.padding_side == "left":
+            last = torch.full((enc["input_ids"].shape[0],), enc["input_ids"].shape[1] - 1, device=device)
+        else:
+            last = enc["attention_mask"].sum(1) - 1
+        rows = torch.arange(len(last), device=device)
+        for layer in range(loaded.n_layers):
+            out[layer][lo : lo + batch_size] = hidden[layer + 1][rows, last].float().cpu().numpy()
+    _sync()
+    return {"seconds": time.perf_counter() - start}
+
+
+def run_project(loaded: Any, names: list[str], tokens_per_batch: int, batch_size: int) -> dict[str, Any]:
+    import pandas as pd
+
+    from core.config import ActivationSpec
+    from core.datasets.schema import EntityDataset
+    from core.store import build_activations
+
+    frame = pd.DataFrame({"name": [f"{i}:{n}" for i, n in enumerate(names)], "text": names,
+                          "lat": 0.0, "lon": 0.0, "is_test": False})
+    dataset = EntityDataset(name="bench", kind="space", frame=frame)
+    spec = ActivationSpec(model=loaded.name, dataset="bench", max_tokens_per_batch=tokens_per_batch,
+                          max_batch_size=batch_size)
+    with tempfile.TemporaryDirectory() as root:
+        start = time.perf_counter()
+        build_activations(spec, dataset, loaded, Path(root))
+        _sync()
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds}
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def matmul_ceiling_tflops(dtype: str = "bfloat16", size: int = 8192, reps: int = 20) -> float:
+    import torch
+
+    a = torch.randn(size, size, device="cuda", dtype=getattr(torch, dtype))
+    b = torch.randn(size, size, device="cuda", dtype=getattr(torch, dtype))
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * size**3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    names = load_names(args.n, args.source)
+    if args.gpu:
+        loaded = gpu_model()
+    else:
+        from core.models import load_model
+
+        torch.set_num_threads(args.threads or torch.get_num_threads())
+        loaded = load_model(args.model, device="cpu")
+    n_tokens = sum(len(t) for t in loaded.tokenizer(names)["input_ids"])
+    if args.method == "baseline":
+        stats = run_baseline(loaded, names)
+    else:
+        stats = run_project(loaded, names, args.batch_tokens, args.batch_size)
+    stats.update(
+        method=args.method, n=len(names), tokens=n_tokens,
+        entities_per_s=len(names) / stats["seconds"],
+        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+    if args.gpu:
+        n_params = sum(p.numel() for p in loaded.model.model.layers.parameters())
+        stats["model_tflops"] = 2 * n_params * n_tokens / stats["seconds"] / 1e12
+        stats["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print("RESULT " + json.dumps(stats), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.extract", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--n", type=int, default=3000, help="entities (default 3000; GPU: all)")
+    parser.add_argument("--source", default=None, help="world_places (default, CPU) or paper (GPU default)")
+    parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--batch-tokens", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--method", choices=["baseline", "project"], default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.source = args.source or ("paper" if args.gpu else "world_places")
+    if args.gpu and args.n == 3000:
+        args.n = None
+    args.batch_tokens = args.batch_tokens or (65536 if args.gpu else 4096)
+    args.batch_size = args.batch_size or (1024 if args.gpu else 64)
+    if args.method:
+        worker(args)
+        return 0
+    results: dict[str, dict[str, Any]] = {}
+    for method in ("baseline", "project"):
+        cmd = [sys.executable, "-m", "bench.extract", "--method", method, "--model", args.model,
+               "--source", args.source, "--batch-tokens", str(args.batch_tokens),
+               "--batch-size", str(args.batch_size)]
+        cmd += ["--n", str(args.n)] if args.n else []
+        cmd += ["--gpu"] if args.gpu else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(proc.stdout, proc.stderr, file=sys.stderr)
+            return 1
+        results[method] = json.loads(line[-1][7:])
+    where = "GPU " + __import__("torch").cuda.get_device_name() if args.gpu else f"CPU ({os.cpu_count()} cores)"
+    print(f"extraction, {args.model if not args.gpu else 'Llama-2-7B-shaped random bf16'} on {where}")
+    for method, r in results.items():
+        extra = f"  {r['model_tflops']:.0f} TFLOP/s  peak CUDA {r['peak_cuda_mb']:.0f} MB" if args.gpu else ""
+        print(f"  {method:<9} {r['n']} entities ({r['tokens']} tokens) in {r['seconds']:.2f} s = "
+              f"{r['entities_per_s']:.1f} entities/s, max RSS {r['max_rss_mb']:.0f} MB{extra}")
+    if args.gpu:
+        ceiling = matmul_ceiling_tflops()
+        for method, r in results.items():
+            print(f"  {method:<9} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.0f} TFLOP/s bf16 matmul ceiling")
+    print(f"ratio: {results['project']['entities_per_s'] / results['baseline']['entities_per_s']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The CLI, run in-process."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from core.cli import main
+
+
+def test_build_prints_table_and_best_layer(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = main(["--cache-root", str(cache_root), "build", "--model", "tiny-llama", "--dataset", "world_capitals", "--limit", "80"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert re.search(r"^best layer [0-2]: test R2 = -?\d+\.\d{4}$", out, re.M), out
+    assert "test_r2" in out and "test_prox_err" in out and "alpha" in out
+    code = main(["--cache-root", str(cache_root), "list"])
+    listing = capsys.readouterr().out
+    assert "world_capitals" in listing and "activations/ (1)" in listing and "results/ (1)" in listing
+
+
+def test_bad_dataset_is_a_clear_error(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = main(["--cache-root", str(cache_root), "build", "--model", "tiny-llama", "--dataset", "no_such_data"])
+    assert code == 2
+    assert "unknown dataset 'no_such_data'" in capsys.readouterr().err
+
+
+def test_bad_model_is_a_clear_error(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = main(["--cache-root", str(cache_root), "build", "--model", "no-such-model", "--dataset", "world_capitals", "--limit", "5"])
+    assert code == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["build", "list", "datasets", "models", "prepare"])
+def test_help(command: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: python -m core" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_default_model_end_to_end(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The embedded default model on a real (small) dataset, through the CLI."""
+    code = main(["--cache-root", str(cache_root), "build", "--model", "smollm2-135m", "--dataset", "world_capitals", "--layers", "10-29:6"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    match = re.search(r"best layer (\d+): test R2 = (-?\d+\.\d+)", out)
+    assert match and int(match.group(1)) in (10, 16, 22, 28)
+    # a real model knows roughly where capitals are
+    assert float(match.group(2)) > 0.3
