@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from core.datasets.schema import DatasetError, EntityDataset
 
 log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]  # (done, total or 0 when unknown)
+# (cache_root, progress, allow_download) -> dataset; for datasets fetched on request
+Fetcher = Callable[[Path, ProgressFn | None, bool], EntityDataset]
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,10 @@ class DatasetSpec:
     licence: str
     builder: Callable[[], EntityDataset]
     offline: bool = True
+    version: str = "1"  # bump when the builder's output changes (part of the cache key)
+    packages: tuple[str, ...] = ()  # source packages whose versions enter the cache key
+    fetcher: Fetcher | None = None  # set for datasets downloaded on request
+    description: str = ""
 
 
 REGISTRY: dict[str, DatasetSpec] = {}
@@ -38,17 +49,92 @@ def list_datasets() -> list[DatasetSpec]:
     return [REGISTRY[name] for name in sorted(REGISTRY)]
 
 
-def load_dataset(name: str, limit: int | None = None, cache_root: Path | None = None) -> EntityDataset:
-    """Build (or read from the dataset cache) a registered dataset, or a user CSV by path."""
+def get_spec(name: str) -> DatasetSpec:
+    _ensure_builtins()
+    if name not in REGISTRY:
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def load_dataset(
+    name: str,
+    limit: int | None = None,
+    cache_root: Path | None = None,
+    progress: ProgressFn | None = None,
+    use_cache: bool = True,
+) -> EntityDataset:
+    """A registered dataset (from the dataset cache, built on first use) or a user CSV.
+
+    Datasets fetched on request (the paper's CSVs) download once into
+    ``<cache_root>/downloads/``, reporting bytes through `progress`.
+    """
     _ensure_builtins()
     if name.endswith(".csv") or Path(name).suffix == ".csv":
         from core.datasets.user_csv import load_user_csv
 
         return load_user_csv(Path(name)).head(limit)
-    if name not in REGISTRY:
-        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    dataset = REGISTRY[name].builder()
+    spec = get_spec(name)
+    root = _root(cache_root)
+    if spec.fetcher is not None:
+        dataset = spec.fetcher(root, progress, True)
+    elif use_cache:
+        from core.datasets.build_cache import load_cached
+
+        dataset = load_cached(spec, root)
+    else:
+        dataset = spec.builder()
     return dataset.head(limit)
+
+
+def dataset_table(cache_root: Path | None = None) -> pd.DataFrame:
+    """One row per registered dataset: name, kind, source, rows, target, test_fraction, licence.
+
+    Offline datasets are built (once; later calls read the cache manifest). Datasets
+    fetched on request show their rows only once downloaded; nothing is downloaded here.
+    """
+    from core.datasets.build_cache import cached_summary
+
+    root = _root(cache_root)
+    rows = []
+    for spec in list_datasets():
+        count: int | None = None
+        fraction = math.nan
+        source = spec.source
+        if spec.fetcher is not None:
+            try:
+                dataset = spec.fetcher(root, None, False)
+                count, fraction = len(dataset), float(dataset.is_test().mean())
+            except DatasetError:
+                source = f"{spec.source} [not downloaded]"
+        else:
+            try:
+                summary = cached_summary(spec, root)
+                count, fraction = summary["rows"], summary["test_fraction"]
+            except DatasetError as exc:
+                log.warning("dataset %s unavailable: %s", spec.name, exc)
+                source = f"{spec.source} [unavailable: {exc}]"
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": spec.kind,
+                "source": source,
+                "rows": count,
+                "target": spec.target,
+                "test_fraction": round(fraction, 3) if not math.isnan(fraction) else math.nan,
+                "licence": spec.licence,
+            }
+        )
+    table = pd.DataFrame(
+        rows, columns=["name", "kind", "source", "rows", "target", "test_fraction", "licence"]
+    )
+    table["rows"] = table["rows"].astype("Int64")
+    return table
+
+
+def _root(cache_root: Path | None) -> Path:
+    from core.cache import default_cache_root
+
+    return Path(cache_root) if cache_root else default_cache_root()
 
 
 _LOADED = False
@@ -61,3 +147,4 @@ def _ensure_builtins() -> None:
         return
     _LOADED = True
     import core.datasets.builtin  # noqa: F401
+    import core.datasets.catalog  # noqa: F401

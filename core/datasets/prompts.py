@@ -1,0 +1,47 @@
+"""Named prompt prefixes per dataset family, including a seeded random-token prefix.
+
+Every prompt is a prefix: the model reads ``prompt + text``, so the last token is
+always the entity's own last token (the paper's convention).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+COORDS = "What are the lat/lon coordinates of "
+WHERE_IS = "Where is "
+WHERE_US = "Where in the United States is "
+WHERE_NYC = "Where in New York City is "
+WHEN_DID = "When did "
+RELEASE = "When was the release date of "
+PUBLICATION = "Publication date of: "
+
+RANDOM_SEED = 0
+RANDOM_WORDS = 10
+
+
+def random_prefix(seed: int = RANDOM_SEED, n_words: int = RANDOM_WORDS) -> str:
+    """A fixed string of random lowercase 'words' ending in a space.
+
+    The paper prepended 10 random token ids drawn afresh (unseeded) per entity; here the
+    control is one seeded string, so it is reproducible and tokenizer-independent.
+    """
+    rng = random.Random(seed)
+    letters = string.ascii_lowercase
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 8))) for _ in range(n_words)]
+    return " ".join(words) + " "
+
+
+def _with_random(prompts: dict[str, str]) -> dict[str, str]:
+    return {**prompts, "random": random_prefix()}
+
+
+WORLD_PROMPTS = _with_random({"empty": "", "coords": COORDS, "where_is": WHERE_IS})
+US_PROMPTS = _with_random({"empty": "", "coords": COORDS, "where_us": WHERE_US})
+NYC_PROMPTS = _with_random({"empty": "", "where_is": WHERE_IS, "where_nyc": WHERE_NYC})
+PERSON_PROMPTS = _with_random({"empty": "", "when": WHEN_DID})
+ART_PROMPTS = _with_random({"empty": "", "release": RELEASE})
+HEADLINE_PROMPTS = _with_random({"empty": "", "publication": PUBLICATION})
+SPACE_PROMPTS = _with_random({"empty": "", "coords": COORDS, "where_is": WHERE_IS})
+TIME_PROMPTS = _with_random({"empty": "", "when": WHEN_DID})
