@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list datasets", description="Every dataset with source, rows, target and test fraction.")
     sub.add_parser("models", help="list registered models", description="Registered models and whether they are converted yet.")
+    demo = sub.add_parser("demo", help="rebuild the shipped demo results from scratch", description="Rebuild every shipped result (both models on all six offline datasets, the random-init control and the check slice). Activations are deleted after each build unless --keep-activations.")
+    demo.add_argument("--only", default=None, help="only builds whose command contains this text")
+    demo.add_argument("--keep-activations", action="store_true")
+    demo.add_argument("--dry-run", action="store_true", help="print the commands only")
+    sub.add_parser("scoreboard", help="best-layer test R2 of the shipped results (Markdown)", description="Print a Markdown table of best-layer test R2 per model x dataset from the results under the cache root.")
     prep = sub.add_parser("prepare", help="convert a model once so later loads take seconds", description="Convert a GGUF model into a safetensors folder under the cache (once).")
     prep.add_argument("--model", action="append", default=None, help="model name (repeatable; default: the embedded default)")
     return parser
@@ -168,6 +173,35 @@ def _cmd_prepare(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
+    import time
+
+    from core.demo import demo_builds, run_build
+
+    builds = [b for b in demo_builds() if not args.only or args.only in b.command()]
+    for i, item in enumerate(builds, 1):
+        print(f"[{i}/{len(builds)}] {item.command()}", flush=True)
+        if args.dry_run:
+            continue
+        start = time.perf_counter()
+        results = run_build(item, root, keep_activations=args.keep_activations)
+        best = results.best_layer()
+        r2 = float(results.metrics.query("split == 'test' and layer == @best")["r2"].iloc[0])
+        print(f"    best layer {best}: test R2 = {r2:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    return 0
+
+
+def _cmd_scoreboard(root: Path) -> int:
+    from core.demo import markdown_table, scoreboard, shipped_results
+
+    table = scoreboard(shipped_results(root))
+    if table.empty:
+        print(f"no results under {root}")
+        return 1
+    print(markdown_table(table))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -182,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_datasets(root)
         if args.command == "models":
             return _cmd_models(root)
+        if args.command == "demo":
+            return _cmd_demo(args, root)
+        if args.command == "scoreboard":
+            return _cmd_scoreboard(root)
         if args.command == "prepare":
             return _cmd_prepare(args, root)
     except KeyboardInterrupt:

@@ -1,0 +1,133 @@
+"""The shipped demo results: which builds they are, how to rebuild them, their scoreboard.
+
+``python -m core demo`` rebuilds every shipped result from scratch (activations are
+built, used and then deleted: only results ship). ``python -m core scoreboard`` prints
+the best-layer test R² of each shipped model x dataset as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from core.cache import artifact_dir, default_cache_root, list_artifacts
+from core.results import ProbeResults
+
+log = logging.getLogger(__name__)
+
+DEMO_MODELS: tuple[str, ...] = ("smollm2-135m", "gemma3-270m")
+DEMO_DATASETS: tuple[str, ...] = (
+    "world_places",
+    "us_places",
+    "nyc_places",
+    "historical_figures",
+    "artworks",
+    "headlines",
+)
+# The small slice that tests rebuild and compare bit for bit with the shipped copy.
+CHECK_SLICE = ("smollm2-135m", "world_places", 400)
+
+
+@dataclass(frozen=True)
+class DemoBuild:
+    model: str
+    dataset: str
+    prompt: str | None = None  # None: the dataset's main prompt
+    random_init: bool = False
+    limit: int | None = None
+
+    def command(self) -> str:
+        parts = ["python -m core build", f"--model {self.model}", f"--dataset {self.dataset}"]
+        if self.prompt:
+            parts.append(f"--prompt {self.prompt}")
+        if self.random_init:
+            parts.append("--random-init")
+        if self.limit:
+            parts.append(f"--limit {self.limit}")
+        return " ".join(parts)
+
+
+def demo_builds() -> list[DemoBuild]:
+    builds = [DemoBuild(model, dataset) for model in DEMO_MODELS for dataset in DEMO_DATASETS]
+    builds += [DemoBuild("smollm2-135m", dataset, random_init=True) for dataset in DEMO_DATASETS]
+    model, dataset, limit = CHECK_SLICE
+    builds.append(DemoBuild(model, dataset, limit=limit))
+    return builds
+
+
+def run_build(item: DemoBuild, cache_root: Path, keep_activations: bool = False,
+              progress: Callable[[str, int, int], None] | None = None) -> ProbeResults:
+    from core.pipeline import build
+
+    results = build(
+        model=item.model,
+        dataset=item.dataset,
+        prompt=item.prompt,
+        limit=item.limit,
+        random_init=item.random_init,
+        cache_root=cache_root,
+        command=item.command(),
+        progress=progress,
+    )
+    if not keep_activations:
+        activation_key = results.manifest.get("activation_key")
+        if activation_key:
+            shutil.rmtree(artifact_dir(cache_root, "activations", activation_key), ignore_errors=True)
+    return results
+
+
+def shipped_results(cache_root: Path | None = None) -> list[ProbeResults]:
+    root = Path(cache_root) if cache_root else default_cache_root()
+    return [ProbeResults.load(folder) for folder, _ in list_artifacts(root, "results")]
+
+
+def scoreboard(results: list[ProbeResults]) -> pd.DataFrame:
+    """Best-layer test R² per (model, dataset): full datasets, main prompt only."""
+    rows = []
+    for res in results:
+        spec = res.manifest.get("spec", {})
+        if spec.get("limit"):
+            continue
+        model = res.model + (" (random init)" if spec.get("random_init") else "")
+        test = res.metrics[res.metrics["split"] == "test"]
+        best = test.loc[test["r2"].idxmax()]
+        rows.append(
+            {
+                "model": model,
+                "dataset": res.dataset,
+                "value": f"{best['r2']:.2f} (L{int(best['layer'])}/{res.n_model_layers})",
+            }
+        )
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).pivot_table(index="model", columns="dataset", values="value", aggfunc="first")
+    ordered = [d for d in DEMO_DATASETS if d in table.columns] + [d for d in table.columns if d not in DEMO_DATASETS]
+    return table[ordered]
+
+
+def best_world_model(results: list[ProbeResults]) -> tuple[str, int] | None:
+    """(model, best layer) of the real model scoring best on world places."""
+    best: tuple[float, str, int] | None = None
+    for res in results:
+        spec = res.manifest.get("spec", {})
+        if res.dataset != "world_places" or spec.get("limit") or spec.get("random_init"):
+            continue
+        layer = res.best_layer()
+        score = float(res.metrics.query("split == 'test' and layer == @layer")["r2"].iloc[0])
+        if best is None or score > best[0]:
+            best = (score, res.model, layer)
+    return None if best is None else (best[1], best[2])
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A plain GitHub Markdown table (no tabulate dependency)."""
+    header = [table.index.name or ""] + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in table.fillna("").iterrows():
+        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
+    return "\n".join(lines)
