@@ -91,3 +91,21 @@ def grouped_spherical_mean(
         }
     )
     return out.reset_index()
+
+
+def nearest_continent(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """The continent of the nearest GeoNames city (>= 15k people) to each point."""
+    from scipy.spatial import cKDTree
+
+    from core.datasets.geonames import load_cities
+
+    cities = load_cities("15000")
+    continent = cities["countrycode"].map(countries()["continent"]).fillna("Other").to_numpy()
+    tree = cKDTree(_unit_vectors(cities["lat"].to_numpy(float), cities["lon"].to_numpy(float)))
+    _, index = tree.query(_unit_vectors(np.asarray(lat, float), np.asarray(lon, float)))
+    return np.asarray(continent[index], dtype=object)
+
+
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    phi, lam = np.radians(lat), np.radians(lon)
+    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=1)

@@ -215,26 +215,32 @@ def _log10(series: pd.Series) -> pd.Series:
     return np.log10(values.where(values > 0))
 
 
-def _continents(country: pd.Series) -> pd.Series:
+def _continents(country: pd.Series, lat: pd.Series, lon: pd.Series) -> pd.Series:
+    """Continent by country name, else by the nearest GeoNames city ("Other" without them)."""
     try:
-        from core.datasets.geo import countries
+        from core.datasets.geo import countries, nearest_continent
 
         table = countries()
+        by_name = dict(zip(table["country"].str.lower(), table["continent"], strict=True))
+        nearest = pd.Series(
+            nearest_continent(lat.fillna(0).to_numpy(), lon.fillna(0).to_numpy()),
+            index=country.index,
+        )
     except DatasetError:
         return pd.Series("Other", index=country.index)
-    by_name = dict(zip(table["country"].str.lower(), table["continent"], strict=True))
-    return country.str.lower().map(by_name).fillna("Other")
+    return country.str.lower().map(by_name).fillna(nearest)
 
 
 def _map_world(raw: pd.DataFrame) -> pd.DataFrame:
     country = raw["country"].str.replace("_", " ")
+    lat, lon = _num(raw["latitude"]), _num(raw["longitude"])
     frame = pd.DataFrame(
         {
             "text": raw["name"].map(world_text),
-            "lat": _num(raw["latitude"]),
-            "lon": _num(raw["longitude"]),
+            "lat": lat,
+            "lon": lon,
             "country": country,
-            "continent": _continents(country),
+            "continent": _continents(country, lat, lon),
             "entity_type": raw["entity_type"],
             "entity_subtype": raw.get("entity_subtype", ""),
             "popularity": _log10(raw["page_views"]) if "page_views" in raw else np.nan,

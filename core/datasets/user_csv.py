@@ -81,7 +81,7 @@ def _read_text(path: Path, max_bytes: int) -> str:
 
 def _rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (line number, cells) pairs; blank lines skipped, ragged rows rejected."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:

