@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 NAME = "artworks"
 VERSION = "1"
 PACKAGES = ("bokeh_sampledata",)
-SOURCE = "Films with director and year from Wikidata (bokeh_sampledata movies.db)"
+SOURCE = "bokeh_sampledata movies.db (Wikidata films with director and year)"
 LICENCE = "CC0 (Wikidata via bokeh_sampledata)"
 QUERY = """
 SELECT o.ID AS id, o.Title AS title, o.Year AS year, o.Director AS director,

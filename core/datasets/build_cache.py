@@ -1,14 +1,19 @@
 """Built dataset tables cached as parquet, keyed by the builder's version and sources.
 
 Layout: ``<cache_root>/datasets/<name>-<hash>/entities.parquet`` + ``manifest.json``.
-The hash covers the dataset name, its builder version and the installed versions of
-its source packages, so upgrading a data package or a builder rebuilds the table.
+The hash covers the dataset name, its builder version, the installed versions of its
+source packages and the dataset code itself (every ``core/datasets/*.py``), so upgrading
+a data package or changing a builder, a helper or a prompt rebuilds the table.
 A missing, partial or altered cache entry is rebuilt (and rewritten atomically).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+import shutil
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +38,22 @@ TABLE = "entities.parquet"
 FORMAT = 1
 
 
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 of the dataset code itself, so any change to a builder or helper rebuilds."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(spec: DatasetSpec) -> str:
     body = {
         "name": spec.name,
         "version": spec.version,
         "sources": source_versions(spec.packages),
+        "code": code_digest(),
         "format": FORMAT,
     }
     return f"{spec.name}-{sha256_json(body)[:16]}"
@@ -92,6 +108,21 @@ def _write(folder: Path, dataset: EntityDataset, spec: DatasetSpec) -> None:
             write_manifest(tmp, _manifest(dataset, spec))
     except OSError as exc:  # read-only cache, or another process finished first
         log.warning("could not cache dataset %s in %s: %s", dataset.name, folder, exc)
+        return
+    _prune(folder)
+
+
+def _prune(current: Path) -> None:
+    """Remove this dataset's entries from older builder versions (same name, other hash)."""
+    name = current.name.rsplit("-", 1)[0]
+    for old in current.parent.glob(f"{name}-*"):
+        if (
+            old != current
+            and old.is_dir()
+            and re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}", old.name)
+        ):
+            shutil.rmtree(old, ignore_errors=True)
+            log.info("removed stale dataset cache %s", old)
 
 
 def load_cached(spec: DatasetSpec, cache_root: Path, rebuild: bool = False) -> EntityDataset:

@@ -60,7 +60,7 @@ for paper_file in PAPER_FILES.values():
             name=paper_file.name,
             kind=paper_file.kind,
             target=paper_file.target,
-            source=f"paper CSV {paper_file.stem}.csv (downloaded on request)",
+            source=f"wesg52/world-models {paper_file.stem}.csv (on request)",
             licence=PAPER_LICENCE,
             builder=partial(_build_paper, paper_file.name),
             offline=False,

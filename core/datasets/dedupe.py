@@ -34,7 +34,7 @@ def resolve_duplicates(
     """Apply the rule above to ``frame["text"]`` (ties broken by ``source_id``); unique texts out."""
     work = frame.reset_index(drop=True).copy()
     n = len(work)
-    work["_q"] = qualifier.reset_index(drop=True).astype(str).to_numpy()
+    work["_q"] = qualifier.reset_index(drop=True).fillna("").astype(str).to_numpy()
     work["_s"] = (
         (score.reset_index(drop=True) if score is not None else pd.Series(np.nan, index=range(n)))
         .astype(float)

