@@ -10,8 +10,6 @@ from core.datasets.registry import load_dataset
 from core.datasets.schema import EntityDataset
 
 OFFLINE = ("world_places", "us_places", "nyc_places", "historical_figures", "artworks", "headlines")
-REPO = Path(__file__).resolve().parents[2]
-PAPER_DIR = REPO.parent / "shared" / "paper-data" / "entity_datasets"
 
 
 @pytest.fixture(autouse=True)
