@@ -1,0 +1,101 @@
+"""Live probing: typed names -> the model -> every layer's probe.
+
+The dashboard loads one model per server process and keeps it; this module holds
+the Streamlit-free part: which model to load for a results folder, the
+compatibility check, and names -> per-layer predictions.
+
+Test/demo hook: with ``SPACETIME_FAKE_MODEL=1`` in the environment,
+:func:`load_probe_model` returns the tiny random Llama of :mod:`core.tiny`
+(character tokenizer, random weights) shaped like the results' model instead of
+loading real weights. Browser tests use it so they need no converted model; its
+predictions are meaningless, and the dashboard says so on the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from core.catalog import split_model_id
+from core.models import LoadedModel
+from core.results import ProbeResults
+
+log = logging.getLogger(__name__)
+
+FAKE_MODEL_ENV = "SPACETIME_FAKE_MODEL"
+MAX_TOKENS = 64
+
+
+def fake_model_enabled() -> bool:
+    return os.environ.get(FAKE_MODEL_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_probe_model(
+    model_id: str,
+    n_layers: int,
+    d_model: int,
+    cache_root: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LoadedModel:
+    """The model behind a results folder (its random-init control for ``<name>@random``)."""
+    name, random_init = split_model_id(model_id)
+    if fake_model_enabled():
+        from core.tiny import tiny_model
+
+        log.warning(
+            "%s=1: using a tiny random model (%d layers, d=%d) instead of %s",
+            FAKE_MODEL_ENV,
+            n_layers,
+            d_model,
+            model_id,
+        )
+        return tiny_model(n_layers=n_layers, d_model=d_model, seed=1000 if random_init else 0)
+    from core.models import load_model
+
+    return load_model(name, random_init=random_init, cache_root=cache_root, progress=progress)
+
+
+def incompatibility(loaded: LoadedModel, results: ProbeResults) -> str | None:
+    """Why the probes of `results` cannot read this model's activations (None if they can)."""
+    d_probe = int(results.coef.shape[-1])
+    if loaded.d_model != d_probe:
+        return (
+            f"the probes expect d_model={d_probe}, but {loaded.name} has d_model={loaded.d_model}"
+        )
+    needed = int(np.max(results.layers)) + 1 if len(results.layers) else 0
+    if loaded.n_layers < needed:
+        return f"the probes use layer {needed - 1}, but {loaded.name} has {loaded.n_layers} layers"
+    return None
+
+
+def name_activations(loaded: LoadedModel, texts: Sequence[str], layers: Sequence[int]) -> np.ndarray:
+    """Last-token activations [len(layers), len(texts), d_model] of the prompt-prefixed names."""
+    from core.activations import last_token_activations
+
+    return last_token_activations(loaded, list(texts), max_tokens=MAX_TOKENS, layers=list(layers))
+
+
+def probe_texts(prompt_text: str, names: Sequence[str]) -> list[str]:
+    """What the model reads for each name: the results' prompt prefix + the name."""
+    return [prompt_text + name for name in names]
+
+
+def predict_names(
+    loaded: LoadedModel,
+    results: ProbeResults,
+    prompt_text: str,
+    names: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """name -> [n_layers, n_targets] predictions in target units (every layer's probe)."""
+    if not names:
+        return {}
+    problem = incompatibility(loaded, results)
+    if problem:
+        raise ValueError(problem)
+    acts = name_activations(loaded, probe_texts(prompt_text, names), [int(v) for v in results.layers])
+    preds = results.predict(acts)  # [n_layers, n_names, n_targets]
+    return {name: np.asarray(preds[:, i, :], dtype=np.float64) for i, name in enumerate(names)}

@@ -1,0 +1,57 @@
+"""Layers: probe quality against depth, across models, and the chosen ridge penalty."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import catalog as cat
+from core import figures as figs
+from pages import _ui as ui
+
+ctx = ui.context(__file__)
+st.title("Layers")
+ui.selection_caption(ctx)
+if ctx.loaded is None:
+    ui.empty_state(ctx)
+    st.stop()
+
+res = ctx.loaded.results
+fig = figs.layer_curves_figure(
+    res.metrics,
+    res.kind,
+    selected_layer=ctx.state.layer,
+    style=ctx.style,
+    title=f"{cat.model_label(ctx.state.model)} on {ctx.state.dataset}: probe quality by layer",
+)
+ui.show_figure(ctx, fig, "layers")
+
+st.subheader("Models compared over normalised depth")
+entries = ctx.catalog.compare(ctx.state.dataset, ctx.state.prompt)
+offered = [e.model_id for e in entries]
+if not ctx.state.presentation:
+    left, right = st.columns([3, 1])
+    left.multiselect(
+        "Models",
+        offered,
+        key="w_cmp",
+        format_func=cat.model_label,
+        placeholder="every model with results",
+    )
+    right.segmented_control("Metric", ["r2", "proximity_error"], key="w_metric")
+chosen = [e for e in entries if not ctx.state.compare or e.model_id in ctx.state.compare]
+runs = [(cat.model_label(e.model_id), ui.load(e).results.metrics, e.n_model_layers) for e in chosen]
+cmp_fig = figs.model_comparison_figure(
+    runs,
+    metric=ctx.state.compare_metric,
+    split="test",
+    style=ctx.style,
+    title=f"{ctx.state.dataset}, prompt {ctx.state.prompt}: test {ctx.state.compare_metric.replace('_', ' ')}",
+)
+ui.show_figure(ctx, cmp_fig, "models")
+
+st.subheader("Ridge penalty per layer")
+alpha_fig = figs.alpha_figure(res.metrics, res.alphas, res.layers, style=ctx.style)
+ui.show_figure(ctx, alpha_fig, "alphas")
+if not ctx.state.presentation:
+    with st.expander("Per-layer metrics table"):
+        st.dataframe(res.metrics, hide_index=True)

@@ -1,0 +1,73 @@
+"""Live probe: type names; the model reads each once and every layer's probe places it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import figures as figs
+from core import live
+from core import view_state as vs
+from pages import _ui as ui
+
+ctx = ui.context(__file__)
+st.title("Live probe")
+ui.selection_caption(ctx)
+ui.layer_slider(ctx)
+if ctx.loaded is None:
+    ui.empty_state(ctx, what="probes")
+    st.stop()
+res = ctx.loaded.results
+
+st.text_area(
+    "Names, one per line",
+    key="w_names",
+    max_chars=vs.MAX_NAMES_CHARS,
+    placeholder="Kyoto\nLake Titicaca" if res.kind == "space" else "Napoleon\nAda Lovelace",
+    help=f"Up to {vs.MAX_NAMES} names of up to {vs.MAX_NAME_CHARS} characters; press Ctrl+Enter or click outside to run.",
+)
+if live.fake_model_enabled():
+    st.warning(
+        f"{live.FAKE_MODEL_ENV}=1: a tiny random test model stands in for the real one, "
+        "so these predictions are meaningless (test/demo mode).",
+        icon="🧪",
+    )
+names = list(ctx.state.names)
+if not names:
+    st.caption("Type a name to see where (or when) the model puts it at every layer.")
+    st.stop()
+
+try:
+    model = ui.probe_model(ctx)
+except Exception as exc:  # missing package, conversion failure, out of memory
+    st.error(f"Could not load the model: {exc}")
+    st.stop()
+problem = live.incompatibility(model, res)
+if problem:
+    st.error(f"These probes do not fit the loaded model: {problem}.")
+    st.stop()
+
+prefix = ui.prompt_text(ctx)
+with st.spinner("Running the model…"):
+    paths = ui.probe_names(ctx, model, prefix, names)
+layer = ctx.state.layer if ctx.state.layer is not None else int(res.layers[-1])
+if res.kind == "space":
+    fig = figs.live_map_figure(paths, res.layers, layer, ctx.loaded.scope or "world", style=ctx.style, title=f"Predicted position at layer {layer}, and the path across layers")
+    ui.show_figure(ctx, fig, "live-map")
+else:
+    fig = figs.live_time_figure(paths, res.layers, layer, style=ctx.style, title="Predicted year at each layer")
+    ui.show_figure(ctx, fig, "live-years")
+
+if not ctx.state.presentation:
+    rows = []
+    for name, path in paths.items():
+        for i, lay in enumerate(res.layers):
+            row = {"name": name, "layer": int(lay)}
+            for j, target in enumerate(res.target_names):
+                row[f"predicted {target}"] = round(float(path[i, j]), 2)
+            rows.append(row)
+    with st.expander("Predictions per layer"):
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if prefix:
+        st.caption(f"The model reads each name after the prompt prefix {prefix!r}.")
+ui.show_notes(ctx.page_notes)

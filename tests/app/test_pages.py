@@ -1,0 +1,296 @@
+"""AppTest of every page: widgets drive the content, the URL round-trips, empty states."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from tests.app.conftest import make_app
+
+ORIGINAL_PAGES_MANAGER_INIT = PagesManager.__init__
+
+
+def charts(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def chart_configs(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(c.proto.config) for c in at.get("plotly_chart")]
+
+
+def arr(value: Any) -> np.ndarray:
+    """A trace array from chart JSON (plotly packs numpy arrays as base64 'bdata')."""
+    if isinstance(value, dict) and "bdata" in value:
+        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return data.reshape(value["shape"]) if "shape" in value and isinstance(value["shape"], list) else data
+    return np.asarray(value)
+
+
+def marker_traces(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in spec["data"] if t.get("mode") == "markers" and t.get("name") != "true position"]
+
+
+def n_points(spec: dict[str, Any]) -> int:
+    return sum(len(arr(t.get("lat", t.get("y")))) for t in marker_traces(spec))
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def no_exceptions(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+# -------------------------------------------------------------------- maps
+def test_maps_default_view(demo_env: Path) -> None:
+    at = make_app().run()
+    no_exceptions(at)
+    assert texts(at, "title") == ["Maps"]
+    assert at.query_params["model"] == "smollm2-135m"
+    assert at.query_params["dataset"] == "world_places"
+    assert at.query_params["layer"] == "5"  # best test layer of the synthetic results
+    labels = [m.label for m in at.metric]
+    assert labels == ["Layer", "Test R²", "Median error (test)", "Proximity error (test)"]
+    (spec,) = charts(at)
+    assert {t["type"] for t in spec["data"]} == {"scattergeo"}
+    (config,) = chart_configs(at)
+    assert config["topojsonURL"] == "/app/static/topojson/"
+    assert [b.proto.label for b in at.get("download_button")] == ["PNG", "SVG"]
+
+
+def test_layer_slider_changes_map_metrics_and_url(demo_env: Path) -> None:
+    at = make_app().run()
+    before = charts(at)[0]
+    r2_before = at.metric[1].value
+    at.select_slider(key="w_layer").set_value(1).run()
+    no_exceptions(at)
+    assert at.query_params["layer"] == "1"
+    assert at.metric[0].value == "1 / 5"
+    assert at.metric[1].value != r2_before
+    assert charts(at)[0]["data"] != before["data"]
+
+
+def test_query_params_round_trip(demo_env: Path) -> None:
+    query = {
+        "model": "gemma3-270m",
+        "dataset": "world_places",
+        "prompt": "empty",
+        "layer": "2",
+        "split": "all",
+        "color": "continent",
+        "seg": "1",
+        "pts": "all",
+    }
+    at = make_app(query).run()
+    no_exceptions(at)
+    assert not at.info, texts(at, "info")
+    assert at.query_params == query
+    assert at.selectbox(key="w_model").value == "gemma3-270m"
+    assert at.select_slider(key="w_layer").value == 2
+    assert at.selectbox(key="w_color").value == "continent"
+    assert at.toggle(key="w_seg").value is True
+    spec = charts(at)[0]
+    assert any(t.get("name") == "true → predicted" for t in spec["data"])
+    assert n_points(spec) == 300  # split=all, no point cap
+
+
+def test_bad_query_values_fall_back_with_visible_notes(demo_env: Path, tmp_path: Path) -> None:
+    query = {"model": "no-such-model", "dataset": "../../etc/passwd", "layer": "99", "split": "sideways"}
+    at = make_app(query).run()
+    no_exceptions(at)
+    notes = texts(at, "info")
+    assert len(notes) == 4
+    assert any("Model" in n for n in notes) and any("Layer" in n for n in notes)
+    assert at.query_params["model"] == "smollm2-135m" and at.query_params["dataset"] == "world_places"
+    assert at.query_params["split"] == "test" and at.query_params["layer"] == "5"
+    # the notes go away once the state is valid
+    at.run()
+    assert not at.info
+
+
+def test_split_colour_and_segments_drive_the_map(demo_env: Path) -> None:
+    at = make_app().run()
+    n_test = n_points(charts(at)[0])
+    at.button_group(key="w_split").set_value("train").run()
+    n_train = n_points(charts(at)[0])
+    at.button_group(key="w_split").set_value("all").run()
+    assert n_points(charts(at)[0]) == n_test + n_train == 300
+    at.selectbox(key="w_color").set_value("continent").run()
+    assert at.query_params["color"] == "continent"
+    at.toggle(key="w_seg").set_value(True).run()
+    assert at.query_params["seg"] == "1"
+    assert any(t.get("mode") == "lines" for t in charts(at)[0]["data"])
+
+
+def test_model_without_results_for_the_dataset_shows_its_build_command(demo_env: Path) -> None:
+    at = make_app({"dataset": "historical_figures"}).run()
+    at.selectbox(key="w_model").set_value("gemma3-270m").run()
+    no_exceptions(at)
+    assert at.query_params["dataset"] == "historical_figures" and "layer" not in at.query_params
+    assert [c.value for c in at.code] == [
+        "python -m core build --model gemma3-270m --dataset historical_figures --prompt empty"
+    ]
+    at.selectbox(key="w_dataset").set_value("world_places").run()
+    assert at.query_params["layer"] == "5" and charts(at)
+
+
+def test_layer_is_kept_across_datasets_with_the_same_layers(demo_env: Path) -> None:
+    at = make_app({"layer": "3"}).run()
+    assert at.query_params["layer"] == "3"
+    at.selectbox(key="w_dataset").set_value("us_places").run()
+    assert at.query_params["layer"] == "3"  # same layers: kept
+    assert not at.info
+
+
+@pytest.mark.parametrize(("dataset", "scope_key"), [("us_places", "albers usa"), ("nyc_places", "mercator")])
+def test_us_and_nyc_maps(demo_env: Path, dataset: str, scope_key: str) -> None:
+    at = make_app({"dataset": dataset}).run()
+    no_exceptions(at)
+    spec = charts(at)[0]
+    assert spec["layout"]["geo"]["projection"]["type"] == scope_key
+
+
+def test_time_dataset_on_maps_points_to_timelines(demo_env: Path) -> None:
+    at = make_app({"dataset": "historical_figures"}).run()
+    assert any("Timelines" in n for n in texts(at, "info"))
+    assert not charts(at)
+
+
+# --------------------------------------------------------------- timelines
+def test_timelines_page(demo_env: Path) -> None:
+    at = make_app({"dataset": "historical_figures"}).run()
+    at.switch_page("pages/timelines.py").run()
+    no_exceptions(at)
+    assert texts(at, "title") == ["Timelines"]
+    scatter, resid = charts(at)
+    assert any(t.get("name") == "y = x" for t in scatter["data"])
+    assert resid["data"][0]["type"] == "box"
+    decade_bins = len(arr(resid["data"][0]["x"]))
+    at.button_group(key="w_by").set_value("century").run()
+    assert at.query_params["by"] == "century"
+    assert len(arr(charts(at)[1]["data"][0]["x"])) < decade_bins
+    before = charts(at)[0]["data"]
+    at.select_slider(key="w_layer").set_value(0).run()
+    assert charts(at)[0]["data"] != before
+    assert at.query_params["layer"] == "0"
+
+
+# ------------------------------------------------------------------ layers
+def test_layers_page(demo_env: Path) -> None:
+    at = make_app().run()
+    at.switch_page("pages/layers.py").run()
+    no_exceptions(at)
+    assert texts(at, "title") == ["Layers"]
+    curves, compare, alphas = charts(at)
+    assert {t["name"] for t in curves["data"]} == {"train", "test"}
+    assert len(compare["data"]) == 3  # smollm2, gemma3, smollm2 random init
+    assert max(arr(t["x"]).max() for t in compare["data"]) <= 1.0
+    assert any("edge" in t["name"] for t in alphas["data"])
+    assert not at.select_slider  # no layer slider on this page
+    at.multiselect(key="w_cmp").set_value(["gemma3-270m"]).run()
+    assert at.query_params["cmp"] == "gemma3-270m"
+    assert len(charts(at)[1]["data"]) == 1
+    at.button_group(key="w_metric").set_value("proximity_error").run()
+    assert at.query_params["metric"] == "proximity_error"
+    assert "proximity error" in charts(at)[1]["layout"]["yaxis"]["title"]["text"]
+
+
+# -------------------------------------------------------------- live probe
+def test_live_probe_space(demo_env: Path) -> None:
+    at = make_app().run()
+    at.switch_page("pages/live_probe.py").run()
+    no_exceptions(at)
+    assert not charts(at)
+    at.text_area(key="w_names").input("Kyoto\nLake Titicaca").run()
+    no_exceptions(at)
+    assert at.query_params["names"] == "Kyoto\nLake Titicaca"
+    assert any("SPACETIME_FAKE_MODEL" in w for w in texts(at, "warning"))
+    (spec,) = charts(at)
+    big = [t for t in spec["data"] if t.get("mode") == "markers+text"]
+    assert [t["text"] for t in big] == [["Kyoto"], ["Lake Titicaca"]]
+    paths = [t for t in spec["data"] if t.get("mode") == "lines+markers"]
+    assert all(len(arr(t["lat"])) == 6 for t in paths)  # one point per layer
+    table = at.dataframe[0].value
+    assert len(table) == 12 and set(table["name"]) == {"Kyoto", "Lake Titicaca"}
+    # the selected layer moves the big point along the path
+    lat_at_5 = arr(big[0]["lat"])[0]
+    at.select_slider(key="w_layer").set_value(0).run()
+    big0 = [t for t in charts(at)[0]["data"] if t.get("mode") == "markers+text"][0]
+    assert arr(big0["lat"])[0] == pytest.approx(arr(paths[0]["lat"])[0]) and arr(big0["lat"])[0] != lat_at_5
+
+
+def test_live_probe_time_and_markup_is_text(demo_env: Path) -> None:
+    at = make_app({"dataset": "historical_figures", "names": "<img src=x onerror=alert(1)>"}).run()
+    at.switch_page("pages/live_probe.py").run()
+    no_exceptions(at)
+    (spec,) = charts(at)
+    assert spec["data"][0]["name"] == "&lt;img src=x onerror=alert(1)&gt;"
+    assert len(arr(spec["data"][0]["y"])) == 6
+    assert at.dataframe[0].value["name"].iloc[0] == "<img src=x onerror=alert(1)>"  # shown as text
+
+
+def test_live_probe_reports_a_model_that_does_not_load(demo_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import live
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("weights not converted")
+
+    st.cache_resource.clear()
+    monkeypatch.setattr(live, "load_probe_model", broken)
+    at = make_app({"names": "Kyoto"}).run()
+    at.switch_page("pages/live_probe.py").run()
+    assert any("weights not converted" in e for e in texts(at, "error"))
+    st.cache_resource.clear()
+
+
+# ------------------------------------------------------------ empty states
+@pytest.mark.parametrize("page", ["pages/maps.py", "pages/timelines.py", "pages/layers.py", "pages/live_probe.py"])
+def test_empty_state_names_the_build_command(empty_env: Path, page: str) -> None:
+    at = make_app().run()
+    at.switch_page(page).run()
+    no_exceptions(at)
+    codes = [c.value for c in at.code]
+    assert "python -m core build --model smollm2-135m --dataset world_places --prompt empty" in codes
+    assert not charts(at)
+
+
+def test_empty_state_for_a_random_init_control(demo_env: Path) -> None:
+    at = make_app({"model": "smollm2-135m@random", "dataset": "us_places"}).run()
+    codes = [c.value for c in at.code]
+    assert codes == ["python -m core build --model smollm2-135m --dataset us_places --prompt empty --random-init"]
+
+
+# ------------------------------------------------------------ presentation
+def test_presentation_mode(demo_env: Path) -> None:
+    at = make_app({"pres": "1"}).run()
+    no_exceptions(at)
+    spec = charts(at)[0]
+    assert spec["layout"]["font"]["size"] == 22
+    assert not at.get("download_button")
+    assert all(s.key != "w_color" for s in at.selectbox)  # page controls are hidden
+    assert at.select_slider(key="w_layer").value == 5  # the slider stays for the talk
+    at.button(key="exit_pres").click().run()
+    assert "pres" not in at.query_params
+    assert charts(at)[0]["layout"]["font"]["size"] == 13
+
+
+# ---------------------------------------------------------------- routing
+def test_first_request_for_a_page_goes_through_the_entry_script(demo_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a fresh server: v1 routing runs a page alone; it must come back with controls."""
+    monkeypatch.setattr(PagesManager, "__init__", ORIGINAL_PAGES_MANAGER_INIT)
+    at = make_app({"dataset": "historical_figures", "layer": "3", "by": "century"}).run()
+    at.switch_page("pages/timelines.py").run()
+    no_exceptions(at)
+    assert texts(at, "title") == ["Timelines"]
+    assert at.selectbox(key="w_dataset").value == "historical_figures"
+    assert at.query_params["by"] == "century" and at.query_params["layer"] == "3"
+    assert len(charts(at)) == 2

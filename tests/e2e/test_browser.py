@@ -1,0 +1,124 @@
+"""The dashboard in headless Chromium: pages load, the slider moves the map, the live
+probe places a typed name, and no request leaves 127.0.0.1 (checked after each test
+by the `page` fixture). Screenshots land in artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.e2e.conftest import screenshot
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 45_000
+
+FINGERPRINT = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd.data) return null;
+  // arrays arrive base64-packed ({dtype, bdata}); compare them as sent
+  return JSON.stringify(gd.data.map(t => [t.name, t.lat || t.y || null]));
+}"""
+
+TRACE_NAMES = """() => [...document.querySelectorAll('.js-plotly-plot')]
+  .flatMap(gd => (gd.data || []).map(t => t.name || ''))"""
+
+
+def wait_for_app(tab, title: str) -> None:  # type: ignore[no-untyped-def]
+    tab.get_by_role("heading", name=title, level=1).wait_for(timeout=TIMEOUT)
+    tab.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT)
+
+
+def wait_for_chart(tab) -> None:  # type: ignore[no-untyped-def]
+    tab.wait_for_selector(".js-plotly-plot .main-svg", timeout=TIMEOUT)
+    tab.wait_for_function(FINGERPRINT, timeout=TIMEOUT)
+
+
+def geo_outline_paths(tab) -> int:  # type: ignore[no-untyped-def]
+    return int(tab.evaluate("() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length"))
+
+
+def test_world_map_changes_with_the_layer_slider(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(server + "/")
+    wait_for_app(page, "Maps")
+    wait_for_chart(page)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length > 10", timeout=TIMEOUT)
+    assert any("/app/static/topojson/world_110m.json" in url for url in page.requests)
+    assert "layer=5" in page.url
+    screenshot(page, "maps-world")
+    before = page.evaluate(FINGERPRINT)
+
+    slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    page.keyboard.press("Home")  # the first layer
+    page.wait_for_url(re.compile(r"layer=0"), timeout=TIMEOUT)
+    page.wait_for_function(f"() => ({FINGERPRINT})() !== {json.dumps(before)}", timeout=TIMEOUT)
+    assert page.get_by_test_id("stMetricValue").first.inner_text() == "0 / 5"
+    screenshot(page, "maps-world-layer0")
+
+    # the URL reopens the same view in a new session
+    page.goto(page.url)
+    wait_for_app(page, "Maps")
+    wait_for_chart(page)
+    assert page.get_by_test_id("stMetricValue").first.inner_text() == "0 / 5"
+
+
+@pytest.mark.parametrize(("dataset", "topojson"), [("us_places", "usa_110m.json"), ("nyc_places", None)])
+def test_us_and_nyc_maps_use_local_outlines(server: str, page, dataset: str, topojson: str | None) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/?dataset={dataset}&seg=1")
+    wait_for_app(page, "Maps")
+    wait_for_chart(page)
+    names = page.evaluate(TRACE_NAMES)
+    assert "true → predicted" in names
+    if topojson:
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length > 10", timeout=TIMEOUT)
+        assert any(url.endswith(f"/app/static/topojson/{topojson}") for url in page.requests)
+    else:
+        # boroughs are drawn from static/outlines as a trace: no base map is fetched
+        assert "outlines" in names
+        assert not any("topojson" in url for url in page.requests)
+    screenshot(page, f"maps-{dataset}")
+
+
+def test_timelines_layers_and_navigation_keep_the_state(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/timelines?dataset=historical_figures&layer=3&by=century")
+    wait_for_app(page, "Timelines")
+    wait_for_chart(page)
+    assert len(page.query_selector_all(".js-plotly-plot")) == 2
+    assert "y = x" in page.evaluate(TRACE_NAMES)
+    screenshot(page, "timelines")
+
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Layers").click()
+    wait_for_app(page, "Layers")
+    wait_for_chart(page)
+    page.wait_for_url(re.compile(r"/layers\?.*dataset=historical_figures"), timeout=TIMEOUT)
+    assert len(page.query_selector_all(".js-plotly-plot")) == 3
+    screenshot(page, "layers")
+
+
+def test_live_probe_places_a_typed_name(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/live?dataset=world_places")
+    wait_for_app(page, "Live probe")
+    assert page.query_selector(".js-plotly-plot") is None
+    box = page.locator('[data-testid="stTextArea"] textarea')
+    box.fill("Kyoto")
+    box.press("Control+Enter")
+    page.wait_for_function(
+        "() => (" + TRACE_NAMES + ")().some(n => n.startsWith('Kyoto: layer'))", timeout=TIMEOUT
+    )
+    page.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot .scattergeo .point').length >= 7", timeout=TIMEOUT
+    )
+    page.wait_for_url(re.compile(r"names=Kyoto"), timeout=TIMEOUT)
+    screenshot(page, "live-probe")
+
+
+def test_live_probe_years_and_presentation_mode(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/live?dataset=historical_figures&names=Napoleon%0AAda+Lovelace&pres=1")
+    wait_for_app(page, "Live probe")
+    page.wait_for_function("() => (" + TRACE_NAMES + ")().includes('Ada Lovelace')", timeout=TIMEOUT)
+    assert not page.get_by_test_id("stSidebar").is_visible()
+    screenshot(page, "live-probe-years-presentation")
