@@ -90,8 +90,19 @@ def great_circle_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: 
 
 
 def escape_names(names: Sequence[Any] | pd.Series) -> np.ndarray:
-    """Entity names made safe for plotly text (shown literally, never as markup)."""
-    return np.array([html.escape(str(n), quote=False) for n in names], dtype=object)
+    """Entity names made safe for plotly text (shown literally, never as markup).
+
+    Returns a fixed-width unicode array: plotly copies those far faster than
+    object arrays, which matters at tens of thousands of points.
+    """
+    return np.array([html.escape(str(n), quote=False) for n in names], dtype=str)
+
+
+def _safe_names(frame: pd.DataFrame) -> np.ndarray:
+    """``name_html`` (escaped once per results by the caller) if present, else escape now."""
+    if "name_html" in frame:
+        return frame["name_html"].to_numpy(dtype=str)
+    return escape_names(frame["name"])
 
 
 def group_columns(entities: pd.DataFrame) -> list[str]:
@@ -139,15 +150,17 @@ def sample_rows(n: int, max_points: int | None, seed: int = 0) -> np.ndarray:
 
 
 def group_labels(values: pd.Series, max_groups: int = MAX_GROUPS) -> tuple[np.ndarray, list[str]]:
-    """String labels per row, with rare groups merged into "other"; groups by size."""
-    labels = values.astype("string").fillna("(none)").to_numpy(dtype=object)
-    counts = pd.Series(labels).value_counts()
-    keep = list(counts.index[:max_groups])
-    if len(counts) > max_groups:
-        keep_set = set(keep)
-        labels = np.array([v if v in keep_set else OTHER for v in labels], dtype=object)
-        keep.append(OTHER)
-    return labels, [str(k) for k in keep]
+    """Group index per row and group names, largest first; rare groups merged into "other"."""
+    codes, uniques = pd.factorize(values.astype("string").fillna("(none)"), sort=False)
+    counts = np.bincount(codes, minlength=len(uniques)) if len(uniques) else np.zeros(0, int)
+    order = np.argsort(-counts, kind="stable")
+    keep = order[:max_groups]
+    groups = [str(uniques[k]) for k in keep]
+    remap = np.full(len(uniques), len(groups), dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    if len(uniques) > max_groups:
+        groups.append(OTHER)
+    return remap[codes], groups
 
 
 def colour_map(groups: Sequence[str]) -> dict[str, str]:
@@ -238,7 +251,7 @@ def map_figure(
             err_km=great_circle_km(frame["lat"], frame["lon"], frame["pred_lat"], frame["pred_lon"])
         )
     fig = go.Figure(data=_outline_traces(scope))
-    names = escape_names(frame["name"])
+    names = _safe_names(frame)
     lat = frame["lat"].to_numpy(np.float64)
     lon = frame["lon"].to_numpy(np.float64)
     plat = frame["pred_lat"].to_numpy(np.float64)
@@ -271,15 +284,15 @@ def map_figure(
     if color and color in frame:
         labels, groups = group_labels(frame[color])
     else:
-        labels, groups = np.full(len(frame), "all", dtype=object), ["all"]
+        labels, groups = np.zeros(len(frame), dtype=np.int64), ["all"]
     colours = colour_map(groups)
     custom = np.column_stack([lat, lon, err])
     hover = (
         "<b>%{text}</b><br>%{meta}<br>true %{customdata[0]:.2f}°, %{customdata[1]:.2f}°"
         "<br>predicted %{lat:.2f}°, %{lon:.2f}°<br>error %{customdata[2]:,.0f} km<extra></extra>"
     )
-    for group in groups:
-        rows = labels == group
+    for index, group in enumerate(groups):
+        rows = labels == index
         if not rows.any():
             continue
         fig.add_trace(
@@ -311,16 +324,16 @@ def timeline_figure(
     """True vs predicted year with the y = x line, coloured by group, names on hover."""
     style = style or Style()
     fig = go.Figure()
-    names = escape_names(frame["name"])
+    names = _safe_names(frame)
     true = frame["year"].to_numpy(np.float64)
     pred = frame["pred_year"].to_numpy(np.float64)
     if color and color in frame:
         labels, groups = group_labels(frame[color])
     else:
-        labels, groups = np.full(len(frame), "all", dtype=object), ["all"]
+        labels, groups = np.zeros(len(frame), dtype=np.int64), ["all"]
     colours = colour_map(groups)
-    for group in groups:
-        rows = labels == group
+    for index, group in enumerate(groups):
+        rows = labels == index
         if not rows.any():
             continue
         fig.add_trace(

@@ -84,6 +84,7 @@ class Loaded:
     groups: list[str]  # colour columns, the default first
     best_layer: int
     scope: str | None
+    safe_names: np.ndarray  # HTML-escaped names, computed once
 
 
 @st.cache_resource(show_spinner="Loading results…", max_entries=12)
@@ -102,7 +103,14 @@ def _load(folder: str, stamp: str, _entry: cat.ResultEntry) -> Loaded:
     if results.kind == "space":
         ent = results.entities
         scope = geo.scope_for(_entry.dataset, ent["lat"].to_numpy(), ent["lon"].to_numpy())
-    return Loaded(entry=_entry, results=results, groups=groups, best_layer=best, scope=scope)
+    return Loaded(
+        entry=_entry,
+        results=results,
+        groups=groups,
+        best_layer=best,
+        scope=scope,
+        safe_names=figs.escape_names(results.entities["name"]),
+    )
 
 
 def load(entry: cat.ResultEntry) -> Loaded:
@@ -353,6 +361,7 @@ def layer_frame(ctx: Context) -> pd.DataFrame:
     keep = figs.sample_rows(len(rows), ctx.state.max_points)
     rows = rows[keep]
     frame = figs.prediction_frame(res.entities.iloc[rows], np.asarray(res.predictions[pos])[rows], res.target_names)
+    frame["name_html"] = ctx.loaded.safe_names[rows]
     if len(keep) < int(mask.sum()):
         ctx.page_notes.append(
             f"Showing a fixed sample of {len(keep):,} of {int(mask.sum()):,} points "
