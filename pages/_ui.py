@@ -24,7 +24,7 @@ from core import catalog as cat
 from core import figures as figs
 from core import geo
 from core import view_state as vs
-from core.cache import default_cache_root
+from core.cache import CacheError, default_cache_root
 from core.results import ProbeResults
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,17 @@ def load(entry: cat.ResultEntry) -> Loaded:
     return _load(str(entry.folder), entry.stamp, entry)
 
 
+def try_load(entry: cat.ResultEntry | None) -> tuple[Loaded | None, str | None]:
+    """(results, None), or (None, why) for a folder that cannot be read."""
+    if entry is None:
+        return None, None
+    try:
+        return load(entry), None
+    except (CacheError, OSError, ValueError, KeyError) as exc:
+        log.warning("cannot read %s: %s", entry.folder, exc)
+        return None, str(exc)
+
+
 # ------------------------------------------------------------------ options
 class DashboardOptions:
     """``core.view_state.Options`` over the catalog and the dataset registry."""
@@ -139,8 +150,7 @@ class DashboardOptions:
         return list(dict.fromkeys([*own, "empty", *other]))
 
     def _loaded(self, model: str, dataset: str, prompt: str) -> Loaded | None:
-        entry = self.catalog.find(model, dataset, prompt)
-        return load(entry) if entry else None
+        return try_load(self.catalog.find(model, dataset, prompt))[0]
 
     def layers(self, model: str, dataset: str, prompt: str) -> list[int]:
         entry = self.catalog.find(model, dataset, prompt)
@@ -179,6 +189,7 @@ class Context:
     options: DashboardOptions
     style: figs.Style
     topojson_url: str
+    load_error: str | None = None
     page_notes: list[str] = field(default_factory=list)
 
     @property
@@ -236,7 +247,7 @@ def sync_state() -> Context:
     resolution = vs.resolve(raw, options, preferred_defaults(catalog))
     state = resolution.state
     entry = catalog.find(state.model, state.dataset, state.prompt)
-    loaded = load(entry) if entry else None
+    loaded, load_error = try_load(entry)
     # Set every widget's value each run, even when unchanged: a widget drawn on
     # another page is a new widget and takes its value only from this assignment.
     for fld, key in WIDGETS.items():
@@ -255,6 +266,7 @@ def sync_state() -> Context:
         options=options,
         style=figs.Style(presentation=state.presentation),
         topojson_url=geo.topojson_url(base),
+        load_error=load_error,
     )
     ss[CTX_KEY] = ctx
     return ctx
@@ -299,6 +311,11 @@ def show_notes(notes: Sequence[str]) -> None:
 def empty_state(ctx: Context, what: str = "results") -> None:
     """Say which command builds the missing results."""
     s = ctx.state
+    if ctx.load_error and ctx.entry is not None:
+        st.error(f"The results in {ctx.entry.folder} cannot be read: {ctx.load_error}", icon="⚠️")
+        st.caption("Rebuild them (the build replaces a broken folder) with:")
+        st.code(ctx.entry.command or cat.build_command(s.model, s.dataset, s.prompt), language="bash")
+        return
     st.warning(
         f"No {what} for model **{cat.model_label(s.model)}** on dataset **{s.dataset}** "
         f"with prompt **{s.prompt}** in the cache ({ctx.catalog.root}). Build them with:",

@@ -39,7 +39,11 @@ if not ctx.state.presentation:
     )
     right.segmented_control("Metric", ["r2", "proximity_error"], key="w_metric")
 chosen = [e for e in entries if not ctx.state.compare or e.model_id in ctx.state.compare]
-runs = [(cat.model_label(e.model_id), ui.load(e).results.metrics, e.n_model_layers) for e in chosen]
+runs = []
+for e in chosen:
+    other, _ = ui.try_load(e)
+    if other is not None:
+        runs.append((cat.model_label(e.model_id), other.results.metrics, e.n_model_layers))
 cmp_fig = figs.model_comparison_figure(
     runs,
     metric=ctx.state.compare_metric,

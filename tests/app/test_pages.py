@@ -269,6 +269,24 @@ def test_empty_state_for_a_random_init_control(demo_env: Path) -> None:
     assert codes == ["python -m core build --model smollm2-135m --dataset us_places --prompt empty --random-init"]
 
 
+def test_unreadable_results_say_how_to_rebuild(tmp_path: Path, demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    root = tmp_path / "cache"
+    shutil.copytree(demo_root, root)
+    broken = root / "results" / "smollm2-135m__world_places__empty__synthetic"
+    (broken / "entities.parquet").write_bytes(b"not parquet")
+    monkeypatch.setenv("SPACETIME_CACHE", str(root))
+    at = make_app().run()
+    no_exceptions(at)
+    assert any("cannot be read" in e for e in texts(at, "error"))
+    assert [c.value for c in at.code] == [
+        "synthetic results (core.synthetic) for smollm2-135m / world_places / empty"
+    ]
+    at.switch_page("pages/layers.py").run()
+    no_exceptions(at)
+
+
 # ------------------------------------------------------------ presentation
 def test_presentation_mode(demo_env: Path) -> None:
     at = make_app({"pres": "1"}).run()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +98,13 @@ def test_timelines_layers_and_navigation_keep_the_state(server: str, page) -> No
     page.wait_for_url(re.compile(r"/layers\?.*dataset=historical_figures"), timeout=TIMEOUT)
     assert len(page.query_selector_all(".js-plotly-plot")) == 3
     screenshot(page, "layers")
+
+    # server-side export (kaleido, offline): the first figure as SVG
+    with page.expect_download(timeout=TIMEOUT) as download:
+        page.get_by_test_id("stDownloadButton").nth(1).get_by_role("button").click()
+    path = download.value.path()
+    assert download.value.suggested_filename.endswith(".svg")
+    assert path is not None and Path(path).read_bytes()[:200].lstrip().startswith(b"<svg")
 
 
 def test_live_probe_places_a_typed_name(server: str, page) -> None:  # type: ignore[no-untyped-def]
