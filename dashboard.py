@@ -17,11 +17,13 @@ from pages import _ui as ui
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+# url_path = file stem: on a fresh server the first request is routed by file name
+# (see pages/_ui.context), so the names must agree or the browser shows "Page not found".
 PAGES = {
     "maps.py": st.Page("pages/maps.py", title="Maps", url_path="maps", default=True),
     "timelines.py": st.Page("pages/timelines.py", title="Timelines", url_path="timelines"),
     "layers.py": st.Page("pages/layers.py", title="Layers", url_path="layers"),
-    "live_probe.py": st.Page("pages/live_probe.py", title="Live probe", url_path="live"),
+    "live_probe.py": st.Page("pages/live_probe.py", title="Live probe", url_path="live_probe"),
 }
 
 PRESENTATION_CSS = """

@@ -42,6 +42,36 @@ def geo_outline_paths(tab) -> int:  # type: ignore[no-untyped-def]
     return int(tab.evaluate("() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length"))
 
 
+def test_timelines_layers_and_navigation_keep_the_state(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    # First in this file, so on a fresh server: its first request for a page URL is
+    # routed by file name, and the page must come back through dashboard.py with the
+    # shared controls and the URL's state (see pages/_ui.context).
+    page.goto(f"{server}/timelines?dataset=historical_figures&layer=3&by=century")
+    wait_for_app(page, "Timelines")
+    wait_for_chart(page)
+    assert page.get_by_text("Page not found").count() == 0
+    dataset_box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1)
+    assert "historical_figures" in (dataset_box.inner_text() + str(dataset_box.locator("input").first.input_value()))
+    assert "layer=3" in page.url and "by=century" in page.url
+    assert len(page.query_selector_all(".js-plotly-plot")) == 2
+    assert "y = x" in page.evaluate(TRACE_NAMES)
+    screenshot(page, "timelines")
+
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Layers").click()
+    wait_for_app(page, "Layers")
+    wait_for_chart(page)
+    page.wait_for_url(re.compile(r"/layers\?.*dataset=historical_figures"), timeout=TIMEOUT)
+    assert len(page.query_selector_all(".js-plotly-plot")) == 3
+    screenshot(page, "layers")
+
+    # server-side export (kaleido, offline): the first figure as SVG
+    with page.expect_download(timeout=TIMEOUT) as download:
+        page.get_by_test_id("stDownloadButton").nth(1).get_by_role("button").click()
+    path = download.value.path()
+    assert download.value.suggested_filename.endswith(".svg")
+    assert path is not None and Path(path).read_bytes()[:200].lstrip().startswith(b"<svg")
+
+
 def test_world_map_changes_with_the_layer_slider(server: str, page) -> None:  # type: ignore[no-untyped-def]
     page.goto(server + "/")
     wait_for_app(page, "Maps")
@@ -84,31 +114,8 @@ def test_us_and_nyc_maps_use_local_outlines(server: str, page, dataset: str, top
     screenshot(page, f"maps-{dataset}")
 
 
-def test_timelines_layers_and_navigation_keep_the_state(server: str, page) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{server}/timelines?dataset=historical_figures&layer=3&by=century")
-    wait_for_app(page, "Timelines")
-    wait_for_chart(page)
-    assert len(page.query_selector_all(".js-plotly-plot")) == 2
-    assert "y = x" in page.evaluate(TRACE_NAMES)
-    screenshot(page, "timelines")
-
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Layers").click()
-    wait_for_app(page, "Layers")
-    wait_for_chart(page)
-    page.wait_for_url(re.compile(r"/layers\?.*dataset=historical_figures"), timeout=TIMEOUT)
-    assert len(page.query_selector_all(".js-plotly-plot")) == 3
-    screenshot(page, "layers")
-
-    # server-side export (kaleido, offline): the first figure as SVG
-    with page.expect_download(timeout=TIMEOUT) as download:
-        page.get_by_test_id("stDownloadButton").nth(1).get_by_role("button").click()
-    path = download.value.path()
-    assert download.value.suggested_filename.endswith(".svg")
-    assert path is not None and Path(path).read_bytes()[:200].lstrip().startswith(b"<svg")
-
-
 def test_live_probe_places_a_typed_name(server: str, page) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{server}/live?dataset=world_places")
+    page.goto(f"{server}/live_probe?dataset=world_places")
     wait_for_app(page, "Live probe")
     assert page.query_selector(".js-plotly-plot") is None
     box = page.locator('[data-testid="stTextArea"] textarea')
@@ -125,7 +132,7 @@ def test_live_probe_places_a_typed_name(server: str, page) -> None:  # type: ign
 
 
 def test_live_probe_years_and_presentation_mode(server: str, page) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{server}/live?dataset=historical_figures&names=Napoleon%0AAda+Lovelace&pres=1")
+    page.goto(f"{server}/live_probe?dataset=historical_figures&names=Napoleon%0AAda+Lovelace&pres=1")
     wait_for_app(page, "Live probe")
     page.wait_for_function("() => (" + TRACE_NAMES + ")().includes('Ada Lovelace')", timeout=TIMEOUT)
     assert not page.get_by_test_id("stSidebar").is_visible()
