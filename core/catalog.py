@@ -18,7 +18,7 @@ from core.cache import MANIFEST, list_artifacts
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_MODEL = "smollm2-135m"  # = core.models.DEFAULT_MODEL, kept here for the no-torch path
 RANDOM_SUFFIX = "@random"  # model id suffix of randomly initialised controls
 
 
@@ -207,9 +207,16 @@ def known_datasets() -> dict[str, str]:
 
 
 def known_models(extra: Iterable[str] = ()) -> list[str]:
-    """Model ids offered even without results: the default model first, then `extra`.
+    """Registered model names (the default first), then `extra`.
 
-    ``DEFAULT_MODEL`` mirrors ``core.models.DEFAULT_MODEL``; it is repeated here so
-    that drawing the selectors never imports torch.
+    ``core.models`` imports torch only when a model is loaded, so this stays cheap.
     """
-    return list(dict.fromkeys([DEFAULT_MODEL, *extra]))
+    try:
+        from core.models import DEFAULT_MODEL as default
+        from core.models import MODELS
+
+        names = [default, *MODELS]
+    except ImportError as exc:
+        log.warning("core.models unavailable: %s", exc)
+        names = [DEFAULT_MODEL]
+    return list(dict.fromkeys([*names, *extra]))
