@@ -352,7 +352,7 @@ def selection_caption(ctx: Context) -> None:
     synthetic = " · synthetic demo data" if ctx.loaded and ctx.loaded.results.manifest.get("synthetic") else ""
     st.caption(
         f"{cat.model_label(e.model_id)} · {e.dataset} · prompt {e.prompt} · {e.n_entities:,} entities · "
-        f"{len(e.layers)} of {e.n_model_layers} layers · results {e.key}{synthetic}"
+        f"{len(e.layers)} of {e.n_model_layers} layers · results `{e.key}`{synthetic}"
     )
 
 
