@@ -29,12 +29,28 @@ log = logging.getLogger(__name__)
 
 FAKE_MODEL_ENV = "SPACETIME_FAKE_MODEL"
 MAX_TOKENS = 64
-# A few short texts run fastest on one intra-op thread: the matrices are tiny, so
-# extra threads only add synchronisation, and on a busy machine they wait on each
-# other for whole time slices. Measured for one name through SmolLM2-135M on this
-# 2-core machine: ~70 ms on 1 thread; 130-190 ms on 2 threads idle, ~2.8 s on 2
-# threads with other jobs running.
-LIVE_THREADS = 1
+# Intra-op threads for live probes. One name through SmolLM2-135M on this 2-core
+# machine (python -m bench.dashboard): 1 thread ~65 ms whether or not other jobs
+# run; 2 threads ~38 ms when idle but 0.5-2.8 s while other CPU jobs run (the
+# threads wait on each other for whole time slices). One thread keeps the live
+# probe well inside its 250 ms budget on a busy machine; SPACETIME_LIVE_THREADS
+# overrides it (0 = torch's default).
+LIVE_THREADS_ENV = "SPACETIME_LIVE_THREADS"
+
+
+def _live_threads() -> int | None:
+    raw = os.environ.get(LIVE_THREADS_ENV, "").strip()
+    if not raw:
+        return 1
+    try:
+        value = int(raw)
+    except ValueError:
+        log.warning("%s=%r is not an integer; using 1", LIVE_THREADS_ENV, raw)
+        return 1
+    return value if value > 0 else None
+
+
+LIVE_THREADS = _live_threads()
 
 
 @contextlib.contextmanager
