@@ -204,8 +204,9 @@ def test_constant_target_and_no_standardisation():
     assert np.allclose(raw.cv_errors_, ref.cv_results_.mean(axis=0), rtol=1e-8)
 
 
-def test_without_intercept_matches_sklearn():
-    X, y, _ = make_data(300, 12, 1, seed=9)
+@pytest.mark.parametrize(("n", "d"), [(300, 12), (30, 60)])
+def test_without_intercept_matches_sklearn(n, d):
+    X, y, _ = make_data(n, d, 1, seed=9)
     probe = RidgeProbe(alphas=GRID, fit_intercept=False, standardize_targets=False).fit(X, y[:, 0])
     ref = RidgeCV(alphas=GRID, fit_intercept=False).fit(X, y[:, 0])
     assert probe.alpha_ == ref.alpha_
