@@ -43,10 +43,10 @@ def test_help(command: str, capsys) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 def test_default_model_end_to_end(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
     """The embedded default model on a real (small) dataset, through the CLI."""
-    code = main(["--cache-root", str(cache_root), "build", "--model", "smollm2-135m", "--dataset", "world_capitals", "--layers", "10-29:6"])
+    code = main(["--cache-root", str(cache_root), "build", "--model", "smollm2-135m", "--dataset", "world_places", "--limit", "1500", "--layers", "10-29:6"])
     out = capsys.readouterr().out
     assert code == 0, out
     match = re.search(r"best layer (\d+): test R2 = (-?\d+\.\d+)", out)
     assert match and int(match.group(1)) in (10, 16, 22, 28)
-    # a real model knows roughly where capitals are
-    assert float(match.group(2)) > 0.3
+    # held out, a real model's probe clearly beats predicting the training mean (R2 = 0)
+    assert float(match.group(2)) > 0.1
