@@ -220,3 +220,25 @@ def known_models(extra: Iterable[str] = ()) -> list[str]:
         log.warning("core.models unavailable: %s", exc)
         names = [DEFAULT_MODEL]
     return list(dict.fromkeys([*names, *extra]))
+
+
+def best_model_on(catalog: Catalog, dataset: str, prompt: str = "empty") -> str | None:
+    """The trained (not random-init) model whose best test R² on `dataset` is highest."""
+    import pandas as pd
+
+    best: tuple[float, str] | None = None
+    for entry in catalog.compare(dataset, prompt):
+        if entry.random_init or entry.limit:
+            continue
+        try:
+            metrics = pd.read_parquet(entry.folder / "metrics.parquet", columns=["split", "r2"])
+        except (OSError, ValueError) as exc:
+            log.warning("cannot read metrics of %s: %s", entry.folder, exc)
+            continue
+        test = metrics[metrics["split"] == "test"]["r2"]
+        if test.empty:
+            continue
+        score = float(test.max())
+        if best is None or score > best[0]:
+            best = (score, entry.model_id)
+    return None if best is None else best[1]

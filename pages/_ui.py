@@ -170,7 +170,10 @@ class DashboardOptions:
 
 def preferred_defaults(catalog: cat.Catalog) -> vs.Defaults:
     models = catalog.models()
-    model = cat.DEFAULT_MODEL if (not models or cat.DEFAULT_MODEL in models) else models[0]
+    # Open on the model that places the world best (the live probe then starts with it).
+    model = cat.best_model_on(catalog, "world_places") or (
+        cat.DEFAULT_MODEL if (not models or cat.DEFAULT_MODEL in models) else models[0]
+    )
     datasets = catalog.datasets(model)
     dataset = "world_places" if (not datasets or "world_places" in datasets) else datasets[0]
     return vs.Defaults(model=model, dataset=dataset, prompt="empty")

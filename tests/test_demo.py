@@ -1,0 +1,68 @@
+"""Shipped demo results: the default view, the scoreboard, and a bit-exact rebuild of the check slice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.cache import default_cache_root
+from core.catalog import best_model_on, discover
+from core.demo import CHECK_SLICE, DemoBuild, markdown_table, run_build, scoreboard, shipped_results
+from core.results import ProbeResults
+from core.synthetic import save_synthetic, space_entities, synthetic_results
+
+
+def test_default_view_is_the_best_world_model(cache_root) -> None:  # type: ignore[no-untyped-def]
+    world = space_entities(300, "world", seed=1)
+    for model, skill, rand in (("smollm2-135m", 0.5, False), ("gemma3-270m", 1.0, False), ("smollm2-135m", 1.5, True)):
+        save_synthetic(cache_root, synthetic_results(world, "space", 6, 16, model, "world_places", skill=skill, random_init=rand))
+    catalog = discover(cache_root)
+    # the random-init control scores "best" here but is a control, never the default
+    assert best_model_on(catalog, "world_places") == "gemma3-270m"
+    assert best_model_on(catalog, "us_places") is None
+
+
+def test_scoreboard_table(cache_root) -> None:  # type: ignore[no-untyped-def]
+    world = space_entities(300, "world", seed=1)
+    res = synthetic_results(world, "space", 6, 16, "smollm2-135m", "world_places")
+    save_synthetic(cache_root, res)
+    table = scoreboard(shipped_results(cache_root))
+    test = res.metrics[res.metrics["split"] == "test"]
+    best = test.loc[test["r2"].idxmax()]
+    assert table.loc["smollm2-135m", "world_places"] == f"{best['r2']:.2f} (L{int(best['layer'])}/6)"
+    text = markdown_table(table)
+    assert text.splitlines()[0].startswith("| model | world_places")
+
+
+def _shipped_slice() -> ProbeResults:
+    model, dataset, limit = CHECK_SLICE
+    for res in shipped_results(default_cache_root()):
+        spec = res.manifest["spec"]
+        if spec["model"] == model and spec["dataset"] == dataset and spec.get("limit") == limit and not spec["random_init"]:
+            return res
+    raise AssertionError(f"the shipped check slice {CHECK_SLICE} is missing from {default_cache_root()}/results")
+
+
+@pytest.mark.slow
+def test_check_slice_reproduces_shipped_numbers(cache_root) -> None:  # type: ignore[no-untyped-def]
+    shipped = _shipped_slice()
+    model, dataset, limit = CHECK_SLICE
+    rebuilt = run_build(DemoBuild(model, dataset, limit=limit), cache_root)
+    assert rebuilt.path is not None and rebuilt.path.name == shipped.path.name  # same cache key
+    np.testing.assert_array_equal(rebuilt.predictions, shipped.predictions)
+    np.testing.assert_array_equal(rebuilt.coef, shipped.coef)
+    np.testing.assert_array_equal(rebuilt.alphas, shipped.alphas)
+    pd.testing.assert_frame_equal(rebuilt.metrics, shipped.metrics)
+    assert rebuilt.manifest["command"] == shipped.manifest["command"]
+
+
+def test_shipped_results_verify() -> None:
+    """Every shipped result matches its manifest checksums and records the command that made it."""
+    results = shipped_results(default_cache_root())
+    assert results, "no shipped results"
+    for res in results:
+        assert res.path is not None
+        ProbeResults.load(res.path, verify=True)
+        assert res.manifest["command"].startswith("python -m core build --model ")
+        assert "activations" not in {p.name for p in res.path.iterdir()}
