@@ -103,39 +103,14 @@ def time_entities(n: int, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def _haversine(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
-
-
 def _metrics(y: np.ndarray, pred: np.ndarray, names: Sequence[str], kind: str, rng: np.random.Generator) -> dict[str, float]:
-    out: dict[str, float] = {}
-    r2s = []
-    for j, t in enumerate(names):
-        ss_res = float(np.sum((y[:, j] - pred[:, j]) ** 2))
-        ss_tot = float(np.sum((y[:, j] - y[:, j].mean()) ** 2)) or 1.0
-        r2 = 1 - ss_res / ss_tot
-        r2s.append(r2)
-        out[f"r2_{t}"] = r2
-        rank_t = pd.Series(y[:, j]).rank().to_numpy()
-        rank_p = pd.Series(pred[:, j]).rank().to_numpy()
-        out[f"spearman_{t}"] = float(np.corrcoef(rank_t, rank_p)[0, 1])
-        out[f"mae_{t}"] = float(np.mean(np.abs(y[:, j] - pred[:, j])))
-    out["r2"] = float(np.mean(r2s))
-    rows = np.arange(len(y)) if len(y) <= 1500 else np.sort(rng.choice(len(y), 1500, replace=False))
-    ys, ps = y[rows], pred[rows]
-    if kind == "space":
-        km = _haversine(y[:, 0], y[:, 1], pred[:, 0], pred[:, 1])
-        out["km_mean"] = float(km.mean())
-        out["km_median"] = float(np.median(km))
-        own = _haversine(ys[:, 0], ys[:, 1], ps[:, 0], ps[:, 1])
-        other = _haversine(ys[:, None, 0], ys[:, None, 1], ps[None, :, 0], ps[None, :, 1])
-    else:
-        own = np.abs(ys[:, 0] - ps[:, 0])
-        other = np.abs(ys[:, None, 0] - ps[None, :, 0])
-    closer = (other < own[:, None]).sum(axis=1) / max(len(rows) - 1, 1)
-    out["proximity_error"] = float(closer.mean())
+    """The project's own metrics (one owner: core.metrics), proximity on a small sample."""
+    from core.metrics import regression_metrics
+
+    out = regression_metrics(y, pred, tuple(names), kind)
+    if len(y) > 1500:
+        rows = np.sort(rng.choice(len(y), 1500, replace=False))
+        out["proximity_error"] = regression_metrics(y[rows], pred[rows], tuple(names), kind)["proximity_error"]
     return out
 
 
