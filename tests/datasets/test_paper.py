@@ -11,6 +11,7 @@ import functools
 import hashlib
 import http.server
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,10 @@ from core.datasets.registry import dataset_table, load_dataset
 from core.datasets.schema import DatasetError
 
 REPO = Path(__file__).resolve().parents[2]
-PAPER_DIR = REPO.parent / "shared" / "paper-data" / "entity_datasets"
+# The paper's CSVs sit in ../shared beside the checkout; SPACETIME_PAPER_DIR points elsewhere.
+PAPER_DIR = Path(
+    os.environ.get("SPACETIME_PAPER_DIR", REPO.parent / "shared" / "paper-data" / "entity_datasets")
+)
 REAL = ("world_place", "us_place", "nyc_place", "art")
 needs_paper_data = pytest.mark.skipif(
     not all((PAPER_DIR / f"{stem}.csv").is_file() for stem in REAL),
