@@ -55,7 +55,7 @@ pytest: install-dev
 test: lint typecheck pytest
 
 demo-cache: install
-	$(PY) -m bench.demo_cache
+	$(PY) -m core demo
 
 clean-venv:
 	rm -rf $(VENV)
