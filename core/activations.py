@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -122,9 +123,15 @@ def forward_batch(
     captured: dict[int, Any] = {}
     deepest = max(layers)
     wanted = set(layers)
+    # Hooks live on the shared model, so a forward pass in another thread (two
+    # dashboard sessions probing at once) runs them too: each hook acts only for
+    # the thread that registered it.
+    owner = threading.get_ident()
 
     def make_hook(layer: int) -> Any:
         def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            if threading.get_ident() != owner:
+                return
             hidden = output[0] if isinstance(output, tuple) else output
             if layer in wanted:
                 captured[layer] = hidden[rows, last.to(hidden.device)].float().cpu()

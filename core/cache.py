@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,15 +129,57 @@ def verify_files(folder: Path, manifest: dict[str, Any], rebuild_hint: str = "")
             raise CacheError(f"{path}: checksum differs from the manifest (altered?){hint}")
 
 
+def _owner_tag() -> str:
+    """``<pid>@<host>`` of this process (host reduced to letters and digits)."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40]
+    return f"{os.getpid()}@{host}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def remove_stale_tmp(final: Path) -> list[Path]:
+    """Delete ``.tmp-<name>-<pid>@<host>-*`` folders left beside `final` by dead processes.
+
+    A process killed inside :func:`atomic_dir` (SIGKILL, power loss) cannot clean up
+    after itself; the next writer of the same artifact does, but only for folders of
+    this host whose process is gone, so a concurrent writer's folder is never touched.
+    """
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.tmp-{re.escape(final.name)}-(\d+)@([A-Za-z0-9]*)-[a-z0-9_]+$")
+    host = _owner_tag().split("@", 1)[1]
+    removed = []
+    for sibling in final.parent.iterdir():
+        match = pattern.match(sibling.name)
+        if not match or not sibling.is_dir() or match.group(2) != host:
+            continue
+        if not _pid_alive(int(match.group(1))):
+            log.info("removing %s, left by a killed writer", sibling)
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `final`; rename it into place on success.
 
-    A crash leaves only a `.tmp-*` folder, never a half-written `final`.
+    A crash leaves only a `.tmp-*` folder, never a half-written `final`; the next
+    write of the same artifact removes such leftovers (:func:`remove_stale_tmp`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    remove_stale_tmp(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{_owner_tag()}-", dir=final.parent))
     try:
         yield tmp
         if final.exists():
@@ -145,6 +188,19 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def folder_stamp(folder: Path) -> str:
+    """Names, sizes and modification times of every file in `folder` (cheap: stat only).
+
+    Changes whenever any file is rewritten, so it can key a cached verification.
+    """
+    parts = []
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            parts.append(f"{path.relative_to(folder).as_posix()}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)
 
 
 def folder_bytes(folder: Path) -> int:

@@ -9,6 +9,12 @@ Test/demo hook: with ``SPACETIME_FAKE_MODEL=1`` in the environment,
 (character tokenizer, random weights) shaped like the results' model instead of
 loading real weights. Browser tests use it so they need no converted model; its
 predictions are meaningless, and the dashboard says so on the page.
+
+Load counter: with ``SPACETIME_LOAD_COUNTER=<path>`` in the environment, every
+call of :func:`load_probe_model` (real or fake model) appends one line
+``<pid> <model_id> <fake|real> <unix time>`` to that file before loading, so a
+test (or an operator) can check that a server loads each model once however
+many sessions use it. Unset, nothing is written.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +35,7 @@ from core.results import ProbeResults
 log = logging.getLogger(__name__)
 
 FAKE_MODEL_ENV = "SPACETIME_FAKE_MODEL"
+LOAD_COUNTER_ENV = "SPACETIME_LOAD_COUNTER"
 MAX_TOKENS = 64
 # Intra-op threads for live probes. One name through SmolLM2-135M on this 2-core
 # machine (python -m bench.dashboard): 1 thread ~65 ms whether or not other jobs
@@ -73,6 +81,15 @@ def fake_model_enabled() -> bool:
     return os.environ.get(FAKE_MODEL_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _count_load(model_id: str, fake: bool) -> None:
+    path = os.environ.get(LOAD_COUNTER_ENV, "").strip()
+    if not path:
+        return
+    line = f"{os.getpid()} {model_id} {'fake' if fake else 'real'} {time.time():.3f}\n"
+    with open(path, "a", encoding="utf-8") as handle:  # one short append per load
+        handle.write(line)
+
+
 def load_probe_model(
     model_id: str,
     n_layers: int,
@@ -82,6 +99,7 @@ def load_probe_model(
 ) -> LoadedModel:
     """The model behind a results folder (its random-init control for ``<name>@random``)."""
     name, random_init = split_model_id(model_id)
+    _count_load(model_id, fake_model_enabled())
     if fake_model_enabled():
         from core.tiny import tiny_model
 

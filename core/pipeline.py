@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.cache import artifact_dir, default_cache_root
+from core.cache import CacheError, artifact_dir, default_cache_root
 from core.config import ActivationSpec, ProbeSpec
 from core.datasets.registry import load_dataset
 from core.datasets.schema import EntityDataset
@@ -70,6 +70,24 @@ def split_metrics(
     return metrics
 
 
+def _verified_results(final: Path) -> ProbeResults | None:
+    """Finished results at `final` whose files match their manifest; None if absent or broken.
+
+    A broken folder (truncated or altered file, unreadable manifest) is logged and
+    left to be rebuilt: the rebuild replaces it atomically. Layers left in
+    ``.partial-<key>`` by a build killed after its final rename are removed.
+    """
+    if not (final / "manifest.json").is_file():
+        return None
+    try:
+        results = ProbeResults.load(final, verify=True)
+    except CacheError as exc:
+        log.warning("%s; rebuilding it", exc)
+        return None
+    shutil.rmtree(final.parent / f".partial-{final.name}", ignore_errors=True)
+    return results
+
+
 def fit_layer(
     x: np.ndarray,
     y: np.ndarray,
@@ -92,8 +110,9 @@ def fit_probes(
     """Fit one probe per stored layer; resumable per layer; returns saved results."""
     key = probe_spec.key(store.manifest["key"])
     final = artifact_dir(cache_root, "results", key)
-    if (final / "manifest.json").is_file():
-        return ProbeResults.load(final)
+    existing = _verified_results(final)
+    if existing is not None:
+        return existing
     partial = final.parent / f".partial-{key}"
     partial.mkdir(parents=True, exist_ok=True)
     y = dataset.targets()
@@ -229,9 +248,9 @@ def build(
             progress=(lambda msg: log.info(msg)),
         )
     results_key = ProbeSpec.key(probe_spec, spec.key(entity_data.content_hash, loaded.weights_hash))
-    final = artifact_dir(root, "results", results_key)
-    if (final / "manifest.json").is_file():
-        return ProbeResults.load(final)
+    existing = _verified_results(artifact_dir(root, "results", results_key))
+    if existing is not None:
+        return existing
     store = build_activations(spec, entity_data, loaded, root, stage("activations"), command=command)
     return fit_probes(store, entity_data, probe_spec, root, stage("probes"), command=command)
 

@@ -133,7 +133,8 @@ class ProbeResults:
             raise CacheError(f"{folder}: not a results artifact")
         missing = [name for name in FILES if not (folder / name).is_file()]
         if missing:
-            raise CacheError(f"{folder}: missing {missing}" + (f"; rebuild with: {rebuild_hint}" if rebuild_hint else ""))
+            hint = rebuild_hint or str(manifest.get("command", ""))
+            raise CacheError(f"{folder}: missing {missing}" + (f"; rebuild with: {hint}" if hint else ""))
         if verify:
             verify_files(folder, manifest, rebuild_hint or str(manifest.get("command", "")))
         try:

@@ -72,6 +72,14 @@ class ActivationStore:
         return array
 
 
+def _read_plan(path: Path) -> Any:
+    """The recorded batch plan; None if unreadable (it then counts as changed)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _shard_path(partial: Path, batch: Batch) -> Path:
     return partial / f"shard_{batch.index:06d}.npy"
 
@@ -127,8 +135,16 @@ def build_activations(
     """Build (or resume, or reuse) the activation cache of `spec` on `dataset`."""
     key = spec.key(dataset.content_hash, loaded.weights_hash)
     final = artifact_dir(cache_root, "activations", key)
+    partial = final.parent / f".partial-{key}"
     if (final / "manifest.json").is_file():
-        return ActivationStore(final)
+        try:
+            store = ActivationStore(final, verify=True)
+        except CacheError as exc:
+            log.warning("%s; rebuilding it", exc)
+        else:
+            # A build killed between the final rename and the cleanup leaves its shards.
+            shutil.rmtree(partial, ignore_errors=True)
+            return store
     layers = list(spec.layers) if spec.layers is not None else list(range(loaded.n_layers))
     bad = [layer for layer in layers if not 0 <= layer < loaded.n_layers]
     if bad:
@@ -136,16 +152,17 @@ def build_activations(
     texts = dataset.texts(spec.prompt)
     token_ids = tokenize(loaded, texts)
     batches = plan_batches([len(t) for t in token_ids], spec.max_tokens_per_batch, spec.max_batch_size)
-    partial = final.parent / f".partial-{key}"
     partial.mkdir(parents=True, exist_ok=True)
     plan = {"key": key, "batches": [list(b.rows) for b in batches], "layers": layers}
     plan_path = partial / "plan.json"
-    if plan_path.is_file() and json.loads(plan_path.read_text()) != plan:
-        log.warning("batch plan changed (other batch settings); restarting %s", partial)
+    if plan_path.is_file() and _read_plan(plan_path) != plan:
+        log.warning("batch plan changed (other batch settings) or unreadable; restarting %s", partial)
         shutil.rmtree(partial)
         partial.mkdir(parents=True)
     if not plan_path.is_file():
-        plan_path.write_text(json.dumps(plan))
+        tmp_plan = plan_path.with_suffix(".tmp")
+        tmp_plan.write_text(json.dumps(plan))
+        os.replace(tmp_plan, plan_path)
 
     start = time.perf_counter()
     done = 0

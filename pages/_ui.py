@@ -24,7 +24,7 @@ from core import catalog as cat
 from core import figures as figs
 from core import geo
 from core import view_state as vs
-from core.cache import CacheError, default_cache_root
+from core.cache import CacheError, default_cache_root, folder_stamp, read_manifest, verify_files
 from core.results import ProbeResults
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,21 @@ class Loaded:
     safe_names: np.ndarray  # HTML-escaped names, computed once
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _verify(folder: str, stamp: str) -> str | None:
+    """Checksums of a results folder against its manifest: None if they match, else why.
+
+    Cached per (folder, every file's size and mtime), so each folder is hashed once
+    per server process and again only after one of its files changes.
+    """
+    try:
+        manifest = read_manifest(Path(folder))
+        verify_files(Path(folder), manifest, str(manifest.get("command", "")))
+    except CacheError as exc:
+        return str(exc)
+    return None
+
+
 @st.cache_resource(show_spinner="Loading results…", max_entries=12)
 def _load(folder: str, stamp: str, _entry: cat.ResultEntry) -> Loaded:
     results = ProbeResults.load(Path(folder))
@@ -114,7 +129,12 @@ def _load(folder: str, stamp: str, _entry: cat.ResultEntry) -> Loaded:
 
 
 def load(entry: cat.ResultEntry) -> Loaded:
-    return _load(str(entry.folder), entry.stamp, entry)
+    """The results of `entry`, verified against their manifest's checksums on first use."""
+    stamp = folder_stamp(entry.folder)
+    problem = _verify(str(entry.folder), stamp)
+    if problem:
+        raise CacheError(problem)
+    return _load(str(entry.folder), stamp, entry)
 
 
 def try_load(entry: cat.ResultEntry | None) -> tuple[Loaded | None, str | None]:

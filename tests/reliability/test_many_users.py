@@ -1,0 +1,328 @@
+"""Many users at once: 8 browser sessions against one server on 127.0.0.1 for 60 s.
+
+One headless Chromium holds 8 separate browser contexts (8 Streamlit sessions);
+each moves the layer slider, types names into the live probe (hostile ones
+among them) and switches pages, as fast as the server answers, for
+``SPACETIME_SOAK_SECONDS`` (default 60). Then:
+
+* no page shows an exception or an error panel, no page script error, no
+  ``<script>`` / ``onerror`` typed as a name ever ran, no request left 127.0.0.1,
+  the server log has no traceback;
+* the model was loaded once (``SPACETIME_LOAD_COUNTER``: core.live appends a line
+  per load);
+* the server's memory (RSS, sampled every 0.25 s with psutil) stays under a bound.
+
+The figures are printed (``pytest -s``) and quoted in docs/reliability.md. The
+server runs the tiny random stand-in model (``SPACETIME_FAKE_MODEL=1``) on
+synthetic results, as in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import psutil
+import pytest
+
+from core.synthetic import demo_cache
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SESSIONS = 8
+SOAK_SECONDS = float(os.environ.get("SPACETIME_SOAK_SECONDS", "60"))
+PEAK_RSS_LIMIT = 1_500 * 2**20  # bytes; measured peak is in docs/reliability.md
+TIMEOUT = 30_000
+SEED = 7
+PWN = "() => window.__pwned === undefined"
+HOSTILE_NAMES = [
+    "<script>window.__pwned=1</script>",
+    '<img src=x onerror="window.__pwned=1">',
+    "<svg onload=window.__pwned=1>",
+    "القاهرة",
+    "🗼 Tōkyō",
+    '"><b>bold</b>',
+]
+PAGES = {"Maps": "maps", "Live probe": "live_probe", "Layers": "layers", "Timelines": "timelines"}
+
+
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    load_counter: Path
+    rss: list[int] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is missing: apt-get install -y chromium")
+    tmp = tmp_path_factory.mktemp("many-users")
+    root = tmp / "cache"
+    demo_cache(root, n=300, n_layers=6, d_model=32)
+    port = _free_port()
+    counter = tmp / "model-loads.txt"
+    env = {**os.environ, "SPACETIME_CACHE": str(root), "SPACETIME_FAKE_MODEL": "1", "SPACETIME_LOAD_COUNTER": str(counter)}
+    log_path = tmp / "streamlit.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", "dashboard.py",
+            "--server.port", str(port),
+            "--server.address", "127.0.0.1",
+            "--server.headless", "true",
+            "--server.fileWatcherType", "none",
+            "--browser.gatherUsageStats", "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"streamlit did not start; see {log_path}")
+        time.sleep(0.3)
+    srv = Server(base=base, proc=proc, log=log_path, load_counter=counter)
+    stop = threading.Event()
+
+    def sample() -> None:
+        ps = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                srv.rss.append(ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True)))
+            except psutil.Error:
+                return
+            stop.wait(0.25)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    yield srv
+    stop.set()
+    sampler.join()
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@dataclass
+class Session:
+    index: int
+    problems: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    actions: dict[str, int] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)
+    last: str = "page load"
+    known_races: int = 0
+
+
+def known_plotly_race(session: Session, exc: Any) -> bool:
+    """plotly.js's geo code finishes drawing (after fetching its outline file) into a chart
+    that navigation already removed: a TypeError in the browser console, nothing shown to
+    the user, the next page renders normally. Third-party (plotly.js inside Streamlit's
+    chart element); counted and reported, not failed."""
+    return (
+        session.last.startswith("page on")
+        and "_scrollZoom" in str(exc)
+        and "updateFx" in (exc.stack or "")
+        and "PlotlyChart" in (exc.stack or "")
+    )
+
+
+def page_error(session: Session, exc: Any) -> None:
+    if known_plotly_race(session, exc):
+        session.known_races += 1
+    else:
+        session.problems.append(f"session {session.index} during {session.last}: page error {exc} {(exc.stack or '')[:600]}")
+
+
+async def settle(tab: Any) -> None:
+    """Wait until the script run a change triggered has finished."""
+    await tab.wait_for_timeout(150)  # the rerun request reaches the server
+    await tab.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT)
+
+
+async def check(tab: Any, session: Session, what: str) -> None:
+    exceptions = await tab.locator('[data-testid="stException"]').all_inner_texts()
+    errors = await tab.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    status = await tab.locator('[data-testid="stConnectionStatus"]').all_inner_texts()
+    for kind, texts in (("exception", exceptions), ("error panel", errors), ("connection", status)):
+        for text in texts:
+            session.problems.append(f"session {session.index} after {what}: {kind}: {text[:200]}")
+    if not await tab.evaluate(PWN):
+        session.problems.append(f"session {session.index} after {what}: a typed script ran")
+
+
+async def user(browser: Any, base: str, session: Session, clock: Clock) -> None:
+    rng = random.Random(SEED * 100 + session.index)
+    context = await browser.new_context(viewport={"width": 1200, "height": 900})
+    tab = await context.new_page()
+    tab.on("request", lambda request: session.requests.append(request.url))
+    tab.on("pageerror", lambda exc: page_error(session, exc))
+    page = "live_probe" if session.index % 2 == 0 else "maps"
+    await tab.goto(f"{base}/{page}?model=smollm2-135m&dataset=world_places")
+    await tab.get_by_role("heading", level=1).wait_for(timeout=TIMEOUT)
+    await settle(tab)
+    await clock.arrive()
+    while time.monotonic() < clock.stop_at:
+        slider = tab.locator('[data-testid="stSlider"] input[type="range"]')
+        box = tab.locator('[data-testid="stTextArea"] textarea')
+        choices = ["page"] + ["layer"] * 2 * min(1, await slider.count()) + ["probe"] * 3 * min(1, await box.count())
+        action = rng.choice(choices)
+        session.last = f"{action} on {page}"
+        began = time.monotonic()
+        if action == "layer":
+            await slider.first.focus()
+            await tab.keyboard.press(rng.choice(["ArrowLeft", "ArrowRight", "Home", "End"]))
+        elif action == "probe":
+            name = rng.choice(HOSTILE_NAMES) if rng.random() < 0.3 else f"Place {session.index}-{rng.randrange(10**6)}"
+            await box.fill(name)
+            await box.press("Control+Enter")
+            session.names.add(name)
+        else:
+            title = rng.choice([t for t, p in PAGES.items() if p != page])
+            await tab.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+            page = PAGES[title]
+            await tab.get_by_role("heading", name=title, level=1).wait_for(timeout=TIMEOUT)
+        await settle(tab)
+        session.latencies.append(time.monotonic() - began)
+        session.actions[action] = session.actions.get(action, 0) + 1
+        await check(tab, session, action)
+    await context.close()
+
+
+async def soak(base: str) -> list[Session]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        sessions = [Session(i) for i in range(SESSIONS)]
+        clock = Clock()
+        tasks = [asyncio.create_task(user(browser, base, s, clock)) for s in sessions]
+        await clock.all_ready(SESSIONS, tasks)  # every page is open before the minute starts
+        await asyncio.gather(*tasks)
+        await browser.close()
+    return sessions
+
+
+class Clock:
+    """Starts the soak once every session has its page open; then ends it SOAK_SECONDS later."""
+
+    def __init__(self) -> None:
+        self.ready = 0
+        self.go = asyncio.Event()
+        self.stop_at = float("inf")
+
+    async def arrive(self) -> None:
+        self.ready += 1
+        await self.go.wait()
+
+    async def all_ready(self, n: int, tasks: list[asyncio.Task[None]]) -> None:
+        while self.ready < n and not any(t.done() for t in tasks):  # a failed start ends it
+            await asyncio.sleep(0.05)
+        self.stop_at = time.monotonic() + SOAK_SECONDS
+        self.go.set()
+
+
+def test_eight_sessions_for_a_minute(server: Server) -> None:
+    started = time.monotonic()
+    sessions = asyncio.run(soak(server.base))
+    wall = time.monotonic() - started
+
+    problems = [p for s in sessions for p in s.problems]
+    foreign = [u for s in sessions for u in s.requests if urlparse(u).scheme not in ("data", "blob", "about") and urlparse(u).hostname != "127.0.0.1"]
+    loads = server.load_counter.read_text().splitlines() if server.load_counter.exists() else []
+    log = server.log.read_text()
+    peak = max(server.rss)
+    latencies = sorted(x for s in sessions for x in s.latencies)
+    actions: dict[str, int] = {}
+    for s in sessions:
+        for k, v in s.actions.items():
+            actions[k] = actions.get(k, 0) + v
+    print(
+        f"\n{SESSIONS} sessions, {SOAK_SECONDS:.0f} s of actions ({wall:.0f} s with page loads): "
+        f"{sum(actions.values())} actions {actions}, per session {[sum(s.actions.values()) for s in sessions]}; "
+        f"{len(set().union(*(s.names for s in sessions)))} distinct names probed; "
+        f"latency median {statistics.median(latencies):.2f} s, p95 {latencies[int(0.95 * (len(latencies) - 1))]:.2f} s, "
+        f"max {latencies[-1]:.2f} s; model loads {len(loads)}; server RSS at start {server.rss[0] / 2**20:.0f} MiB, "
+        f"peak {peak / 2**20:.0f} MiB; problems {len(problems)}; "
+        f"plotly.js navigation races (console only) {sum(s.known_races for s in sessions)}"
+    )
+    assert problems == [], "\n".join(problems)
+    assert foreign == []
+    for s in sessions:
+        assert sum(s.actions.values()) >= 5, f"session {s.index} hardly ran: {s.actions}"
+    assert len(loads) == 1, loads
+    assert "Traceback" not in log and "Exception" not in log, log[-3000:]
+    assert peak < PEAK_RSS_LIMIT
+
+
+MARKUP_NAMES = ["<script>window.__pwned=1</script>", '<img src=x onerror="window.__pwned=1">']
+INJECTED = """() => ({
+  pwned: window.__pwned !== undefined,
+  scripts: [...document.querySelectorAll('script')].filter(s => s.textContent.includes('__pwned')).length,
+  images: document.querySelectorAll('img[src="x"]').length,
+  legend: [...document.querySelectorAll('.js-plotly-plot .legendtext')].map(e => e.textContent),
+})"""
+
+
+def test_typed_markup_is_shown_as_text_and_never_runs(server: Server) -> None:
+    async def run() -> dict[str, Any]:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            tab = await (await browser.new_context()).new_page()
+            errors: list[str] = []
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            await tab.goto(f"{server.base}/live_probe?model=smollm2-135m&dataset=world_places")
+            await tab.get_by_role("heading", name="Live probe", level=1).wait_for(timeout=TIMEOUT)
+            box = tab.locator('[data-testid="stTextArea"] textarea')
+            await box.fill("\n".join(MARKUP_NAMES))
+            await box.press("Control+Enter")
+            await tab.wait_for_function(
+                "() => [...document.querySelectorAll('.js-plotly-plot .legendtext')].some(e => e.textContent.includes('onerror'))",
+                timeout=TIMEOUT,
+            )
+            await tab.wait_for_timeout(1000)  # time for anything injected to run
+            found: dict[str, Any] = await tab.evaluate(INJECTED)
+            found["errors"] = errors
+            found["url"] = tab.url
+            await browser.close()
+            return found
+
+    found = asyncio.run(run())
+    assert found["pwned"] is False and found["scripts"] == 0 and found["images"] == 0, found
+    assert found["errors"] == []
+    for name in MARKUP_NAMES:  # shown, as text, in the legend
+        assert f"{name}: layer 5" in found["legend"], found["legend"]
+    assert "names=%3Cscript%3E" in found["url"]  # and kept, encoded, in the shareable URL
