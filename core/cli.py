@@ -93,9 +93,10 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
     def progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="entity" if stage == "activations" else "layer", file=sys.stderr)
+            unit = {"activations": "entity", "probes": "layer", "download": "B"}.get(stage, "it")
+            bar = bars[stage] = tqdm(total=total or None, desc=stage, unit=unit, unit_scale=stage == "download", file=sys.stderr)
         bar.update(done - bar.n)
-        if done >= total:
+        if total and done >= total:
             bar.close()
 
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)

@@ -215,7 +215,16 @@ def build(
 ) -> ProbeResults:
     """Build whatever is missing for one (model, dataset, prompt) and return its results."""
     root = Path(cache_root) if cache_root else default_cache_root()
-    entity_data = load_dataset(dataset, cache_root=root) if isinstance(dataset, str) else dataset
+
+    def stage(name: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(name, done, total)
+
+    if isinstance(dataset, str):  # paper datasets download once, reporting bytes
+        entity_data = load_dataset(dataset, cache_root=root, progress=stage("download"))
+    else:
+        entity_data = dataset
     entity_data = entity_data.head(limit)
     spec = ActivationSpec(
         model=model,
@@ -230,11 +239,6 @@ def build(
     )
     entity_data.prompt_text(spec.prompt)  # fail early on an unknown prompt
     probe_spec = probe_spec or ProbeSpec()
-
-    def stage(name: str) -> Callable[[int, int], None] | None:
-        if progress is None:
-            return None
-        return lambda done, total: progress(name, done, total)
 
     if loaded is None:
         loaded = load_model(
