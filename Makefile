@@ -1,5 +1,5 @@
 # Spacetime Lens: two commands on a fresh machine (Debian, Python 3.11, package registries only)
-#   make run    install what the dashboard needs, prepare the default model, start the dashboard
+#   make run    install what the dashboard needs, convert the embedded models once, start the dashboard
 #   make test   install test tools too (incl. Debian chromium), then ruff, mypy and pytest
 
 PYTHON ?= python3
@@ -40,7 +40,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	$(PY) -m core prepare
+	$(PY) -m core prepare --model smollm2-135m --model gemma3-270m
 	$(PY) -m streamlit run dashboard.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 lint: install-dev
