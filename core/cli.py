@@ -1,4 +1,4 @@
-"""Command line: ``python -m core build|list|datasets|models``.
+"""Command line: ``python -m core build|analyze|list|datasets|models``.
 
 The CLI prints; the library it calls logs.
 """
@@ -59,6 +59,24 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--method", default="loo", choices=["loo", "gcv"], help="alpha selection: exact leave-one-out or GCV")
     build.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run (off by default)")
 
+    ana = sub.add_parser(
+        "analyze",
+        help="controls, block hold-out, prompt transfer, MLP probes and neurons",
+        description="Build (or reuse) activations and probes, then run the research analyses and save them beside the results for the dashboard's Research page.",
+    )
+    ana.add_argument("--model", default="smollm2-135m", help="registered name, model folder, .gguf file or Hugging Face id")
+    ana.add_argument("--dataset", required=True, help="dataset name or a CSV path")
+    ana.add_argument("--prompt", default=None, help="prompt template name (default: the dataset's main prompt)")
+    ana.add_argument("--limit", type=int, default=None, help="only the first N entities (quick runs)")
+    ana.add_argument("--group", default=None, help="grouping column for the block hold-out (default: the dataset's group column)")
+    ana.add_argument("--layers", type=_layers, default=None, help="subset of layers, as for build")
+    ana.add_argument("--transfer-prompts", default="", help="comma-separated other prompts for cross-prompt transfer, or 'all'")
+    ana.add_argument("--no-mlp", action="store_true", help="skip the MLP probe (the slowest analysis)")
+    ana.add_argument("--mlp-hidden", type=int, default=256, help="MLP hidden units")
+    ana.add_argument("--neurons", type=int, default=10, help="top neurons listed per layer and target")
+    ana.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ana.add_argument("--dtype", default="auto")
+
     lst = sub.add_parser("list", help="list caches with sizes", description="List cached models, activations and results with their sizes.")
     lst.add_argument("--kind", choices=list(ARTIFACT_KINDS), default=None)
 
@@ -68,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--only", default=None, help="only builds whose command contains this text")
     demo.add_argument("--keep-activations", action="store_true")
     demo.add_argument("--dry-run", action="store_true", help="print the commands only")
-    sub.add_parser("scoreboard", help="best-layer test R2 of the shipped results (Markdown)", description="Print a Markdown table of best-layer test R2 per model x dataset from the results under the cache root.")
+    board = sub.add_parser("scoreboard", help="best-layer test R2 of the shipped results (Markdown)", description="Print a Markdown table of best-layer test R2 per model x dataset from the results under the cache root.")
+    board.add_argument("--write", type=Path, default=None, metavar="FILE", help="also replace the table between the scoreboard markers in FILE (README.md)")
     prep = sub.add_parser("prepare", help="convert a model once so later loads take seconds", description="Convert a GGUF model into a safetensors folder under the cache (once).")
     prep.add_argument("--model", action="append", default=None, help="model name (repeatable; default: the embedded default)")
     return parser
@@ -129,8 +148,57 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
+    from tqdm import tqdm
+
+    from core.analysis.build import analyze
+
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None or bar.total != total or done < bar.n:
+            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    prompts = [p for p in args.transfer_prompts.split(",") if p]
+    if prompts == ["all"]:
+        from core.datasets.registry import load_dataset
+
+        prompts = sorted(load_dataset(args.dataset, cache_root=root).prompts)
+    command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
+    analysis, results = analyze(
+        model=args.model,
+        dataset=args.dataset,
+        prompt=args.prompt,
+        limit=args.limit,
+        group_column=args.group,
+        layers=args.layers,
+        transfer_prompts=prompts,
+        mlp=not args.no_mlp,
+        mlp_hidden=args.mlp_hidden,
+        k_neurons=args.neurons,
+        device=args.device,
+        dtype=args.dtype,
+        cache_root=root,
+        progress=progress,
+        command=command,
+    )
+    table = analysis.controls[analysis.controls["split"] == "test"].pivot_table(index="layer", columns="control", values="r2")
+    print(f"{results.model} on {results.dataset} (prompt {results.prompt!r}), {len(results.entities)} entities: test R2 by control")
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    if len(analysis.holdout):
+        cols = ["layer", "block", "n", "heldout_proximity", "nominal_proximity"]
+        print(f"block hold-out by {analysis.group_column}:")
+        print(analysis.holdout[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"analysis: {analysis.path}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace, root: Path) -> int:
-    kinds = [args.kind] if args.kind else ["models", "activations", "results", "datasets"]
+    kinds = [args.kind] if args.kind else ["models", "activations", "results", "analysis", "datasets"]
     total = 0
     for kind in kinds:
         entries = list_artifacts(root, kind)
@@ -192,14 +260,18 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
-def _cmd_scoreboard(root: Path) -> int:
-    from core.demo import markdown_table, scoreboard, shipped_results
+def _cmd_scoreboard(args: argparse.Namespace, root: Path) -> int:
+    from core.demo import markdown_table, scoreboard, shipped_results, write_scoreboard
 
     table = scoreboard(shipped_results(root))
     if table.empty:
         print(f"no results under {root}")
         return 1
-    print(markdown_table(table))
+    text = markdown_table(table)
+    print(text)
+    if args.write:
+        write_scoreboard(args.write, text)
+        print(f"updated {args.write}")
     return 0
 
 
@@ -211,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "build":
             return _cmd_build(args, root, argv)
+        if args.command == "analyze":
+            return _cmd_analyze(args, root, argv)
         if args.command == "list":
             return _cmd_list(args, root)
         if args.command == "datasets":
@@ -220,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _cmd_demo(args, root)
         if args.command == "scoreboard":
-            return _cmd_scoreboard(root)
+            return _cmd_scoreboard(args, root)
         if args.command == "prepare":
             return _cmd_prepare(args, root)
     except KeyboardInterrupt:

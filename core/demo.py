@@ -144,3 +144,23 @@ def markdown_table(table: pd.DataFrame) -> str:
     for index, row in table.fillna("").iterrows():
         lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
     return "\n".join(lines)
+
+
+SCOREBOARD_START = "<!-- scoreboard:start (python -m core scoreboard --write README.md) -->"
+SCOREBOARD_END = "<!-- scoreboard:end -->"
+
+
+def write_scoreboard(path: Path, table_markdown: str) -> None:
+    """Replace the text between the scoreboard markers of a Markdown file."""
+    text = Path(path).read_text()
+    if SCOREBOARD_START not in text or SCOREBOARD_END not in text:
+        raise ValueError(f"{path}: no scoreboard markers ({SCOREBOARD_START} ... {SCOREBOARD_END})")
+    head, rest = text.split(SCOREBOARD_START, 1)
+    _, tail = rest.split(SCOREBOARD_END, 1)
+    Path(path).write_text(f"{head}{SCOREBOARD_START}\n{table_markdown}\n{SCOREBOARD_END}{tail}")
+
+
+def readme_scoreboard(path: Path) -> str:
+    """The table currently between the markers (for the drift test)."""
+    text = Path(path).read_text()
+    return text.split(SCOREBOARD_START, 1)[1].split(SCOREBOARD_END, 1)[0].strip()

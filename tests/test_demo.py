@@ -79,3 +79,11 @@ def test_shipped_results_verify() -> None:
         ProbeResults.load(res.path, verify=True)
         assert res.manifest["command"].startswith("python -m core build --model ")
         assert "activations" not in {p.name for p in res.path.iterdir()}
+
+
+def test_readme_scoreboard_matches_shipped_results() -> None:
+    """The README table is generated from the shipped results, never typed by hand."""
+    from core.demo import readme_scoreboard
+
+    expected = markdown_table(scoreboard(shipped_results(default_cache_root())))
+    assert readme_scoreboard(REPO / "README.md") == expected, "run: python -m core scoreboard --write README.md"
