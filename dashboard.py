@@ -24,6 +24,7 @@ PAGES = {
     "timelines.py": st.Page("pages/timelines.py", title="Timelines", url_path="timelines"),
     "layers.py": st.Page("pages/layers.py", title="Layers", url_path="layers"),
     "live_probe.py": st.Page("pages/live_probe.py", title="Live probe", url_path="live_probe"),
+    "research.py": st.Page("pages/research.py", title="Research", url_path="research"),
 }
 
 PRESENTATION_CSS = """

@@ -5,6 +5,7 @@ Layout under the cache root::
     models/<name>/                  converted safetensors folders
     activations/<key>/              per-layer activations + manifest.json
     results/<key>/                  probe results + manifest.json
+    analysis/<results key>/         research analyses of those results (core.analysis)
     datasets/<name>/                built entity tables (parquet)
 
 `artifact_dir` is the one function that turns a key into a path; keys are
@@ -30,8 +31,8 @@ from core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
-ArtifactKind = Literal["activations", "results", "models", "datasets", "downloads"]
-ARTIFACT_KINDS: tuple[str, ...] = ("activations", "results", "models", "datasets", "downloads")
+ArtifactKind = Literal["activations", "results", "models", "datasets", "downloads", "analysis"]
+ARTIFACT_KINDS: tuple[str, ...] = ("activations", "results", "models", "datasets", "downloads", "analysis")
 MANIFEST = "manifest.json"
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 

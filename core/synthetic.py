@@ -206,3 +206,28 @@ def demo_cache(root: Path, n: int = 400, n_layers: int = 6, d_model: int = 32) -
     people = synthetic_results(time_entities(n, seed=7), "time", n_layers, d_model, "smollm2-135m", "historical_figures", seed=7)
     made.append(save_synthetic(root, people))
     return made
+
+
+def synthetic_analysis(root: Path, results: ProbeResults, seed: int = 0, transfer: bool = True) -> Path:
+    """An ``analysis`` artifact for synthetic results (tests and browser checks only).
+
+    Activations are the stored predictions written along random directions plus noise,
+    so the probes recover the synthetic results; analyses then run as for real ones.
+    """
+    from core.analysis.run import analysis_dir, run_analysis
+    from core.datasets.schema import EntityDataset
+
+    rng = np.random.default_rng(seed)
+    preds = np.asarray(results.predictions, dtype=np.float64)
+    d = int(results.coef.shape[-1])
+    dirs = rng.normal(size=(preds.shape[-1], d))
+    acts = {}
+    for pos, layer in enumerate(results.layers):
+        z = (preds[pos] - preds[pos].mean(0)) / (preds[pos].std(0) + 1e-9)
+        acts[int(layer)] = z @ dirs + 0.3 * rng.normal(size=(preds.shape[1], d))
+    group = (results.manifest.get("dataset_info") or {}).get("group_column") or "group"
+    data = EntityDataset(name=results.dataset, kind=results.kind, frame=results.entities, group_column=group)  # type: ignore[arg-type]
+    other = {"shuffled_prompt": lambda layer: acts[layer][:, rng.permutation(d)]} if transfer else None
+    analysis = run_analysis(acts.__getitem__, [int(v) for v in results.layers], data, other_prompts=other, prompt=results.prompt, mlp_hidden=16, k_neurons=5, seed=seed)
+    key = results.path.name if results.path else str(results.manifest["key"])
+    return analysis.save(analysis_dir(root, key), {"results_key": key, "synthetic": True, "command": "core.synthetic.synthetic_analysis"})

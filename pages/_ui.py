@@ -24,6 +24,7 @@ from core import catalog as cat
 from core import figures as figs
 from core import geo
 from core import view_state as vs
+from core.analysis.run import AnalysisResults, analysis_dir
 from core.cache import CacheError, default_cache_root, folder_stamp, read_manifest, verify_files
 from core.results import ProbeResults
 
@@ -198,6 +199,25 @@ def preferred_defaults(catalog: cat.Catalog) -> vs.Defaults:
     dataset = "world_places" if (not datasets or "world_places" in datasets) else datasets[0]
     return vs.Defaults(model=model, dataset=dataset, prompt="empty")
 
+
+
+@st.cache_resource(show_spinner="Loading analyses…", max_entries=8)
+def _load_analysis(folder: str, stamp: str) -> AnalysisResults:
+    return AnalysisResults.load(Path(folder), verify=True)
+
+
+def load_analysis(entry: cat.ResultEntry) -> tuple[AnalysisResults | None, str | None]:
+    """The ``analysis`` artifact of a results entry (None if absent), or why it is unreadable."""
+    folder = analysis_dir(entry.folder.parent.parent, entry.key)
+    if not (folder / "manifest.json").is_file():
+        return None, None
+    try:
+        analysis = _load_analysis(str(folder), folder_stamp(folder))
+    except CacheError as exc:
+        return None, str(exc)
+    if int(analysis.manifest.get("n_entities", -1)) != entry.n_entities:
+        return None, f"{folder}: analysis of {analysis.manifest.get('n_entities')} entities, results have {entry.n_entities}"
+    return analysis, None
 
 # ---------------------------------------------------------------- the state
 @dataclass

@@ -50,3 +50,22 @@ def test_default_model_end_to_end(cache_root, capsys) -> None:  # type: ignore[n
     assert match and int(match.group(1)) in (10, 16, 22, 28)
     # held out, a real model's probe clearly beats predicting the training mean (R2 = 0)
     assert float(match.group(2)) > 0.1
+
+
+def test_analyze_writes_analysis_beside_results(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    from core.analysis.run import AnalysisResults
+    from core.cache import list_artifacts
+
+    argv = ["--cache-root", str(cache_root), "analyze", "--model", "tiny-llama", "--dataset", "world_capitals", "--limit", "120", "--group", "continent", "--mlp-hidden", "16", "--neurons", "3"]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "test R2 by control" in out and "shuffled" in out and "name_only" in out and "block hold-out by continent" in out
+    (results_folder, _), = list_artifacts(cache_root, "results")
+    (analysis_folder, manifest), = list_artifacts(cache_root, "analysis")
+    assert analysis_folder.name == results_folder.name  # keyed by the results key
+    assert manifest["command"].startswith("python -m core --cache-root")
+    analysis = AnalysisResults.load(analysis_folder, verify=True)
+    assert set(analysis.controls["control"]) == {"mean", "name_only", "probe", "shuffled", "mlp"}
+    assert len(analysis.holdout) >= 3 and analysis.group_column == "continent"
+    assert main(argv) == 0  # reruns reuse activations and results

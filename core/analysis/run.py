@@ -1,0 +1,199 @@
+"""Run every analysis on one activation cache and save the ``analysis`` artifact.
+
+Folder layout (``<cache_root>/analysis/<results key>/``, the key of the ordinary
+probe results of the same model, dataset, prompt and limit)::
+
+    manifest.json        options, layers, group column, prompts, checksums, command
+    controls.parquet     layer, control, split, n, r2, proximity_error, ... (layer -1:
+                         layer-independent controls: train mean, name-only)
+    holdout.parquet      layer, column, block, n, heldout_/nominal_ proximity, ...
+    heldout_pred.npy     [n_holdout_layers, n_entities, n_targets] float32 (NaN outside blocks)
+    neurons.parquet      layer, target, rank, neuron, spearman
+    neuron_acts.npy      [len(neurons), n_entities] float16 activation of each listed neuron
+    transfer.parquet     layer, train_prompt, apply_prompt, r2, proximity_error
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.analysis.controls import constant_controls, layer_controls, split_rows
+from core.analysis.holdout import block_holdout
+from core.analysis.mlp import mlp_predictions
+from core.analysis.neurons import top_neurons
+from core.analysis.transfer import cross_prompt_transfer
+from core.cache import (
+    CacheError,
+    artifact_dir,
+    atomic_dir,
+    read_manifest,
+    verify_files,
+    write_manifest,
+)
+from core.datasets.schema import EntityDataset
+
+log = logging.getLogger(__name__)
+
+ARTIFACT = "analysis"
+TABLES = ("controls", "holdout", "neurons", "transfer")
+ARRAYS = ("heldout_pred", "neuron_acts")
+FLOAT16_CLIP = 65000.0
+
+LayerSource = Callable[[int], np.ndarray]
+Progress = Callable[[str, int, int], None]
+
+
+def analysis_dir(cache_root: Path, results_key: str) -> Path:
+    """Where the analysis of one results key lives (through the one key->path function)."""
+    return artifact_dir(cache_root, ARTIFACT, results_key)
+
+
+def analyze_command(model: str, dataset: str, prompt: str | None = None, limit: int | None = None) -> str:
+    parts = ["python", "-m", "core", "analyze", "--model", model, "--dataset", dataset]
+    if prompt:
+        parts += ["--prompt", prompt]
+    if limit is not None:
+        parts += ["--limit", str(limit)]
+    return " ".join(parts)
+
+
+@dataclass(eq=False)
+class AnalysisResults:
+    controls: pd.DataFrame
+    holdout: pd.DataFrame
+    heldout_pred: np.ndarray  # [n_holdout_layers, n, T]
+    neurons: pd.DataFrame
+    neuron_acts: np.ndarray  # [len(neurons), n]
+    transfer: pd.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def holdout_layers(self) -> list[int]:
+        return [int(v) for v in self.manifest.get("holdout_layers", [])]
+
+    @property
+    def group_column(self) -> str | None:
+        value = self.manifest.get("group_column")
+        return str(value) if value else None
+
+    def save(self, folder: Path, extra_manifest: dict[str, Any] | None = None) -> Path:
+        folder = Path(folder)
+        with atomic_dir(folder) as tmp:
+            for name in TABLES:
+                getattr(self, name).reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
+            np.save(tmp / "heldout_pred.npy", np.asarray(self.heldout_pred, dtype=np.float32))
+            acts = np.clip(np.asarray(self.neuron_acts, dtype=np.float32), -FLOAT16_CLIP, FLOAT16_CLIP)
+            np.save(tmp / "neuron_acts.npy", acts.astype(np.float16))
+            manifest = {**self.manifest, **(extra_manifest or {}), "artifact": ARTIFACT}
+            write_manifest(tmp, manifest)
+        self.path = folder
+        self.manifest = read_manifest(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path, verify: bool = False) -> AnalysisResults:
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        if manifest.get("artifact") != ARTIFACT:
+            raise CacheError(f"{folder}: not an analysis artifact")
+        if verify:
+            verify_files(folder, manifest, str(manifest.get("command", "")))
+        try:
+            tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
+            arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
+        except (OSError, ValueError) as exc:
+            raise CacheError(f"{folder}: unreadable analysis ({exc}); rebuild with: {manifest.get('command', '')}") from exc
+        return cls(**tables, **arrays, manifest=manifest, path=folder)
+
+
+def run_analysis(
+    activations: LayerSource,
+    layers: Sequence[int],
+    dataset: EntityDataset,
+    group_column: str | None = None,
+    holdout_layers: Sequence[int] | None = None,
+    other_prompts: Mapping[str, LayerSource] | None = None,
+    prompt: str = "",
+    mlp: bool = True,
+    mlp_hidden: int = 256,
+    k_neurons: int = 10,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> AnalysisResults:
+    """Every analysis on one dataset's activations (`activations(layer)` -> [n, d]).
+
+    holdout_layers: layers for the block hold-out and prompt transfer (default: the
+    layer where the ordinary probe's test R² is best). other_prompts: prompt ->
+    activation source of the same entities under another prompt (for transfer).
+    """
+    y = dataset.targets()
+    is_test = dataset.is_test()
+    names = dataset.target_names
+    kind = dataset.kind
+    texts = [str(t) for t in dataset.frame["text"]]
+    control_rows: list[dict[str, object]] = constant_controls(texts, y, is_test, names, kind)
+    neuron_tables, neuron_acts = [], []
+    nominal: dict[int, np.ndarray] = {}
+    for i, layer in enumerate(layers):
+        x = np.asarray(activations(layer), dtype=np.float64)
+        rows, pred = layer_controls(x, y, is_test, names, kind, layer, seed)
+        control_rows += rows
+        nominal[layer] = pred
+        if mlp:
+            mlp_pred = mlp_predictions(x, y, is_test, hidden=mlp_hidden, seed=seed)
+            control_rows += split_rows(y, mlp_pred, is_test, names, kind, layer=layer, control="mlp")
+        table = top_neurons(x, y, names, layer, k_neurons)
+        neuron_tables.append(table)
+        neuron_acts.append(x[:, table["neuron"].to_numpy()].T)
+        if progress:
+            progress("layers", i + 1, len(layers))
+        log.info("analysis: layer %d done", layer)
+    controls = pd.DataFrame(control_rows)
+    probe_test = controls[(controls["control"] == "probe") & (controls["split"] == "test")]
+    if holdout_layers is None:
+        holdout_layers = [int(probe_test.loc[probe_test["r2"].idxmax(), "layer"])] if len(probe_test) else []
+    group_column = group_column or dataset.group_column
+    holdout_tables, heldout_preds, transfer_tables = [], [], []
+    for i, layer in enumerate(holdout_layers):
+        x = np.asarray(activations(layer), dtype=np.float64)
+        if group_column and group_column in dataset.frame:
+            table, heldout = block_holdout(x, y, dataset.frame[group_column], is_test, names, kind, nominal.get(layer))
+            table.insert(0, "column", group_column)
+            table.insert(0, "layer", layer)
+            holdout_tables.append(table)
+            heldout_preds.append(heldout)
+        if other_prompts:
+            sources = {prompt or "main": x, **{p: np.asarray(src(layer), dtype=np.float64) for p, src in other_prompts.items()}}
+            transfer_tables.append(cross_prompt_transfer(sources, y, is_test, names, kind, layer))
+        if progress:
+            progress("hold-out", i + 1, len(holdout_layers))
+    n, n_t = len(y), len(names)
+    return AnalysisResults(
+        controls=controls,
+        holdout=pd.concat(holdout_tables, ignore_index=True) if holdout_tables else pd.DataFrame(columns=["layer", "column", "block", "n", "heldout_proximity", "nominal_proximity"]),
+        heldout_pred=np.stack(heldout_preds) if heldout_preds else np.zeros((0, n, n_t), dtype=np.float32),
+        neurons=pd.concat(neuron_tables, ignore_index=True) if neuron_tables else pd.DataFrame(columns=["layer", "target", "rank", "neuron", "spearman"]),
+        neuron_acts=np.concatenate(neuron_acts) if neuron_acts else np.zeros((0, n), dtype=np.float32),
+        transfer=pd.concat(transfer_tables, ignore_index=True) if transfer_tables else pd.DataFrame(columns=["layer", "train_prompt", "apply_prompt", "r2", "proximity_error"]),
+        manifest={
+            "kind": kind,
+            "target_names": list(names),
+            "layers": [int(v) for v in layers],
+            "holdout_layers": [int(v) for v in holdout_layers] if heldout_preds else [],
+            "transfer_layers": [int(v) for v in holdout_layers] if transfer_tables else [],
+            "group_column": group_column if heldout_preds else None,
+            "prompts": [prompt or "main", *sorted(other_prompts or {})],
+            "n_entities": int(n),
+            "dataset": dataset.name,
+            "dataset_hash": dataset.content_hash,
+            "options": {"mlp": mlp, "mlp_hidden": mlp_hidden, "k_neurons": k_neurons, "seed": seed},
+        },
+    )

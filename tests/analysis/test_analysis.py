@@ -1,0 +1,186 @@
+"""Analyses on small synthetic activations with known answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.analysis.common import proximity_of_rows
+from core.analysis.controls import (
+    constant_controls,
+    layer_controls,
+    mean_baseline,
+    name_only_predictions,
+    shuffled_probe_predictions,
+)
+from core.analysis.holdout import block_holdout
+from core.analysis.mlp import mlp_predictions
+from core.analysis.neurons import spearman_columns, top_neurons
+from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
+from core.analysis.transfer import cross_prompt_transfer
+from core.datasets.schema import EntityDataset
+from core.metrics import proximity_error, regression_metrics
+
+SPACE = ("lat", "lon")
+
+
+def planted(n: int = 400, d: int = 24, noise: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Activations with lat/lon written linearly along two random directions."""
+    rng = np.random.default_rng(seed)
+    y = np.column_stack([rng.uniform(-50, 60, n), rng.uniform(-170, 170, n)])
+    dirs = rng.normal(size=(2, d))
+    x = ((y - y.mean(0)) / y.std(0)) @ dirs + noise * rng.normal(size=(n, d))
+    is_test = rng.random(n) < 0.25
+    return x, y, is_test
+
+
+def test_planted_direction_is_found_and_controls_are_near_zero() -> None:
+    x, y, is_test = planted()
+    rows, pred = layer_controls(x, y, is_test, SPACE, "space", layer=3)
+    table = pd.DataFrame(rows).set_index(["control", "split"])
+    assert table.loc[("probe", "test"), "r2"] > 0.99
+    assert table.loc[("probe", "test"), "proximity_error"] < 0.02
+    assert abs(table.loc[("shuffled", "test"), "r2"]) < 0.1
+    assert table.loc[("shuffled", "test"), "proximity_error"] > 0.3
+    assert (table["layer"] == 3).all()
+    assert pred.shape == y.shape
+
+
+def test_shuffled_probe_is_seeded() -> None:
+    x, y, is_test = planted()
+    a = shuffled_probe_predictions(x, y, is_test, seed=1)
+    b = shuffled_probe_predictions(x, y, is_test, seed=1)
+    c = shuffled_probe_predictions(x, y, is_test, seed=2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_mean_baseline_has_zero_train_r2() -> None:
+    _, y, is_test = planted()
+    pred = mean_baseline(y, is_test)
+    m = regression_metrics(y[~is_test], pred[~is_test], SPACE, "space")
+    assert m["r2"] == pytest.approx(0.0, abs=1e-12)
+    assert np.allclose(pred, y[~is_test].mean(0))
+
+
+def test_name_only_baseline_reads_spelling_and_not_noise() -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    year = rng.uniform(1000, 2000, n)
+    # the century is spelled out in the name: TF-IDF character n-grams can read it
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    texts = [f"{words[int((v - 1000) // 100)]} {i}" for i, v in enumerate(year)]
+    is_test = rng.random(n) < 0.3
+    pred = name_only_predictions(texts, year, is_test)
+    assert regression_metrics(year[is_test], pred[is_test], ("year",), "time")["r2"] > 0.8
+    noise_texts = ["".join(rng.choice(list("abcdefghij"), 6)) for _ in range(n)]
+    pred = name_only_predictions(noise_texts, year, is_test)
+    assert regression_metrics(year[is_test], pred[is_test], ("year",), "time")["r2"] < 0.2
+    rows = pd.DataFrame(constant_controls(texts, year, is_test, ("year",), "time"))
+    assert set(rows["control"]) == {"mean", "name_only"} and (rows["layer"] == -1).all()
+
+
+def test_proximity_of_rows_matches_metric() -> None:
+    x, y, is_test = planted(n=200, noise=2.0)
+    pred = y + np.random.default_rng(1).normal(scale=20, size=y.shape)
+    per_row = proximity_of_rows(y, pred, np.arange(len(y)), SPACE, "space")
+    assert per_row.mean() == pytest.approx(proximity_error(y, pred, "space"), abs=1e-9)
+    years = y[:, 0]
+    per_row = proximity_of_rows(years, years + pred[:, 1] / 5, np.arange(len(y)), ("year",), "time")
+    assert per_row.mean() == pytest.approx(proximity_error(years, years + pred[:, 1] / 5, "time"), abs=1e-9)
+
+
+def test_block_holdout_linear_generalises_and_memorised_block_does_not() -> None:
+    rng = np.random.default_rng(0)
+    n, d = 600, 20
+    blocks = np.array(["A", "B", "C", "D"])[rng.integers(0, 4, n)]
+    centres = {"A": (50, 10), "B": (30, 100), "C": (40, -100), "D": (-25, 135)}
+    y = np.array([centres[b] for b in blocks], dtype=float) + rng.normal(scale=5, size=(n, 2))
+    is_test = rng.random(n) < 0.2
+    # a truly linear code: generalises to unseen blocks
+    x = (y - y.mean(0)) / y.std(0) @ rng.normal(size=(2, d)) + 0.01 * rng.normal(size=(n, d))
+    table, heldout = block_holdout(x, y, blocks, is_test, SPACE, "space")
+    assert sorted(table["block"]) == ["A", "B", "C", "D"]
+    assert (table["heldout_proximity"] < 0.05).all()
+    assert np.isfinite(heldout).all()
+    # block identity one-hot: the nominal probe is fine, held-out blocks collapse
+    onehot = (blocks[:, None] == np.array(["A", "B", "C", "D"])[None, :]).astype(float)
+    x2 = np.hstack([onehot, 0.01 * rng.normal(size=(n, d))])
+    table2, _ = block_holdout(x2, y, blocks, is_test, SPACE, "space")
+    assert (table2["heldout_proximity"] > table2["nominal_proximity"]).all()
+    assert (table2["heldout_proximity"] - table2["nominal_proximity"]).mean() > 0.3
+    assert {"train_mean_lat", "train_mean_lon", "heldout_km_median"} <= set(table2.columns)
+
+
+def test_cross_prompt_transfer() -> None:
+    x, y, is_test = planted()
+    rng = np.random.default_rng(5)
+    rotated = x @ np.linalg.qr(rng.normal(size=(x.shape[1], x.shape[1])))[0]
+    table = cross_prompt_transfer({"a": x, "a2": x * 1.0, "rot": rotated}, y, is_test, SPACE, "space", layer=2)
+    m = table.set_index(["train_prompt", "apply_prompt"])["r2"]
+    assert len(table) == 9
+    assert m[("a", "a")] > 0.99 and m[("a", "a2")] > 0.99 and m[("rot", "rot")] > 0.99
+    assert m[("a", "rot")] < 0.5
+
+
+def test_mlp_probe_learns_nonlinear_target() -> None:
+    rng = np.random.default_rng(0)
+    n = 600
+    x = rng.normal(size=(n, 6))
+    y = 10 * np.abs(x[:, 0]) + 1990  # no linear read-out exists
+    is_test = rng.random(n) < 0.25
+    pred = mlp_predictions(x, y, is_test, hidden=64, seed=0)
+    assert pred.shape == (n, 1)
+    assert regression_metrics(y[is_test], pred[is_test], ("year",), "time")["r2"] > 0.9
+    rows, _ = layer_controls(x, y, is_test, ("year",), "time", layer=0)
+    assert pd.DataFrame(rows).query("control == 'probe' and split == 'test'")["r2"].iloc[0] < 0.1
+    np.testing.assert_array_equal(pred, mlp_predictions(x, y, is_test, hidden=64, seed=0))
+
+
+def test_planted_neuron_ranks_first() -> None:
+    rng = np.random.default_rng(0)
+    n, d = 300, 50
+    x = rng.normal(size=(n, d))
+    year = rng.uniform(1500, 2000, n)
+    x[:, 17] = np.exp((year - 1500) / 100) + 0.1 * rng.normal(size=n)  # monotone, not linear
+    x[:, 3] = -year + 30 * rng.normal(size=n)
+    table = top_neurons(x, year, ("year",), layer=4, k=5)
+    assert table.iloc[0]["neuron"] == 17 and table.iloc[0]["spearman"] > 0.99
+    assert table.iloc[1]["neuron"] == 3 and table.iloc[1]["spearman"] < -0.9
+    assert list(table["rank"]) == [0, 1, 2, 3, 4]
+    from scipy.stats import spearmanr
+
+    rho = spearman_columns(x[:, :5], year)
+    assert rho[2] == pytest.approx(spearmanr(x[:, 2], year).statistic)
+
+
+def _dataset(x_by_layer: dict[int, np.ndarray], y: np.ndarray, is_test: np.ndarray, groups: np.ndarray) -> EntityDataset:
+    names = [f"place {i}" for i in range(len(y))]
+    frame = pd.DataFrame({"name": names, "text": names, "lat": y[:, 0], "lon": y[:, 1], "is_test": is_test, "continent": groups})
+    return EntityDataset(name="planted", kind="space", frame=frame, group_column="continent")
+
+
+def test_run_analysis_saves_and_loads(tmp_path: Path) -> None:
+    x, y, is_test = planted(n=240, d=16)
+    rng = np.random.default_rng(3)
+    groups = np.array(["EU", "AS", "NA"])[rng.integers(0, 3, len(y))]
+    layers = {0: rng.normal(size=x.shape), 1: x}
+    ds = _dataset(layers, y, is_test, groups)
+    seen: list[tuple[str, int, int]] = []
+    res = run_analysis(layers.__getitem__, [0, 1], ds, other_prompts={"other": lambda layer: layers[layer] * 2.0}, prompt="empty", mlp=True, mlp_hidden=16, k_neurons=3, progress=lambda *a: seen.append(a))
+    assert res.holdout_layers == [1]  # the planted layer is the best one
+    assert set(res.controls["control"]) == {"mean", "name_only", "probe", "shuffled", "mlp"}
+    assert res.heldout_pred.shape == (1, 240, 2)
+    assert res.neuron_acts.shape == (len(res.neurons), 240) and len(res.neurons) == 2 * 2 * 3
+    assert set(res.transfer["apply_prompt"]) == {"empty", "other"}
+    assert seen[-1] == ("hold-out", 1, 1)
+    folder = analysis_dir(tmp_path, "some-results-key")
+    assert folder == tmp_path / "analysis" / "some-results-key"
+    res.save(folder, {"command": "python -m core analyze ..."})
+    back = AnalysisResults.load(folder, verify=True)
+    pd.testing.assert_frame_equal(back.controls, res.controls)
+    np.testing.assert_allclose(back.heldout_pred, res.heldout_pred, rtol=1e-6)
+    assert back.group_column == "continent" and back.manifest["files"]

@@ -1,0 +1,77 @@
+"""AppTest of the Research page: analyses drawn when present, the analyze command when not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.results import ProbeResults
+from core.synthetic import demo_cache, synthetic_analysis
+from tests.app.conftest import make_app
+from tests.app.test_pages import charts, no_exceptions, texts
+
+WORLD = "smollm2-135m__world_places__empty__synthetic"
+
+
+@pytest.fixture(scope="module")
+def research_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("research-cache")
+    demo_cache(root, n=200, n_layers=4, d_model=16)
+    synthetic_analysis(root, ProbeResults.load(root / "results" / WORLD))
+    return root
+
+
+@pytest.fixture
+def research_env(research_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("SPACETIME_CACHE", str(research_root))
+    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "1")
+    yield research_root
+
+
+def names(spec: dict) -> set[str]:  # type: ignore[type-arg]
+    return {str(t.get("name")) for t in spec["data"]}
+
+
+def test_research_page_with_analyses(research_env: Path) -> None:
+    at = make_app().run()
+    at.switch_page("pages/research.py").run()
+    no_exceptions(at)
+    assert texts(at, "title") == ["Research"]
+    specs = charts(at)
+    controls = specs[0]
+    assert {"linear probe", "MLP probe", "shuffled targets", "name only (char n-grams)", "train mean", "random-init model"} <= names(controls)
+    assert any(s["layout"].get("barmode") == "group" for s in specs)  # hold-out bars
+    holdout_map = next(s for s in specs if "train mean" in names(s) and any(t.get("type") == "scattergeo" for t in s["data"]))
+    assert any(t.get("marker", {}).get("symbol") == "star" for t in holdout_map["data"])
+    assert any(t.get("type") == "heatmap" for s in specs for t in s["data"])  # prompt transfer
+    anim = specs[-1]
+    assert len(anim["frames"]) == 4 and anim["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
+    assert "prompt coords" in names(next(s for s in specs if "prompt empty" in names(s)))
+    # the hold-out block and neuron selectors drive their figures
+    blocks = at.selectbox(key="r_block").options
+    at.selectbox(key="r_block").set_value(blocks[-1]).run()
+    no_exceptions(at)
+    assert any(str(blocks[-1]) in (s["layout"].get("title", {}).get("text") or "") for s in charts(at))
+    neurons = at.selectbox(key="r_neuron").options
+    at.selectbox(key="r_neuron").set_value(neurons[1]).run()
+    no_exceptions(at)
+    assert any(f"Neuron {neurons[1]} " in (s["layout"].get("title", {}).get("text") or "") for s in charts(at))
+    assert not [e for e in at.code if "analyze" in str(e.value)]
+
+
+def test_research_page_without_analyses_shows_command(research_env: Path) -> None:
+    at = make_app({"dataset": "us_places"}).run()
+    at.switch_page("pages/research.py").run()
+    no_exceptions(at)
+    commands = [str(e.value) for e in at.code]
+    assert "python -m core analyze --model smollm2-135m --dataset us_places --prompt empty" in commands
+    assert charts(at)  # the animation works from the results alone
+
+
+def test_research_page_empty_cache(empty_env: Path) -> None:
+    at = make_app().run()
+    at.switch_page("pages/research.py").run()
+    no_exceptions(at)
+    assert any("python -m core build" in str(e.value) for e in at.code)
