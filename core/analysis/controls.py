@@ -107,6 +107,10 @@ def constant_controls(
 ) -> list[dict[str, object]]:
     """Controls that do not depend on the layer (train mean, name-only); layer = -1."""
     rows = split_rows(y, mean_baseline(y, is_test), is_test, target_names, kind, layer=-1, control="mean")
+    for row in rows:
+        # A constant prediction ties with every other one, and proximity error counts only
+        # strictly closer predictions: it would read 0 (perfect). It is undefined here.
+        row["proximity_error"] = float("nan")
     rows += split_rows(y, name_only_predictions(texts, y, is_test), is_test, target_names, kind, layer=-1, control="name_only")
     return rows
 
