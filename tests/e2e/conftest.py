@@ -43,47 +43,56 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("e2e-cache")
-    demo_cache(root, n=300, n_layers=6, d_model=32)
+def start_streamlit(root: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `streamlit run dashboard.py` on a free loopback port over the cache `root`
+    (fake model on); returns the process and its base URL once /_stcore/health answers."""
     port = _free_port()
-    env = {**os.environ, "SPACETIME_CACHE": str(root), "SPACETIME_FAKE_MODEL": "1"}
-    log = (tmp_path_factory.mktemp("e2e-log") / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "dashboard.py",
-            "--server.port", str(port),
-            "--server.address", "127.0.0.1",
-            "--server.headless", "true",
-            "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = {**os.environ, "SPACETIME_CACHE": str(root), "SPACETIME_FAKE_MODEL": "1", **(extra_env or {})}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "streamlit", "run", "dashboard.py",
+                "--server.port", str(port),
+                "--server.address", "127.0.0.1",
+                "--server.headless", "true",
+                "--server.fileWatcherType", "none",
+                "--browser.gatherUsageStats", "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:
         try:
             with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
                 if resp.status == 200:
-                    break
+                    return proc, base
         except OSError:
             pass
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            raise RuntimeError(f"streamlit did not start; see {log.name}")
+            raise RuntimeError(f"streamlit did not start; see {log_path}")
         time.sleep(0.3)
-    yield base
+
+
+def stop_streamlit(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("e2e-cache")
+    demo_cache(root, n=300, n_layers=6, d_model=32)
+    proc, base = start_streamlit(root, tmp_path_factory.mktemp("e2e-log") / "streamlit.log")
+    yield base
+    stop_streamlit(proc)
 
 
 @pytest.fixture(scope="session")

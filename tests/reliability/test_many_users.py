@@ -24,10 +24,8 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,7 @@ import psutil
 import pytest
 
 from core.synthetic import demo_cache
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit, stop_streamlit
 
 
 def run_in_fresh_loop(coro: Any) -> Any:
@@ -85,38 +83,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("many-users")
     root = tmp / "cache"
     demo_cache(root, n=300, n_layers=6, d_model=32)
-    port = _free_port()
     counter = tmp / "model-loads.txt"
-    env = {**os.environ, "SPACETIME_CACHE": str(root), "SPACETIME_FAKE_MODEL": "1", "SPACETIME_LOAD_COUNTER": str(counter)}
     log_path = tmp / "streamlit.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "dashboard.py",
-            "--server.port", str(port),
-            "--server.address", "127.0.0.1",
-            "--server.headless", "true",
-            "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"streamlit did not start; see {log_path}")
-        time.sleep(0.3)
+    proc, base = start_streamlit(root, log_path, {"SPACETIME_LOAD_COUNTER": str(counter)})
     srv = Server(base=base, proc=proc, log=log_path, load_counter=counter)
     stop = threading.Event()
 
@@ -134,12 +103,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield srv
     stop.set()
     sampler.join()
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_streamlit(proc)
 
 
 @dataclass
