@@ -216,3 +216,24 @@ def regression_metrics(
             raise ValueError(f"time metrics need exactly one target, got {names}")
         out["proximity_error"] = proximity_error(t[:, 0], p[:, 0], "time")
     return out
+
+
+def subsampled_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    target_names: tuple[str, ...],
+    kind: str,
+    max_proximity_rows: int,
+    seed: int = 0,
+) -> dict[str, float]:
+    """regression_metrics, with the O(n^2) proximity error on a fixed, seeded subsample
+    of at most `max_proximity_rows` rows (every other metric uses all rows)."""
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
+    metrics = regression_metrics(y_true, y_pred, target_names, kind)
+    if len(y_true) > max_proximity_rows:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(len(y_true), max_proximity_rows, replace=False))
+        sub = regression_metrics(y_true[rows], y_pred[rows], target_names, kind)
+        metrics["proximity_error"] = sub["proximity_error"]
+    return metrics

@@ -22,7 +22,7 @@ from core.cache import CacheError, artifact_dir, default_cache_root
 from core.config import ActivationSpec, ProbeSpec
 from core.datasets.registry import load_dataset
 from core.datasets.schema import EntityDataset
-from core.metrics import regression_metrics
+from core.metrics import subsampled_metrics
 from core.models import LoadedModel, load_model
 from core.probes import RidgeProbe, alpha_grid
 from core.results import ProbeResults
@@ -60,14 +60,8 @@ def split_metrics(
     kind: str,
     seed: int = 0,
 ) -> dict[str, float]:
-    """regression_metrics, with the O(n^2) proximity error on a bounded subsample."""
-    metrics = regression_metrics(y_true, y_pred, target_names, kind)
-    if len(y_true) > MAX_PROXIMITY_ENTITIES:
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(len(y_true), MAX_PROXIMITY_ENTITIES, replace=False))
-        sub = regression_metrics(y_true[rows], y_pred[rows], target_names, kind)
-        metrics["proximity_error"] = sub["proximity_error"]
-    return metrics
+    """Metrics of one split, proximity error on at most MAX_PROXIMITY_ENTITIES rows."""
+    return subsampled_metrics(y_true, y_pred, target_names, kind, MAX_PROXIMITY_ENTITIES, seed)
 
 
 def _verified_results(final: Path) -> ProbeResults | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.metrics import regression_metrics
+from core.metrics import subsampled_metrics
 
 # Proximity error is O(n^2): above this many rows a split is scored on a seeded subsample.
 MAX_PROXIMITY_ROWS = 4000
@@ -17,15 +17,8 @@ def score(
     kind: str,
     seed: int = 0,
 ) -> dict[str, float]:
-    """regression_metrics, with proximity error on at most MAX_PROXIMITY_ROWS rows."""
-    y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
-    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
-    if len(y_true) > MAX_PROXIMITY_ROWS:
-        metrics = regression_metrics(y_true, y_pred, target_names, kind)
-        rows = np.sort(np.random.default_rng(seed).choice(len(y_true), MAX_PROXIMITY_ROWS, replace=False))
-        metrics["proximity_error"] = regression_metrics(y_true[rows], y_pred[rows], target_names, kind)["proximity_error"]
-        return metrics
-    return regression_metrics(y_true, y_pred, target_names, kind)
+    """Metrics with proximity error on at most MAX_PROXIMITY_ROWS rows."""
+    return subsampled_metrics(y_true, y_pred, target_names, kind, MAX_PROXIMITY_ROWS, seed)
 
 
 def _points(y: np.ndarray, target_names: tuple[str, ...], kind: str) -> np.ndarray:
