@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -316,10 +315,5 @@ def model_table(cache_root: Path | None = None) -> list[dict[str, str]]:
     return rows
 
 
-def remove_converted(name: str, cache_root: Path | None = None) -> None:
-    root = Path(cache_root) if cache_root else default_cache_root()
-    for folder in (root / "models").glob(f"{name}-*"):
-        shutil.rmtree(folder)
-
-
+# Tokenizers warn (and can deadlock) when a process forks after using them in parallel.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -6,14 +6,11 @@ layer (finished layers are kept in ``results/.partial-<key>/``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,22 +32,6 @@ log = logging.getLogger(__name__)
 MAX_PROXIMITY_ENTITIES = 8000
 
 StageProgress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class BuildPlan:
-    """What a build will produce and where."""
-
-    activation_spec: ActivationSpec
-    probe_spec: ProbeSpec
-    dataset: EntityDataset
-    cache_root: Path
-
-    def activation_key(self, weights_hash: str) -> str:
-        return self.activation_spec.key(self.dataset.content_hash, weights_hash)
-
-    def results_key(self, weights_hash: str) -> str:
-        return self.probe_spec.key(self.activation_key(weights_hash))
 
 
 def split_metrics(
@@ -269,7 +250,3 @@ def summary_table(results: ProbeResults) -> pd.DataFrame:
     )
     table.index.name = "layer"
     return table
-
-
-def describe(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)

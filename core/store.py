@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +232,3 @@ def build_activations(
 def find_partial(cache_root: Path) -> list[Path]:
     base = Path(cache_root) / "activations"
     return sorted(base.glob(".partial-*")) if base.is_dir() else []
-
-
-def layers_as_array(store: ActivationStore, layers: Sequence[int]) -> dict[int, Any]:
-    return {layer: store.layer(layer) for layer in layers}
