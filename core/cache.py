@@ -7,6 +7,10 @@ Layout under the cache root::
     results/<key>/                  probe results + manifest.json
     analysis/<results key>/         research analyses of those results (core.analysis)
     datasets/<name>/                built entity tables (parquet)
+    <kind>/_shared/<sha256>.<ext>   content-addressed files that several artifacts of one
+                                    kind share (a dataset's entity table is the same for
+                                    every model); listed under "shared_files" in each
+                                    artifact's manifest and checked with its own files
 
 `artifact_dir` is the one function that turns a key into a path; keys are
 validated so that no key can escape the cache root.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 ArtifactKind = Literal["activations", "results", "models", "datasets", "downloads", "analysis"]
 ARTIFACT_KINDS: tuple[str, ...] = ("activations", "results", "models", "datasets", "downloads", "analysis")
 MANIFEST = "manifest.json"
+# Keys must start with a letter or digit, so this folder can never be an artifact.
+SHARED = "_shared"
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -114,20 +121,60 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
+def shared_path(folder: Path, name: str) -> Path:
+    """Where a shared file `name` listed in the manifest of artifact `folder` lives."""
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise CacheError(f"{folder}: invalid shared file name {name!r} in the manifest")
+    return Path(folder).parent / SHARED / name
+
+
+def put_shared(folder: Path, data: bytes, suffix: str) -> dict[str, Any]:
+    """Store `data` once beside the artifacts of `folder`'s kind, named by its sha256.
+
+    Returns the manifest entry (name, sha256, bytes). A file already there with the
+    right checksum is reused; a damaged one is replaced, so a rebuild heals it.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    path = shared_path(folder, sha + suffix)
+    if not (path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == sha):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}-{_owner_tag()}")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return {"name": path.name, "sha256": sha, "bytes": len(data)}
+
+
+def artifact_file(folder: Path, manifest: dict[str, Any], rel: str) -> Path:
+    """Path of file `rel` of an artifact: its own copy, else the shared one it lists."""
+    own = Path(folder) / rel
+    shared = manifest.get("shared_files", {}).get(rel)
+    if own.is_file() or shared is None:
+        return own
+    return shared_path(folder, str(shared["name"]))
+
+
+def _check_file(path: Path, meta: dict[str, Any], hint: str, label: str = "") -> None:
+    where = f"{path} ({label})" if label else str(path)
+    if not path.is_file():
+        raise CacheError(f"{where}: listed in the manifest but missing{hint}")
+    if path.stat().st_size != meta["bytes"]:
+        raise CacheError(
+            f"{where}: size {path.stat().st_size} != {meta['bytes']} in the manifest (truncated?){hint}"
+        )
+    if sha256_file(path) != meta["sha256"]:
+        raise CacheError(f"{where}: checksum differs from the manifest (altered?){hint}")
+
+
 def verify_files(folder: Path, manifest: dict[str, Any], rebuild_hint: str = "") -> None:
-    """Check each file's size and checksum against the manifest."""
+    """Check each file's size and checksum (own and shared) against the manifest."""
     hint = f"; rebuild with: {rebuild_hint}" if rebuild_hint else ""
+    for rel, meta in manifest.get("shared_files", {}).items():
+        _check_file(shared_path(folder, str(meta["name"])), meta, hint, f"shared {rel} of {Path(folder).name}")
     for rel, meta in manifest.get("files", {}).items():
-        path = folder / rel
-        if not path.is_file():
-            raise CacheError(f"{path}: listed in the manifest but missing{hint}")
-        if path.stat().st_size != meta["bytes"]:
-            raise CacheError(
-                f"{path}: size {path.stat().st_size} != {meta['bytes']} in the manifest "
-                f"(truncated?){hint}"
-            )
-        if sha256_file(path) != meta["sha256"]:
-            raise CacheError(f"{path}: checksum differs from the manifest (altered?){hint}")
+        _check_file(folder / rel, meta, hint)
 
 
 def _owner_tag() -> str:
@@ -196,11 +243,18 @@ def folder_stamp(folder: Path) -> str:
 
     Changes whenever any file is rewritten, so it can key a cached verification.
     """
+    folder = Path(folder)
+    files = [(path.relative_to(folder).as_posix(), path) for path in sorted(folder.rglob("*"))]
+    try:
+        shared = json.loads((folder / MANIFEST).read_text()).get("shared_files", {})
+        files += [(rel, shared_path(folder, str(meta["name"]))) for rel, meta in sorted(shared.items())]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, CacheError):
+        pass  # an unreadable manifest is reported by the verification this stamp keys
     parts = []
-    for path in sorted(Path(folder).rglob("*")):
+    for rel, path in files:
         if path.is_file():
             st = path.stat()
-            parts.append(f"{path.relative_to(folder).as_posix()}:{st.st_size}:{st.st_mtime_ns}")
+            parts.append(f"{rel}:{st.st_size}:{st.st_mtime_ns}")
     return ";".join(parts)
 
 
