@@ -98,8 +98,14 @@ def shipped_results(cache_root: Path | None = None) -> list[ProbeResults]:
     return [ProbeResults.load(folder) for folder, _ in list_artifacts(root, "results")]
 
 
-def scoreboard(results: list[ProbeResults]) -> pd.DataFrame:
-    """Best-layer test R² per (model, dataset): full datasets, main prompt only."""
+def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataFrame:
+    """Best-layer test R² per (model, dataset) of `results`, then the paper's rows.
+
+    The paper's Llama-2 figures (`core.paper`) are at a fixed layer with its own
+    prompts and entities; the row labels and values say so.
+    """
+    from core.paper import paper_scoreboard_rows
+
     rows = []
     for res in results:
         spec = res.manifest.get("spec", {})
@@ -118,7 +124,13 @@ def scoreboard(results: list[ProbeResults]) -> pd.DataFrame:
         )
     if not rows:
         return pd.DataFrame()
+    order = list(dict.fromkeys(sorted(r["model"] for r in rows)))
+    if with_paper:
+        paper = paper_scoreboard_rows()
+        rows += paper
+        order += list(dict.fromkeys(r["model"] for r in paper))
     table = pd.DataFrame(rows).pivot_table(index="model", columns="dataset", values="value", aggfunc="first")
+    table = table.loc[order]
     ordered = [d for d in DEMO_DATASETS if d in table.columns] + [d for d in table.columns if d not in DEMO_DATASETS]
     return table[ordered]
 

@@ -13,6 +13,7 @@ import pytest
 from core.cache import default_cache_root
 from core.catalog import best_model_on, discover
 from core.demo import CHECK_SLICE, markdown_table, scoreboard, shipped_results
+from core.paper import PAPER_ROWS
 from core.results import ProbeResults
 from core.synthetic import save_synthetic, space_entities, synthetic_results
 
@@ -39,6 +40,12 @@ def test_scoreboard_table(cache_root) -> None:  # type: ignore[no-untyped-def]
     assert table.loc["smollm2-135m", "world_places"] == f"{best['r2']:.2f} (L{int(best['layer'])}/6)"
     text = markdown_table(table)
     assert text.splitlines()[0].startswith("| model | world_places")
+    # the paper's Llama-2 rows follow the shipped ones, labelled and at their fixed layer
+    assert list(table.index) == ["smollm2-135m"] + [f"{row.model} (paper)" for row in PAPER_ROWS]
+    for row in PAPER_ROWS:
+        for dataset, r2 in row.test_r2.items():
+            assert table.loc[f"{row.model} (paper)", dataset] == f"{r2:.3f} (L{row.layer}/{row.n_layers}, fixed)"
+    assert list(scoreboard(shipped_results(cache_root), with_paper=False).index) == ["smollm2-135m"]
 
 
 def _shipped_slice() -> ProbeResults:
