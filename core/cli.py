@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--batch-tokens", type=int, default=4096, help="token budget per batch (padded tokens)")
     build.add_argument("--batch-size", type=int, default=64, help="max entities per batch")
     build.add_argument("--method", default="loo", choices=["loo", "gcv"], help="alpha selection: exact leave-one-out or GCV")
+    build.add_argument("--probe-device", default="auto", choices=["auto", "numpy", "cpu", "cuda"], help="where probes are fitted: auto = cuda if available, else numpy (the reference); cpu = torch on the CPU")
     build.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run (off by default)")
 
     ana = sub.add_parser(
@@ -106,6 +107,7 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
 
     from core.config import ProbeSpec
     from core.pipeline import build, summary_table
+    from core.probes_torch import probe_device_for
 
     bars: dict[str, Any] = {}
 
@@ -131,6 +133,7 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
         max_tokens_per_batch=args.batch_tokens,
         max_batch_size=args.batch_size,
         probe_spec=ProbeSpec(method=args.method),
+        probe_device=probe_device_for(args.probe_device),
         cache_root=root,
         progress=progress,
         command=command,

@@ -68,8 +68,9 @@ def fit_layer(
     y: np.ndarray,
     is_test: np.ndarray,
     probe_spec: ProbeSpec,
+    probe_device: str | None = None,
 ) -> RidgeProbe:
-    probe = RidgeProbe(alphas=alpha_grid(*probe_spec.alpha_grid), method=probe_spec.method)
+    probe = RidgeProbe(alphas=alpha_grid(*probe_spec.alpha_grid), method=probe_spec.method, device=probe_device)
     return probe.fit(x[~is_test], y[~is_test])
 
 
@@ -81,8 +82,14 @@ def fit_probes(
     progress: Callable[[int, int], None] | None = None,
     command: str = "",
     stop_after_layers: int | None = None,
+    probe_device: str | None = None,
 ) -> ProbeResults:
-    """Fit one probe per stored layer; resumable per layer; returns saved results."""
+    """Fit one probe per stored layer; resumable per layer; returns saved results.
+
+    probe_device: None fits with numpy (the reference); a torch device ("cuda") fits
+    there (`core.probes_torch`) from the stored float16 rows, the same to float64
+    rounding. It is not part of the cache key; the manifest records it.
+    """
     key = probe_spec.key(store.manifest["key"])
     final = artifact_dir(cache_root, "results", key)
     existing = _verified_results(final)
@@ -101,8 +108,11 @@ def fit_probes(
         if not layer_file.is_file():
             if stop_after_layers is not None and fitted >= stop_after_layers:
                 raise KeyboardInterrupt(f"stopped after {fitted} layers (test hook)")
-            x = np.asarray(store.layer(layer), dtype=np.float64)
-            probe = fit_layer(x, y, is_test, probe_spec)
+            if probe_device is None:
+                x = np.asarray(store.layer(layer), dtype=np.float64)
+            else:  # stored dtype: float16 rows cross to the device, converted there
+                x = np.asarray(store.layer(layer))
+            probe = fit_layer(x, y, is_test, probe_spec, probe_device)
             pred = probe.predict(x).reshape(len(y), len(names))
             tmp = layer_file.with_suffix(".tmp.npz")
             with open(tmp, "wb") as handle:
@@ -163,6 +173,7 @@ def fit_probes(
             "prompt_text": store.manifest["prompt_text"],
             "max_proximity_entities": MAX_PROXIMITY_ENTITIES,
             "command": command,
+            "probe_solver": "numpy" if probe_device is None else f"torch:{probe_device}",
         },
     )
     results.save(final)
@@ -187,6 +198,7 @@ def build(
     command: str = "",
     loaded: LoadedModel | None = None,
     trust_remote_code: bool = False,
+    probe_device: str | None = None,
 ) -> ProbeResults:
     """Build whatever is missing for one (model, dataset, prompt) and return its results."""
     root = Path(cache_root) if cache_root else default_cache_root()
@@ -231,7 +243,7 @@ def build(
     if existing is not None:
         return existing
     store = build_activations(spec, entity_data, loaded, root, stage("activations"), command=command)
-    return fit_probes(store, entity_data, probe_spec, root, stage("probes"), command=command)
+    return fit_probes(store, entity_data, probe_spec, root, stage("probes"), command=command, probe_device=probe_device)
 
 
 def summary_table(results: ProbeResults) -> pd.DataFrame:

@@ -87,6 +87,10 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         Divide each target by its training standard deviation before scoring alphas
         (so one alpha is chosen on comparable errors); coefficients are returned in
         the original units either way.
+    device : None or str
+        None (default): numpy/scipy. A torch device ("cuda", "cuda:1", "cpu" or "auto")
+        runs the n > d solver in float64 torch there (``core.probes_torch``), the same
+        numbers to float64 rounding; the n <= d kernel solver always uses numpy.
 
     Attributes
     ----------
@@ -110,11 +114,13 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         method: str = "loo",
         fit_intercept: bool = True,
         standardize_targets: bool = True,
+        device: str | None = None,
     ) -> None:
         self.alphas = alphas
         self.method = method
         self.fit_intercept = fit_intercept
         self.standardize_targets = standardize_targets
+        self.device = device
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any) -> RidgeProbe:
@@ -147,7 +153,14 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         z = (y2 - y_mean) / y_scale
 
         x_mean = self._column_mean(X) if self.fit_intercept else np.zeros(d)
-        if n > d:
+        if n > d and self.device is not None:
+            from core.probes_torch import fit_covariance_torch
+
+            cv_errors, weights_at = fit_covariance_torch(
+                X, x_mean, z, alphas, fit_intercept=self.fit_intercept, method=self.method, device=self.device
+            )
+            solver = "covariance"
+        elif n > d:
             cv_errors, weights_at = self._fit_covariance(X, x_mean, z, alphas)
             solver = "covariance"
         else:

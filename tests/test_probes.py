@@ -224,6 +224,7 @@ def test_estimator_api():
         "method": "gcv",
         "fit_intercept": True,
         "standardize_targets": True,
+        "device": None,
     }
     copy = clone(probe).set_params(method="loo")
     assert copy.method == "loo" and probe.method == "gcv"
@@ -243,3 +244,46 @@ def test_estimator_api():
 @pytest.mark.parametrize("method", ["loo", "gcv"])
 def test_check_estimator(method):
     check_estimator(RidgeProbe(method=method))
+
+
+# ------------------------------------------------------------- torch solver
+@pytest.mark.parametrize("method", ["loo", "gcv"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("n_targets", [1, 2])
+def test_torch_solver_matches_numpy(method: str, fit_intercept: bool, n_targets: int) -> None:
+    """The GPU path, run on torch's CPU device, gives the numpy path's numbers."""
+    X, y, _ = make_data(700, 48, n_targets, seed=3)
+    X = X.astype(np.float32) + 5.0  # offset columns: centring must happen on the device
+    y = y[:, 0] if n_targets == 1 else y
+    kwargs = {"method": method, "fit_intercept": fit_intercept}
+    reference = RidgeProbe(**kwargs).fit(X, y)
+    on_torch = RidgeProbe(device="cpu", **kwargs).fit(X, y)
+    assert on_torch.alpha_ == reference.alpha_
+    np.testing.assert_allclose(on_torch.cv_errors_, reference.cv_errors_, rtol=1e-9)
+    np.testing.assert_allclose(on_torch.coef_, reference.coef_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(on_torch.intercept_, reference.intercept_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(on_torch.predict(X), reference.predict(X), rtol=1e-9, atol=1e-9)
+
+
+def test_torch_solver_streams_float16_memmap_in_chunks(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.probes_torch as probes_torch
+
+    monkeypatch.setattr(probes_torch, "_DEVICE_CHUNK_ELEMENTS", 64 * 98)  # many small chunks
+    X, y, _ = make_data(1000, 30, 2, seed=4)
+    path = tmp_path / "layer.npy"
+    np.save(path, X.astype(np.float16))
+    mapped = np.load(path, mmap_mode="r")
+    reference = RidgeProbe().fit(mapped, y)
+    on_torch = RidgeProbe(device="cpu").fit(mapped, y)
+    assert on_torch.alpha_ == reference.alpha_
+    np.testing.assert_allclose(on_torch.coef_, reference.coef_, rtol=1e-8, atol=1e-12)
+
+
+def test_torch_solver_names_a_missing_gpu(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    X, y, _ = make_data(200, 10, 1)
+    with pytest.raises(RuntimeError, match="probe device 'cuda'.*no CUDA device"):
+        RidgeProbe(device="cuda").fit(X, y[:, 0])
+    assert RidgeProbe(device="auto").fit(X, y[:, 0]).solver_ == "covariance"  # auto falls back to CPU
