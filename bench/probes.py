@@ -10,6 +10,15 @@ as RidgeProbe z-scores them internally, so both score alphas on the same errors.
 each d the script prints both times, whether the same alpha was chosen and the largest
 relative difference of the test R² values, and ends with ``ratio: X`` = RidgeCV time /
 RidgeProbe time at the largest d (4096 by default).
+
+    python -m bench.probes --sweep 32 --d 4096 --device cuda   # a 7B-sized probe sweep
+
+``--sweep L`` times what ``build`` does per layer (fit on the train rows, predict every
+row) for L layers of float16 activations held in host memory, with RidgeProbe on
+``--device`` (a torch device; default numpy), against the numpy RidgeProbe on one layer
+times L (RidgeCV would take hours at this size); it checks that both choose the same
+alpha with equal test R², prints the sweep's wall time beside the 60 s target for 32
+layers on a GPU, and ends with ``ratio: X`` = numpy time for L layers / sweep time.
 """
 
 from __future__ import annotations
@@ -82,6 +91,51 @@ def run_one(
     }
 
 
+def fit_and_predict(X: np.ndarray, y: np.ndarray, n_train: int, alphas: np.ndarray, device: str | None) -> tuple[RidgeProbe, np.ndarray]:
+    """One layer as the pipeline does it: fit on the train rows, predict every row."""
+    probe = RidgeProbe(alphas=alphas, method="loo", device=device).fit(X[:n_train], y[:n_train])
+    return probe, probe.predict(X)
+
+
+def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
+    d = args.d[-1]
+    X_train, y_train, X_test, y_test = make_problem(args.n, n_test, d, args.targets, args.seed)
+    X = np.concatenate([X_train, X_test]).astype(np.float16)  # as stored by the activation cache
+    y = np.concatenate([y_train, y_test])
+    del X_train, X_test
+    print(f"sweep: {args.sweep} layers, n={args.n}+{n_test}, d={d}, float16 rows, device={args.device or 'numpy'}")
+    if args.device and args.device.startswith("cuda"):
+        import torch
+
+        print(f"gpu: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+        fit_and_predict(X[:4096], y[:4096], 2048, alphas, args.device)  # CUDA context and kernels
+
+    start = time.perf_counter()
+    reference, ref_pred = fit_and_predict(X, y, args.n, alphas, None)
+    t_numpy = time.perf_counter() - start
+    print(f"numpy RidgeProbe, one layer: {t_numpy:.2f} s", flush=True)
+
+    times = []
+    first: tuple[RidgeProbe, np.ndarray] | None = None
+    for layer in range(args.sweep):
+        start = time.perf_counter()
+        probe, pred = fit_and_predict(X, y, args.n, alphas, args.device)
+        times.append(time.perf_counter() - start)
+        first = first or (probe, pred)
+        print(f"  layer {layer:2d}: {times[-1]:.2f} s", flush=True)
+    assert first is not None
+    r2_ref = test_r2(y[args.n:], ref_pred[args.n:])
+    r2_dev = test_r2(y[args.n:], first[1][args.n:])
+    total = sum(times)
+    print(f"same alpha: {first[0].alpha_ == reference.alpha_} ({first[0].alpha_:.3g}); "
+          f"test R2 {r2_dev.mean():.4f}, max rel diff {np.max(np.abs(r2_dev - r2_ref) / np.abs(r2_ref)):.2e}")
+    print(f"sweep of {args.sweep} layers: {total:.1f} s ({total / args.sweep:.2f} s per layer; "
+          f"target for 32 layers of d=4096 on a GPU: <= 60 s)")
+    print(f"numpy for {args.sweep} layers (one layer x {args.sweep}): {t_numpy * args.sweep:.1f} s")
+    print(f"ratio: {t_numpy * args.sweep / total:.1f}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=32000, help="training rows (default 32000)")
@@ -98,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=(-4.0, 8.0, 49),
         metavar=("LOG10_START", "LOG10_STOP", "COUNT"),
     )
+    parser.add_argument("--device", default=None, help="torch device for RidgeProbe (cuda, cpu); default numpy")
+    parser.add_argument("--sweep", type=int, default=0, metavar="LAYERS", help="time a LAYERS-layer sweep at the largest --d instead of comparing with RidgeCV")
     args = parser.parse_args(argv)
     n_test = args.n_test if args.n_test is not None else max(2, args.n // 4)
     alphas = alpha_grid(args.grid[0], args.grid[1], int(args.grid[2]))
@@ -111,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"alphas={len(alphas)} ({alphas[0]:.0e}..{alphas[-1]:.0e}) seed={args.seed}"
     )
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.sweep:
+        return run_sweep(args, n_test, alphas)
     header = (
         f"{'d':>5} {'project_s':>10} {'ridgecv_s':>10} {'speedup':>8} {'same_alpha':>10} "
         f"{'alpha':>9} {'test_r2':>8} {'r2_max_rel_diff':>15}"

@@ -302,6 +302,11 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32, np.float16])
         n, d = X.shape
+        if self.device is not None:
+            from core.probes_torch import predict_torch
+
+            out = predict_torch(X, self.coef_, self.intercept_, self.device)
+            return out[:, 0] if self._y_1d else out
         out = np.empty((n, self.coef_.shape[0]))
         for rows in _chunks(n, _row_chunk(d)):
             out[rows] = np.asarray(X[rows], dtype=np.float64) @ self.coef_.T + self.intercept_

@@ -129,6 +129,23 @@ def fit_covariance_torch(
     return cv_errors, weights_at
 
 
+def predict_torch(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, device: str) -> np.ndarray:
+    """X @ coef.T + intercept in float64 on the device, rows streamed in their dtype."""
+    import torch
+
+    dev = resolve_device(device)
+    n, d = X.shape
+    coef_t = torch.as_tensor(coef, dtype=torch.float64, device=dev).T
+    intercept_t = torch.as_tensor(intercept, dtype=torch.float64, device=dev)
+    chunk = max(256, _DEVICE_CHUNK_ELEMENTS // max(1, d))
+    out = np.empty((n, coef.shape[0]))
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        block = torch.from_numpy(np.array(X[rows])).to(dev).to(torch.float64)
+        out[rows] = (block @ coef_t + intercept_t).cpu().numpy()
+    return out
+
+
 def _fits(dev: Any, nbytes: int) -> bool:
     import torch
 
