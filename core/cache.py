@@ -275,3 +275,30 @@ def list_artifacts(root: Path, kind: str) -> list[tuple[Path, dict[str, Any]]]:
             except CacheError as exc:
                 log.warning("skipping %s: %s", folder, exc)
     return found
+
+
+def shared_files(root: Path, kind: str) -> list[tuple[Path, bool]]:
+    """The shared files of one artifact kind, each with whether a manifest lists it."""
+    folder = Path(root) / kind / SHARED
+    if not folder.is_dir():
+        return []
+    listed = {
+        str(meta.get("name"))
+        for _, manifest in list_artifacts(root, kind)
+        for meta in manifest.get("shared_files", {}).values()
+    }
+    return [(path, path.name in listed) for path in sorted(folder.iterdir()) if path.is_file()]
+
+
+def prune_shared(root: Path, kind: str, min_age_s: float = 600.0) -> list[Path]:
+    """Delete shared files no finished artifact lists; keep recent ones (a build in
+    progress writes its shared files before its manifest)."""
+    import time
+
+    removed = []
+    for path, referenced in shared_files(root, kind):
+        if not referenced and time.time() - path.stat().st_mtime > min_age_s:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.cache import ARTIFACT_KINDS, default_cache_root, folder_bytes, list_artifacts
+from core.cache import (
+    ARTIFACT_KINDS,
+    SHARED,
+    default_cache_root,
+    folder_bytes,
+    list_artifacts,
+    prune_shared,
+    shared_files,
+)
 
 
 def _layers(text: str) -> tuple[int, ...]:
@@ -80,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list caches with sizes", description="List cached models, activations and results with their sizes.")
     lst.add_argument("--kind", choices=list(ARTIFACT_KINDS), default=None)
+    lst.add_argument("--prune", action="store_true", help="delete shared files (entity tables) that no artifact lists any more")
 
     sub.add_parser("datasets", help="list datasets", description="Every dataset with source, rows, target and test fraction.")
     sub.add_parser("models", help="list registered models", description="Registered models and whether they are converted yet.")
@@ -212,6 +221,16 @@ def _cmd_list(args: argparse.Namespace, root: Path) -> int:
             spec = manifest.get("spec", {})
             label = " ".join(f"{k}={spec[k]}" for k in ("model", "dataset", "prompt", "limit", "random_init") if spec.get(k) not in (None, False))
             print(f"  {_human(size):>9}  {folder.name}  {label}")
+        if args.prune:
+            for path in prune_shared(root, kind):
+                print(f"  removed {path.name} (shared, listed by no artifact)")
+        shared = shared_files(root, kind)
+        if shared:
+            size = sum(path.stat().st_size for path, _ in shared)
+            total += size
+            orphans = sum(1 for _, referenced in shared if not referenced)
+            note = f", {orphans} listed by no artifact (remove with --prune)" if orphans else ""
+            print(f"  {_human(size):>9}  {SHARED}/  {len(shared)} shared entity tables{note}")
         partial = sorted((root / kind).glob(".partial-*")) if (root / kind).is_dir() else []
         for folder in partial:
             print(f"  {_human(folder_bytes(folder)):>9}  {folder.name}  (unfinished: resumes on the next build)")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from core.cache import SHARED, read_manifest
-from core.results import decode_predictions, encode_predictions
+from core.results import ProbeResults, decode_predictions, encode_predictions
 from core.synthetic import space_entities, synthetic_results
 
 
@@ -59,8 +59,6 @@ def test_non_finite_predictions_survive() -> None:
 
 
 def test_models_on_one_dataset_share_one_entity_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from core.results import ProbeResults
-
     world = space_entities(300, "world", seed=2)
     folders = []
     for model in ("model-a", "model-b"):
@@ -73,3 +71,26 @@ def test_models_on_one_dataset_share_one_entity_table(tmp_path) -> None:  # type
     for folder in folders:
         loaded = ProbeResults.load(folder, verify=True)
         pd.testing.assert_frame_equal(loaded.entities, world.reset_index(drop=True))
+
+
+def test_list_prune_removes_only_tables_no_artifact_lists(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from core.cache import prune_shared, shared_files
+    from core.cli import main
+
+    world = space_entities(200, "world", seed=3)
+    other = space_entities(150, "usa", seed=4)
+    a = synthetic_results(world, "space", 3, 8, "model-a", "world_places").save(tmp_path / "results" / "a")
+    synthetic_results(world, "space", 3, 8, "model-b", "world_places").save(tmp_path / "results" / "b")
+    c = synthetic_results(other, "space", 3, 8, "model-a", "us_places").save(tmp_path / "results" / "c")
+    shutil.rmtree(a)  # b still lists the world table
+    shutil.rmtree(c)  # nothing lists the us table any more
+    assert sorted(referenced for _, referenced in shared_files(tmp_path, "results")) == [False, True]
+    assert prune_shared(tmp_path, "results") == []  # too recent: could be a build in progress
+    assert main(["--cache-root", str(tmp_path), "list", "--kind", "results"]) == 0
+    assert "2 shared entity tables, 1 listed by no artifact" in capsys.readouterr().out
+    (orphan,) = prune_shared(tmp_path, "results", min_age_s=0.0)
+    assert [referenced for _, referenced in shared_files(tmp_path, "results")] == [True]
+    assert not orphan.exists()
+    ProbeResults.load(tmp_path / "results" / "b", verify=True)
