@@ -46,22 +46,33 @@ def load_names(n: int | None, source: str) -> list[str]:
     return names
 
 
-def gpu_model() -> Any:
-    """A Llama-2-7B-shaped model with random weights, bf16 on the GPU (speed ignores weights)."""
+# Llama-2-7B's shape; "small" keeps the same code path runnable on a CPU (smoke test).
+SHAPES: dict[str, dict[str, Any]] = {
+    "7b": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32},
+    "small": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4},
+}
+
+
+def shaped_model(shape: str = "7b", device: str = "cuda") -> Any:
+    """A Llama-2-shaped model with random weights, bf16 (speed ignores the weights)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from core.models import LoadedModel
 
     tokenizer = bench_tokenizer()
+    dims = SHAPES[shape]
     config = LlamaConfig(
-        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-        num_key_value_heads=32, vocab_size=max(32000, len(tokenizer)), max_position_embeddings=4096,
+        **dims, num_key_value_heads=dims["num_attention_heads"],
+        vocab_size=max(32000, len(tokenizer)), max_position_embeddings=4096,
     )
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = LlamaForCausalLM(config).to(torch.bfloat16).eval()  # type: ignore[arg-type]
-    return LoadedModel("llama2-7b-shape", model, tokenizer, 32, 4096, "random", "cuda", "bfloat16")
+    return LoadedModel(
+        f"llama2-{shape}-shape", model, tokenizer, dims["num_hidden_layers"], dims["hidden_size"],
+        "random", device, "bfloat16",
+    )
 
 
 def bench_tokenizer() -> Any:
@@ -134,18 +145,19 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def matmul_ceiling_tflops(dtype: str = "bfloat16", size: int = 8192, reps: int = 20) -> float:
+def matmul_ceiling_tflops(device: str = "cuda", dtype: str = "bfloat16", size: int = 8192, reps: int = 20) -> float:
+    """Dense bf16 matmul throughput measured here: the ceiling MFU is reported against."""
     import torch
 
-    a = torch.randn(size, size, device="cuda", dtype=getattr(torch, dtype))
-    b = torch.randn(size, size, device="cuda", dtype=getattr(torch, dtype))
+    a = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
+    b = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
     for _ in range(3):
         a @ b
-    torch.cuda.synchronize()
+    _sync()
     start = time.perf_counter()
     for _ in range(reps):
         a @ b
-    torch.cuda.synchronize()
+    _sync()
     return 2 * size**3 * reps / (time.perf_counter() - start) / 1e12
 
 
@@ -154,7 +166,7 @@ def worker(args: argparse.Namespace) -> None:
 
     names = load_names(args.n, args.source)
     if args.gpu:
-        loaded = gpu_model()
+        loaded = shaped_model(args.shape, args.device)
     else:
         from core.models import load_model
 
@@ -173,7 +185,8 @@ def worker(args: argparse.Namespace) -> None:
     if args.gpu:
         n_params = sum(p.numel() for p in loaded.model.model.layers.parameters())
         stats["model_tflops"] = 2 * n_params * n_tokens / stats["seconds"] / 1e12
-        stats["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        on_cuda = args.device.startswith("cuda")
+        stats["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20 if on_cuda else 0.0
     print("RESULT " + json.dumps(stats), flush=True)
 
 
@@ -186,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-tokens", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="7b", help="--gpu model shape (small: a CPU smoke test)")
+    parser.add_argument("--device", default="cuda", help="--gpu device (default cuda)")
     parser.add_argument("--method", choices=["baseline", "project"], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.source = args.source or ("paper" if args.gpu else "world_places")
@@ -202,23 +217,24 @@ def main(argv: list[str] | None = None) -> int:
                "--source", args.source, "--batch-tokens", str(args.batch_tokens),
                "--batch-size", str(args.batch_size)]
         cmd += ["--n", str(args.n)] if args.n else []
-        cmd += ["--gpu"] if args.gpu else []
+        cmd += ["--gpu", "--shape", args.shape, "--device", args.device] if args.gpu else []
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode or not line:
             print(proc.stdout, proc.stderr, file=sys.stderr)
             return 1
         results[method] = json.loads(line[-1][7:])
-    where = "GPU " + __import__("torch").cuda.get_device_name() if args.gpu else f"CPU ({os.cpu_count()} cores)"
-    print(f"extraction, {args.model if not args.gpu else 'Llama-2-7B-shaped random bf16'} on {where}")
+    on_cuda = args.gpu and args.device.startswith("cuda")
+    where = "GPU " + __import__("torch").cuda.get_device_name() if on_cuda else f"CPU ({os.cpu_count()} cores)"
+    print(f"extraction, {args.model if not args.gpu else f'Llama-2-{args.shape}-shaped random bf16'} on {where}")
     for method, r in results.items():
-        extra = f"  {r['model_tflops']:.0f} TFLOP/s  peak CUDA {r['peak_cuda_mb']:.0f} MB" if args.gpu else ""
+        extra = f"  {r['model_tflops']:.3g} TFLOP/s  peak CUDA {r['peak_cuda_mb']:.0f} MB" if args.gpu else ""
         print(f"  {method:<9} {r['n']} entities ({r['tokens']} tokens) in {r['seconds']:.2f} s = "
               f"{r['entities_per_s']:.1f} entities/s, max RSS {r['max_rss_mb']:.0f} MB{extra}")
     if args.gpu:
-        ceiling = matmul_ceiling_tflops()
+        ceiling = matmul_ceiling_tflops(args.device, size=8192 if on_cuda else 1024, reps=20 if on_cuda else 3)
         for method, r in results.items():
-            print(f"  {method:<9} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.0f} TFLOP/s bf16 matmul ceiling")
+            print(f"  {method:<9} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.3g} TFLOP/s bf16 matmul ceiling")
     print(f"ratio: {results['project']['entities_per_s'] / results['baseline']['entities_per_s']:.2f}")
     return 0
 

@@ -1,0 +1,39 @@
+"""The GPU benchmark code paths, run small on the CPU so they keep working between GPU
+sessions. Nothing about speed is asserted: only that each prints its report and that the
+probe sweep agrees with the numpy reference."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], env_extra: dict[str, str] | None = None) -> str:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_gpu_extraction_bench_path_runs_on_cpu(tmp_path: Path) -> None:
+    csv = tmp_path / "world_place.csv"
+    pd.DataFrame({"name": [f"Place {chr(65 + i % 26)}{i}" for i in range(60)]}).to_csv(csv, index=False)
+    out = run(["bench.extract", "--gpu", "--shape", "small", "--device", "cpu", "--n", "50"], {"SPACETIME_PAPER_WORLD": str(csv)})
+    assert re.search(r"baseline\s+50 entities", out) and re.search(r"project\s+50 entities", out)
+    assert re.search(r"project\s+MFU [\d.]+% of a", out)
+    assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
+
+
+def test_probe_sweep_runs_on_torch_cpu() -> None:
+    out = run(["bench.probes", "--sweep", "2", "--n", "600", "--d", "24", "--device", "cpu"])
+    assert "same alpha: True" in out
+    assert re.search(r"max rel diff (\d\.\d+e-\d+)", out) and float(re.search(r"max rel diff (\S+)", out).group(1)) < 1e-6  # type: ignore[union-attr]
+    assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
