@@ -133,8 +133,8 @@ def forward_batch(
             if threading.get_ident() != owner:
                 return
             hidden = output[0] if isinstance(output, tuple) else output
-            if layer in wanted:
-                captured[layer] = hidden[rows, last.to(hidden.device)].float().cpu()
+            if layer in wanted:  # stays on the device: one copy to the host per batch, not per layer
+                captured[layer] = hidden[rows.to(hidden.device), last.to(hidden.device)]
             if layer == deepest:
                 raise _StopForward
 
@@ -153,7 +153,8 @@ def forward_batch(
     finally:
         for handle in handles:
             handle.remove()
-    return np.stack([captured[layer].numpy() for layer in layers])
+    stacked = torch.stack([captured[layer].to(device) for layer in layers])
+    return np.asarray(stacked.float().cpu().numpy())
 
 
 def iter_batches(

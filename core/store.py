@@ -19,7 +19,9 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -164,28 +166,42 @@ def build_activations(
         tmp_plan.write_text(json.dumps(plan))
         os.replace(tmp_plan, plan_path)
 
+    def finish(batch: Batch, acts: np.ndarray) -> float:
+        """Check, write and measure one computed batch (on the writer thread)."""
+        if not np.isfinite(acts).all():
+            raise FloatingPointError(
+                f"non-finite activations from {loaded.name} in batch {batch.index} "
+                f"(entities {[dataset.frame['name'].iloc[i] for i in batch.rows[:3]]}...)"
+            )
+        _write_shard(partial, batch, acts)
+        return float(np.abs(acts).max())
+
     start = time.perf_counter()
     done = 0
     computed = 0
     max_abs = 0.0
-    for batch in batches:
-        shape = (len(layers), len(batch.rows), loaded.d_model)
-        acts = _load_shard(partial, batch, shape)
-        if acts is None:
-            if stop_after_batches is not None and computed >= stop_after_batches:
-                raise KeyboardInterrupt(f"stopped after {computed} batches (test hook)")
-            acts = forward_batch(loaded, [token_ids[i] for i in batch.rows], layers)
-            if not np.isfinite(acts).all():
-                raise FloatingPointError(
-                    f"non-finite activations from {loaded.name} in batch {batch.index} "
-                    f"(entities {[dataset.frame['name'].iloc[i] for i in batch.rows[:3]]}...)"
-                )
-            _write_shard(partial, batch, acts)
-            computed += 1
-        max_abs = max(max_abs, float(np.abs(acts).max()))
-        done += len(batch.rows)
-        if progress:
-            progress(done, len(texts))
+    # Checking and writing a batch (fsync included) overlaps the next forward pass; one
+    # computed batch at most waits for the writer, so memory stays bounded by two batches.
+    pending: deque[Future[float]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
+        for batch in batches:
+            shape = (len(layers), len(batch.rows), loaded.d_model)
+            acts = _load_shard(partial, batch, shape)
+            if acts is None:
+                if stop_after_batches is not None and computed >= stop_after_batches:
+                    raise KeyboardInterrupt(f"stopped after {computed} batches (test hook)")
+                acts = forward_batch(loaded, [token_ids[i] for i in batch.rows], layers)
+                pending.append(writer.submit(finish, batch, acts))
+                computed += 1
+                while len(pending) > 1:
+                    max_abs = max(max_abs, pending.popleft().result())
+            else:
+                max_abs = max(max_abs, float(np.abs(acts).max()))
+            done += len(batch.rows)
+            if progress:
+                progress(done, len(texts))
+        while pending:
+            max_abs = max(max_abs, pending.popleft().result())
 
     dtype = choose_storage_dtype(max_abs, storage_dtype)
     n = len(texts)
