@@ -152,18 +152,19 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
             y_scale = np.ones(n_targets)
         z = (y2 - y_mean) / y_scale
 
-        x_mean = self._column_mean(X) if self.fit_intercept else np.zeros(d)
         if n > d and self.device is not None:
             from core.probes_torch import fit_covariance_torch
 
-            cv_errors, weights_at = fit_covariance_torch(
-                X, x_mean, z, alphas, fit_intercept=self.fit_intercept, method=self.method, device=self.device
+            cv_errors, weights_at, x_mean = fit_covariance_torch(
+                X, z, alphas, fit_intercept=self.fit_intercept, method=self.method, device=self.device
             )
             solver = "covariance"
         elif n > d:
+            x_mean = self._column_mean(X) if self.fit_intercept else np.zeros(d)
             cv_errors, weights_at = self._fit_covariance(X, x_mean, z, alphas)
             solver = "covariance"
         else:
+            x_mean = self._column_mean(X) if self.fit_intercept else np.zeros(d)
             cv_errors, weights_at = self._fit_kernel(X, x_mean, z, alphas)
             solver = "kernel"
 

@@ -54,15 +54,17 @@ def probe_device_for(choice: str) -> str | None:
 
 def fit_covariance_torch(
     X: np.ndarray,
-    x_mean: np.ndarray,
     z: np.ndarray,
     alphas: np.ndarray,
     *,
     fit_intercept: bool,
     method: str,
     device: str,
-) -> tuple[np.ndarray, Callable[[int], np.ndarray]]:
-    """(cv_errors [A], weights_at(index) -> [d, T] in z units), as the numpy solver."""
+) -> tuple[np.ndarray, Callable[[int], np.ndarray], np.ndarray]:
+    """(cv_errors [A], weights_at(index) -> [d, T] in z units, column means [d]).
+
+    The numpy solver's quantities; the column means are taken on the device too.
+    """
     import torch
 
     dev = resolve_device(device)
@@ -75,17 +77,25 @@ def fit_covariance_torch(
 
     keep_on_device = dev.type == "cuda" and _fits(dev, n * d * X.dtype.itemsize)
     cached: list[Any] = []
-    mean_t = torch.as_tensor(x_mean, dtype=f64, device=dev)
     z_t = torch.as_tensor(z, dtype=f64, device=dev)
 
+    def raw(index: int, rows: slice) -> Any:
+        if index < len(cached):
+            return cached[index]
+        chunk_t = torch.from_numpy(np.array(X[rows])).to(dev)  # a writable copy of the chunk
+        if keep_on_device:
+            cached.append(chunk_t)
+        return chunk_t
+
+    # Pass 0: column means (rows are then centred explicitly: no cancellation).
+    mean_t = torch.zeros(d, dtype=f64, device=dev)
+    if fit_intercept:
+        for i, rows in enumerate(row_slices):
+            mean_t += raw(i, rows).to(f64).sum(dim=0)
+        mean_t /= n
+
     def load(index: int, rows: slice) -> Any:
-        if cached and index < len(cached):
-            raw = cached[index]
-        else:
-            raw = torch.from_numpy(np.array(X[rows])).to(dev)  # a writable copy of the chunk
-            if keep_on_device:
-                cached.append(raw)
-        block = raw.to(f64)
+        block = raw(index, rows).to(f64)
         return block - mean_t if fit_intercept else block
 
     cov = torch.zeros((d, d), dtype=f64, device=dev)
@@ -126,7 +136,7 @@ def fit_covariance_torch(
     def weights_at(index: int) -> np.ndarray:
         return (vecs @ scaled[:, index, :]).cpu().numpy()
 
-    return cv_errors, weights_at
+    return cv_errors, weights_at, mean_t.cpu().numpy()
 
 
 def predict_torch(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, device: str) -> np.ndarray:
