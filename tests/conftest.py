@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +62,24 @@ def cache_root(tmp_path: Path) -> Path:
     root = tmp_path / "cache"
     root.mkdir()
     return root
+
+
+@contextlib.contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """For builds compared byte for byte within one process: one thread, one summation
+    order. With two threads such a rebuild has (rarely, on a loaded machine) differed in
+    the last float16 bits; see docs/reliability.md."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    with single_torch_thread():
+        yield

@@ -60,6 +60,7 @@ def test_planted_signal_is_recovered(tiny, cache_root) -> None:  # type: ignore[
     assert results.best_layer() == 2
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_probe_fit_resumes_per_layer(tiny, places, cache_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec = ActivationSpec(model="tiny-llama", dataset=places.name)
     reference = fit_probes(build_activations(spec, places, tiny, tmp_path / "ref"), places, ProbeSpec(), tmp_path / "ref")

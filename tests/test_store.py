@@ -49,6 +49,7 @@ def test_prompt_changes_activations(tiny, places, cache_root) -> None:  # type: 
     assert not np.allclose(a.layer(2), b.layer(2))
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_resume_after_interruption_is_identical(tiny, places, cache_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     reference = build_activations(spec_for(places), places, tiny, tmp_path / "ref")
     with pytest.raises(KeyboardInterrupt):
@@ -61,6 +62,7 @@ def test_resume_after_interruption_is_identical(tiny, places, cache_root, tmp_pa
     assert layer_bytes(resumed) == layer_bytes(reference)
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_truncated_shard_is_recomputed(tiny, places, cache_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     reference = build_activations(spec_for(places), places, tiny, tmp_path / "ref")
     with pytest.raises(KeyboardInterrupt):

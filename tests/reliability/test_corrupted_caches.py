@@ -23,7 +23,7 @@ from core.results import FILES, ProbeResults
 from core.store import ActivationStore
 from core.tiny import tiny_model
 from tests.app.conftest import make_app
-from tests.conftest import synthetic_places
+from tests.conftest import single_torch_thread, synthetic_places
 
 COMMAND = "python -m core build --model tiny-llama --dataset synthetic_places"
 REAL_COMMAND = "python -m core build --model smollm2-135m --dataset world_places --prompt empty"
@@ -66,18 +66,10 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Byte-identical rebuilds are compared here: one thread, one summation order.
-
-    With two threads a rebuild on a loaded machine has (rarely) differed from the first
-    build in the last bits of a few float16 activations; see docs/reliability.md.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread_for_the_module() -> Iterator[None]:
+    """Module-wide (so `built` below runs under it too): rebuilds are compared byte for byte."""
+    with single_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
