@@ -111,6 +111,20 @@ def forward_batch(
     padding_side: str = "right",
 ) -> np.ndarray:
     """Activations [n_layers_kept, batch, d_model] float32 at each text's last real token."""
+    stacked = forward_batch_tensor(loaded, token_ids, layers, padding_side)
+    return np.asarray(stacked.float().cpu().numpy())
+
+
+def forward_batch_tensor(
+    loaded: LoadedModel,
+    token_ids: list[list[int]],
+    layers: Sequence[int] | None = None,
+    padding_side: str = "right",
+) -> Any:
+    """The same activations as a torch tensor left on the model's device, in its dtype.
+
+    Checks and conversions can then run on the device before one copy to the host.
+    """
     import torch
 
     layers = list(range(loaded.n_layers)) if layers is None else list(layers)
@@ -153,8 +167,7 @@ def forward_batch(
     finally:
         for handle in handles:
             handle.remove()
-    stacked = torch.stack([captured[layer].to(device) for layer in layers])
-    return np.asarray(stacked.float().cpu().numpy())
+    return torch.stack([captured[layer].to(device) for layer in layers])
 
 
 def iter_batches(

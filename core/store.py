@@ -7,7 +7,11 @@ Final layout (``<cache_root>/activations/<key>/``)::
 
 While building, finished batches are written as shards into
 ``activations/.partial-<key>/`` (each shard renamed into place only when complete),
-so a killed build resumes at the first missing batch. Consolidation writes the layer
+so a killed build resumes at the first missing batch. Each batch is checked for
+non-finite values and measured on the model's device; its shard is float16 when the
+batch stays below ``FLOAT16_SAFE`` (float32 otherwise, or when float32 is asked for),
+so a GPU copies and writes half the bytes. The layer files are float16 only when every
+shard is; otherwise float32, with the float16 shards' values upcast exactly. Consolidation writes the layer
 files into a temporary folder that is renamed to the final key only at the end: a
 folder under the final key is always complete.
 """
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from core.activations import Batch, forward_batch, plan_batches, tokenize
+from core.activations import Batch, forward_batch_tensor, plan_batches, tokenize
 from core.cache import (
     CacheError,
     artifact_dir,
@@ -90,7 +94,7 @@ def _write_shard(partial: Path, batch: Batch, acts: np.ndarray) -> None:
     final = _shard_path(partial, batch)
     tmp = final.with_suffix(".tmp.npy")
     with open(tmp, "wb") as handle:
-        np.save(handle, acts.astype(np.float32), allow_pickle=False)
+        np.save(handle, acts, allow_pickle=False)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, final)
@@ -166,23 +170,30 @@ def build_activations(
         tmp_plan.write_text(json.dumps(plan))
         os.replace(tmp_plan, plan_path)
 
-    def finish(batch: Batch, acts: np.ndarray) -> float:
-        """Check, write and measure one computed batch (on the writer thread)."""
-        if not np.isfinite(acts).all():
+    def compute(batch: Batch) -> tuple[np.ndarray, float]:
+        """Forward one batch; check and measure it on the device; one copy to the host."""
+        acts = forward_batch_tensor(loaded, [token_ids[i] for i in batch.rows], layers)
+        batch_max = float(acts.abs().max())  # nan or inf when any value is non-finite
+        if not np.isfinite(batch_max):
             raise FloatingPointError(
                 f"non-finite activations from {loaded.name} in batch {batch.index} "
                 f"(entities {[dataset.frame['name'].iloc[i] for i in batch.rows[:3]]}...)"
             )
-        _write_shard(partial, batch, acts)
-        return float(np.abs(acts).max())
+        shard_dtype = "float32" if storage_dtype == "float32" else choose_storage_dtype(batch_max, storage_dtype)
+        stored = acts.to(getattr(torch, shard_dtype))
+        # the maximum of the stored values, as a resumed build reads it back from the shard
+        return stored.cpu().numpy(), float(stored.abs().max())
+
+    import torch
 
     start = time.perf_counter()
     done = 0
     computed = 0
     max_abs = 0.0
-    # Checking and writing a batch (fsync included) overlaps the next forward pass; one
-    # computed batch at most waits for the writer, so memory stays bounded by two batches.
-    pending: deque[Future[float]] = deque()
+    shard_dtypes: set[str] = set()
+    # Writing a batch (fsync included) overlaps the next forward pass; one computed batch
+    # at most waits for the writer, so memory stays bounded by two batches.
+    pending: deque[Future[None]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
         for batch in batches:
             shape = (len(layers), len(batch.rows), loaded.d_model)
@@ -190,20 +201,24 @@ def build_activations(
             if acts is None:
                 if stop_after_batches is not None and computed >= stop_after_batches:
                     raise KeyboardInterrupt(f"stopped after {computed} batches (test hook)")
-                acts = forward_batch(loaded, [token_ids[i] for i in batch.rows], layers)
-                pending.append(writer.submit(finish, batch, acts))
+                acts, batch_max = compute(batch)
+                pending.append(writer.submit(_write_shard, partial, batch, acts))
                 computed += 1
                 while len(pending) > 1:
-                    max_abs = max(max_abs, pending.popleft().result())
+                    pending.popleft().result()
             else:
-                max_abs = max(max_abs, float(np.abs(acts).max()))
+                batch_max = float(np.abs(acts).max())
+            max_abs = max(max_abs, batch_max)
+            shard_dtypes.add(str(acts.dtype))
             done += len(batch.rows)
             if progress:
                 progress(done, len(texts))
         while pending:
-            max_abs = max(max_abs, pending.popleft().result())
+            pending.popleft().result()
 
-    dtype = choose_storage_dtype(max_abs, storage_dtype)
+    # A shard's dtype was fixed by its own batch when computed, so a resumed build (which
+    # re-reads float16 shards, whose maxima are rounded) decides exactly as a fresh one.
+    dtype = "float32" if "float32" in shard_dtypes or storage_dtype == "float32" else "float16"
     n = len(texts)
     with atomic_dir(final) as tmp:
         outs = [

@@ -88,7 +88,7 @@ def run(
     from tests.conftest import synthetic_places
 
     if throttle:
-        core.store.forward_batch = _slowed(core.store.forward_batch, throttle)  # type: ignore[assignment]
+        core.store.forward_batch_tensor = _slowed(core.store.forward_batch_tensor, throttle)  # type: ignore[assignment]
         core.pipeline.fit_layer = _slowed(core.pipeline.fit_layer, 4 * throttle)  # type: ignore[assignment]
     trace: list[str] = []
     if kill_label or trace_file:
