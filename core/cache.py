@@ -28,6 +28,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -147,13 +148,18 @@ def put_shared(folder: Path, data: bytes, suffix: str) -> dict[str, Any]:
     return {"name": path.name, "sha256": sha, "bytes": len(data)}
 
 
+def shared_entries(folder: Path, manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any], Path]]:
+    """(file name in the artifact, manifest entry, path) of each shared file it lists."""
+    listed = manifest.get("shared_files", {})
+    return [(rel, meta, shared_path(folder, str(meta["name"]))) for rel, meta in sorted(listed.items())]
+
+
 def artifact_file(folder: Path, manifest: dict[str, Any], rel: str) -> Path:
     """Path of file `rel` of an artifact: its own copy, else the shared one it lists."""
     own = Path(folder) / rel
-    shared = manifest.get("shared_files", {}).get(rel)
-    if own.is_file() or shared is None:
+    if own.is_file():
         return own
-    return shared_path(folder, str(shared["name"]))
+    return next((path for name, _, path in shared_entries(folder, manifest) if name == rel), own)
 
 
 def _check_file(path: Path, meta: dict[str, Any], hint: str, label: str = "") -> None:
@@ -171,8 +177,8 @@ def _check_file(path: Path, meta: dict[str, Any], hint: str, label: str = "") ->
 def verify_files(folder: Path, manifest: dict[str, Any], rebuild_hint: str = "") -> None:
     """Check each file's size and checksum (own and shared) against the manifest."""
     hint = f"; rebuild with: {rebuild_hint}" if rebuild_hint else ""
-    for rel, meta in manifest.get("shared_files", {}).items():
-        _check_file(shared_path(folder, str(meta["name"])), meta, hint, f"shared {rel} of {Path(folder).name}")
+    for rel, meta, path in shared_entries(folder, manifest):
+        _check_file(path, meta, hint, f"shared {rel} of {Path(folder).name}")
     for rel, meta in manifest.get("files", {}).items():
         _check_file(folder / rel, meta, hint)
 
@@ -245,11 +251,9 @@ def folder_stamp(folder: Path) -> str:
     """
     folder = Path(folder)
     files = [(path.relative_to(folder).as_posix(), path) for path in sorted(folder.rglob("*"))]
-    try:
-        shared = json.loads((folder / MANIFEST).read_text()).get("shared_files", {})
-        files += [(rel, shared_path(folder, str(meta["name"]))) for rel, meta in sorted(shared.items())]
-    except (OSError, ValueError, AttributeError, KeyError, TypeError, CacheError):
-        pass  # an unreadable manifest is reported by the verification this stamp keys
+    # a missing or malformed manifest is reported by the verification this stamp keys
+    with contextlib.suppress(CacheError, OSError, AttributeError, KeyError, TypeError):
+        files += [(rel, path) for rel, _, path in shared_entries(folder, read_manifest(folder))]
     parts = []
     for rel, path in files:
         if path.is_file():
@@ -293,12 +297,9 @@ def shared_files(root: Path, kind: str) -> list[tuple[Path, bool]]:
 def prune_shared(root: Path, kind: str, min_age_s: float = 600.0) -> list[Path]:
     """Delete shared files no finished artifact lists; keep recent ones (a build in
     progress writes its shared files before its manifest)."""
-    import time
-
     removed = []
     for path, referenced in shared_files(root, kind):
         if not referenced and time.time() - path.stat().st_mtime > min_age_s:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-

@@ -159,14 +159,11 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
                 X, z, alphas, fit_intercept=self.fit_intercept, method=self.method, device=self.device
             )
             solver = "covariance"
-        elif n > d:
-            x_mean = self._column_mean(X) if self.fit_intercept else np.zeros(d)
-            cv_errors, weights_at = self._fit_covariance(X, x_mean, z, alphas)
-            solver = "covariance"
         else:
             x_mean = self._column_mean(X) if self.fit_intercept else np.zeros(d)
-            cv_errors, weights_at = self._fit_kernel(X, x_mean, z, alphas)
-            solver = "kernel"
+            solver = "covariance" if n > d else "kernel"
+            fit_solver = self._fit_covariance if n > d else self._fit_kernel
+            cv_errors, weights_at = fit_solver(X, x_mean, z, alphas)
 
         best = int(np.nanargmin(cv_errors)) if np.any(np.isfinite(cv_errors)) else 0
         w = weights_at(best)  # [d, T], z units

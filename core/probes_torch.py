@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from core.probes import _MIN_LEVERAGE_GAP, _chunks, _gcv
+
 # Rows per transfer: large blocks keep a GPU busy; 2^25 float64 elements = 256 MiB.
 _DEVICE_CHUNK_ELEMENTS = 1 << 25
-_MIN_LEVERAGE_GAP = 1e-12
 
 
 def resolve_device(device: str) -> Any:
@@ -72,8 +73,7 @@ def fit_covariance_torch(
     n, d = X.shape
     n_targets = z.shape[1]
     n_alphas = alphas.size
-    chunk = max(256, _DEVICE_CHUNK_ELEMENTS // max(d, n_alphas * (n_targets + 1)))
-    row_slices = [slice(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    row_slices = _chunks(n, max(256, _DEVICE_CHUNK_ELEMENTS // max(d, n_alphas * (n_targets + 1))))
 
     keep_on_device = dev.type == "cuda" and _fits(dev, n * d * X.dtype.itemsize)
     cached: list[Any] = []
@@ -129,9 +129,8 @@ def fit_covariance_torch(
             fitted = (load(i, rows) @ weights_all).reshape(-1, n_alphas, n_targets)
             resid = z_t[rows][:, None, :] - fitted
             sq_err += torch.einsum("cat,cat->a", resid, resid)
-        dof = intercept_leverage * n + (lam[:, None] * inv).sum(dim=0)
-        gap = (1.0 - dof / n).clamp_min(_MIN_LEVERAGE_GAP)
-        cv_errors = (sq_err / (n * n_targets) / gap**2).cpu().numpy()
+        dof = intercept_leverage * n + (lam[:, None] * inv).sum(dim=0)  # tr(H), [A]
+        cv_errors = _gcv((sq_err / (n * n_targets)).cpu().numpy(), dof.cpu().numpy(), n)
 
     def weights_at(index: int) -> np.ndarray:
         return (vecs @ scaled[:, index, :]).cpu().numpy()
@@ -147,10 +146,8 @@ def predict_torch(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, device
     n, d = X.shape
     coef_t = torch.as_tensor(coef, dtype=torch.float64, device=dev).T
     intercept_t = torch.as_tensor(intercept, dtype=torch.float64, device=dev)
-    chunk = max(256, _DEVICE_CHUNK_ELEMENTS // max(1, d))
     out = np.empty((n, coef.shape[0]))
-    for start in range(0, n, chunk):
-        rows = slice(start, min(start + chunk, n))
+    for rows in _chunks(n, max(256, _DEVICE_CHUNK_ELEMENTS // max(1, d))):
         block = torch.from_numpy(np.array(X[rows])).to(dev).to(torch.float64)
         out[rows] = (block @ coef_t + intercept_t).cpu().numpy()
     return out

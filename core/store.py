@@ -11,9 +11,9 @@ so a killed build resumes at the first missing batch. Each batch is checked for
 non-finite values and measured on the model's device; its shard is float16 when the
 batch stays below ``FLOAT16_SAFE`` (float32 otherwise, or when float32 is asked for),
 so a GPU copies and writes half the bytes. The layer files are float16 only when every
-shard is; otherwise float32, with the float16 shards' values upcast exactly. Consolidation writes the layer
-files into a temporary folder that is renamed to the final key only at the end: a
-folder under the final key is always complete.
+shard is; otherwise float32, with the float16 shards' values upcast exactly.
+Consolidation writes the layer files into a temporary folder that is renamed to the
+final key only at the end: a folder under the final key is always complete.
 """
 
 from __future__ import annotations
@@ -170,6 +170,8 @@ def build_activations(
         tmp_plan.write_text(json.dumps(plan))
         os.replace(tmp_plan, plan_path)
 
+    import torch
+
     def compute(batch: Batch) -> tuple[np.ndarray, float]:
         """Forward one batch; check and measure it on the device; one copy to the host."""
         acts = forward_batch_tensor(loaded, [token_ids[i] for i in batch.rows], layers)
@@ -179,12 +181,9 @@ def build_activations(
                 f"non-finite activations from {loaded.name} in batch {batch.index} "
                 f"(entities {[dataset.frame['name'].iloc[i] for i in batch.rows[:3]]}...)"
             )
-        shard_dtype = "float32" if storage_dtype == "float32" else choose_storage_dtype(batch_max, storage_dtype)
-        stored = acts.to(getattr(torch, shard_dtype))
+        stored = acts.to(getattr(torch, choose_storage_dtype(batch_max, storage_dtype)))
         # the maximum of the stored values, as a resumed build reads it back from the shard
         return stored.cpu().numpy(), float(stored.abs().max())
-
-    import torch
 
     start = time.perf_counter()
     done = 0
