@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import statistics
 import subprocess
 import threading
@@ -131,6 +132,40 @@ def known_plotly_race(session: Session, exc: Any) -> bool:
     )
 
 
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d ", re.MULTILINE)
+_DISCONNECT_RACE = 'starlette.websockets.WebSocketDisconnected: Cannot call "send" once a close message has been sent.'
+
+
+def known_disconnect_race(record: str) -> bool:
+    """Streamlit's websocket endpoint, when a browser disconnects mid-receive, takes
+    starlette's RuntimeError for a text frame and closes the socket a second time: a
+    server-log traceback entirely inside streamlit/starlette, after the session is gone.
+    Third-party; counted and reported, not failed. Any frame of ours fails the test."""
+    lines = [line for line in record.strip().splitlines() if line.strip()]
+    return (
+        bool(lines)
+        and lines[-1].strip() == _DISCONNECT_RACE
+        and "starlette_websocket.py" in record
+        and "_websocket_endpoint" in record
+        and not any(mark in record for mark in ("/core/", "/pages/", "dashboard.py"))
+    )
+
+
+def server_log_problems(log: str) -> tuple[list[str], int]:
+    """(log records with a traceback or exception, known disconnect races skipped; their count)."""
+    starts = [m.start() for m in _LOG_RECORD.finditer(log)] or [0]
+    records = [log[:starts[0]]] + [log[a:b] for a, b in zip(starts, starts[1:] + [len(log)], strict=True)]
+    problems, known = [], 0
+    for record in records:
+        if "Traceback" not in record and "Exception" not in record:
+            continue
+        if known_disconnect_race(record):
+            known += 1
+        else:
+            problems.append(record)
+    return problems, known
+
+
 def page_error(session: Session, exc: Any) -> None:
     if known_plotly_race(session, exc):
         session.known_races += 1
@@ -234,7 +269,7 @@ def test_eight_sessions_for_a_minute(server: Server) -> None:
     problems = [p for s in sessions for p in s.problems]
     foreign = [u for s in sessions for u in s.requests if urlparse(u).scheme not in ("data", "blob", "about") and urlparse(u).hostname != "127.0.0.1"]
     loads = server.load_counter.read_text().splitlines() if server.load_counter.exists() else []
-    log = server.log.read_text()
+    log_problems, disconnect_races = server_log_problems(server.log.read_text())
     peak = max(server.rss)
     latencies = sorted(x for s in sessions for x in s.latencies)
     actions: dict[str, int] = {}
@@ -248,14 +283,15 @@ def test_eight_sessions_for_a_minute(server: Server) -> None:
         f"latency median {statistics.median(latencies):.2f} s, p95 {latencies[int(0.95 * (len(latencies) - 1))]:.2f} s, "
         f"max {latencies[-1]:.2f} s; model loads {len(loads)}; server RSS at start {server.rss[0] / 2**20:.0f} MiB, "
         f"peak {peak / 2**20:.0f} MiB; problems {len(problems)}; "
-        f"plotly.js navigation races (console only) {sum(s.known_races for s in sessions)}"
+        f"plotly.js navigation races (console only) {sum(s.known_races for s in sessions)}; "
+        f"Streamlit websocket disconnect races (server log only) {disconnect_races}"
     )
     assert problems == [], "\n".join(problems)
     assert foreign == []
     for s in sessions:
         assert sum(s.actions.values()) >= 5, f"session {s.index} hardly ran: {s.actions}"
     assert len(loads) == 1, loads
-    assert "Traceback" not in log and "Exception" not in log, log[-3000:]
+    assert log_problems == [], "\n".join(log_problems)[-3000:]
     assert peak < PEAK_RSS_LIMIT
 
 
@@ -299,3 +335,20 @@ def test_typed_markup_is_shown_as_text_and_never_runs(server: Server) -> None:
     for name in MARKUP_NAMES:  # shown, as text, in the legend
         assert f"{name}: layer 5" in found["legend"], found["legend"]
     assert "names=%3Cscript%3E" in found["url"]  # and kept, encoded, in the shareable URL
+
+
+def test_only_the_known_streamlit_disconnect_race_is_let_through() -> None:
+    race = (
+        "2026-11-26 10:00:00.000 Exception in ASGI application\nTraceback (most recent call last):\n"
+        '  File "/v/streamlit/web/server/starlette/starlette_websocket.py", line 516, in _websocket_endpoint\n'
+        "    data = await websocket.receive_bytes()\n"
+        f"{_DISCONNECT_RACE}\n"
+    )
+    ours = race.replace("/v/streamlit/web/server/starlette/starlette_websocket.py", "/repo/pages/maps.py")
+    other = race.replace(_DISCONNECT_RACE, "ValueError: bad layer")
+    plain = "2026-11-26 10:00:01.000 Exception: something else\n"
+    assert server_log_problems("2026-11-26 10:00:00.000 started\n" + race) == ([], 1)
+    for bad in (ours, other, plain, "Traceback (most recent call last):\nKeyError: 'x'\n"):
+        problems, _ = server_log_problems(race + bad)
+        assert len(problems) == 1 and bad in problems[0], bad  # untimestamped text joins the record before it
+
