@@ -6,6 +6,7 @@ layer (finished layers are kept in ``results/.partial-<key>/``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.activations import default_batching
 from core.cache import CacheError, artifact_dir, default_cache_root
 from core.config import ActivationSpec, ProbeSpec
 from core.datasets.registry import load_dataset
@@ -190,8 +192,8 @@ def build(
     random_init: bool = False,
     layers: tuple[int, ...] | None = None,
     dtype: str = "auto",
-    max_tokens_per_batch: int = 4096,
-    max_batch_size: int = 64,
+    max_tokens_per_batch: int | None = None,
+    max_batch_size: int | None = None,
     probe_spec: ProbeSpec | None = None,
     cache_root: Path | None = None,
     progress: StageProgress | None = None,
@@ -221,8 +223,6 @@ def build(
         dtype=dtype,
         random_init=random_init,
         limit=limit,
-        max_tokens_per_batch=max_tokens_per_batch,
-        max_batch_size=max_batch_size,
     )
     entity_data.prompt_text(spec.prompt)  # fail early on an unknown prompt
     probe_spec = probe_spec or ProbeSpec()
@@ -238,6 +238,11 @@ def build(
             trust_remote_code=trust_remote_code,
             progress=(lambda msg: log.info(msg)),
         )
+    # Batching is left out of the cache key, so choosing it by device changes no cache.
+    tokens, size = default_batching(loaded)
+    spec = dataclasses.replace(
+        spec, max_tokens_per_batch=max_tokens_per_batch or tokens, max_batch_size=max_batch_size or size
+    )
     results_key = ProbeSpec.key(probe_spec, spec.key(entity_data.content_hash, loaded.weights_hash))
     existing = _verified_results(artifact_dir(root, "results", results_key))
     if existing is not None:

@@ -5,20 +5,24 @@ Final layout (``<cache_root>/activations/<key>/``)::
     manifest.json        spec, model and dataset hashes, dtype, checksums
     layer_000.npy ...    [n_entities, d_model] per layer, memory-mapped on read
 
-While building, finished batches are written as shards into
-``activations/.partial-<key>/`` (each shard renamed into place only when complete),
-so a killed build resumes at the first missing batch. Each batch is checked for
-non-finite values and measured on the model's device; its shard is float16 when the
-batch stays below ``FLOAT16_SAFE`` (float32 otherwise, or when float32 is asked for),
-so a GPU copies and writes half the bytes. The layer files are float16 only when every
-shard is; otherwise float32, with the float16 shards' values upcast exactly.
-Consolidation writes the layer files into a temporary folder that is renamed to the
-final key only at the end: a folder under the final key is always complete.
+While building, the layer files live in ``activations/.partial-<key>/`` and each
+finished batch is written straight into them, at its entities' rows: there is no
+second pass that gathers shards into layer files, so a 7B-sized build writes its
+~10 GB once. ``progress.json`` lists the batches whose rows are on disk (fsync'd
+before the list is replaced); a killed build resumes after the last checkpoint,
+taken every ``CHECKPOINT_SECONDS`` and whenever a build stops. When every batch is
+in, the manifest is written inside the partial folder and the folder is renamed to
+the final key: a folder under the final key is always complete.
+
+Each batch is checked for non-finite values and measured on the model's device; it
+is stored as float16 when it stays below ``FLOAT16_SAFE`` (else float32, or float32
+when asked for), so a GPU copies half the bytes. The layer files are float16 until
+a batch needs float32; they are then upcast (exactly) once. On CUDA, a batch's copy
+to pinned host memory runs on a side stream, overlapping the next forward pass.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -31,17 +35,19 @@ from typing import Any
 
 import numpy as np
 
-from core.activations import Batch, forward_batch_tensor, plan_batches, tokenize
-from core.cache import (
-    CacheError,
-    artifact_dir,
-    atomic_dir,
-    read_manifest,
-    verify_files,
-    write_manifest,
-)
+from core.activations import Batch, HostCopier, forward_batch_tensor, plan_batches, tokenize
+from core.cache import CacheError, artifact_dir, read_manifest, verify_files, write_manifest
 from core.config import ActivationSpec
 from core.datasets.schema import EntityDataset
+from core.layer_files import (
+    PLAN,
+    PROGRESS,
+    LayerFiles,
+    read_json,
+    read_progress,
+    write_json_atomic,
+    write_progress,
+)
 from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -78,45 +84,6 @@ class ActivationStore:
         return array
 
 
-def _read_plan(path: Path) -> Any:
-    """The recorded batch plan; None if unreadable (it then counts as changed)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _shard_path(partial: Path, batch: Batch) -> Path:
-    return partial / f"shard_{batch.index:06d}.npy"
-
-
-def _write_shard(partial: Path, batch: Batch, acts: np.ndarray) -> None:
-    final = _shard_path(partial, batch)
-    tmp = final.with_suffix(".tmp.npy")
-    with open(tmp, "wb") as handle:
-        np.save(handle, acts, allow_pickle=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
-
-
-def _load_shard(partial: Path, batch: Batch, shape: tuple[int, int, int]) -> np.ndarray | None:
-    path = _shard_path(partial, batch)
-    if not path.is_file():
-        return None
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        log.warning("discarding unreadable shard %s", path)
-        path.unlink()
-        return None
-    if array.shape != shape:
-        log.warning("discarding shard %s with shape %s != %s", path, array.shape, shape)
-        path.unlink()
-        return None
-    return array
-
-
 def choose_storage_dtype(max_abs: float, requested: str = "auto") -> str:
     """float16 when every value fits with headroom, else float32; never a silent inf."""
     if requested in ("float32", "float16") and not (requested == "float16" and max_abs > FLOAT16_SAFE):
@@ -126,6 +93,39 @@ def choose_storage_dtype(max_abs: float, requested: str = "auto") -> str:
             f"float16 storage asked for, but activations reach {max_abs:.0f} (> {FLOAT16_SAFE:.0f})"
         )
     return "float16" if np.isfinite(max_abs) and max_abs <= FLOAT16_SAFE else "float32"
+
+
+# A killed build loses at most this much computed work; each checkpoint fsyncs the layer
+# files, so checkpointing every batch would make a small model's build disk-bound.
+CHECKPOINT_SECONDS = 5.0
+
+
+def _promote(partial: Path, final: Path) -> None:
+    """Rename a complete partial build (manifest written) to its final key."""
+    for name in (PLAN, PROGRESS):
+        (partial / name).unlink(missing_ok=True)
+    if final.exists():
+        shutil.rmtree(final)  # a damaged earlier build, already reported
+    os.replace(partial, final)
+
+
+def _start_partial(partial: Path, key: str, plan: dict[str, Any], layers: list[int], shape: tuple[int, int], dtype: str) -> tuple[LayerFiles, dict[int, float]]:
+    """Resume the partial build of `key` if its plan, ledger and files are intact, else
+    start it afresh: plan first, then the files, then an empty ledger (which marks the
+    folder as usable)."""
+    if partial.is_dir():
+        committed = read_progress(partial, key)
+        files = LayerFiles.reopen(partial, layers, shape) if committed is not None else None
+        if files is not None and read_json(partial / PLAN) == plan:
+            assert committed is not None
+            return files, committed
+        log.warning("partial build %s has another batch plan or a damaged file; restarting it", partial.name)
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    write_json_atomic(partial / PLAN, plan)
+    files = LayerFiles.create(partial, layers, shape, dtype)
+    write_progress(partial, key, {})
+    return files, {}
 
 
 def build_activations(
@@ -144,13 +144,18 @@ def build_activations(
     partial = final.parent / f".partial-{key}"
     if (final / "manifest.json").is_file():
         try:
-            store = ActivationStore(final, verify=True)
+            return ActivationStore(final, verify=True)
         except CacheError as exc:
             log.warning("%s; rebuilding it", exc)
+    if (partial / "manifest.json").is_file():  # complete, killed before its rename
+        try:
+            ActivationStore(partial, verify=True)
+        except CacheError as exc:
+            log.warning("%s; rebuilding it", exc)
+            shutil.rmtree(partial)
         else:
-            # A build killed between the final rename and the cleanup leaves its shards.
-            shutil.rmtree(partial, ignore_errors=True)
-            return store
+            _promote(partial, final)
+            return ActivationStore(final)
     layers = list(spec.layers) if spec.layers is not None else list(range(loaded.n_layers))
     bad = [layer for layer in layers if not 0 <= layer < loaded.n_layers]
     if bad:
@@ -158,22 +163,19 @@ def build_activations(
     texts = dataset.texts(spec.prompt)
     token_ids = tokenize(loaded, texts)
     batches = plan_batches([len(t) for t in token_ids], spec.max_tokens_per_batch, spec.max_batch_size)
-    partial.mkdir(parents=True, exist_ok=True)
     plan = {"key": key, "batches": [list(b.rows) for b in batches], "layers": layers}
-    plan_path = partial / "plan.json"
-    if plan_path.is_file() and _read_plan(plan_path) != plan:
-        log.warning("batch plan changed (other batch settings) or unreadable; restarting %s", partial)
-        shutil.rmtree(partial)
-        partial.mkdir(parents=True)
-    if not plan_path.is_file():
-        tmp_plan = plan_path.with_suffix(".tmp")
-        tmp_plan.write_text(json.dumps(plan))
-        os.replace(tmp_plan, plan_path)
+    shape = (len(texts), loaded.d_model)
+    first_dtype = "float32" if storage_dtype == "float32" else "float16"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    files, committed = _start_partial(partial, key, plan, layers, shape, first_dtype)
 
     import torch
 
-    def compute(batch: Batch) -> tuple[np.ndarray, float]:
-        """Forward one batch; check and measure it on the device; one copy to the host."""
+    device = next(loaded.model.parameters()).device
+    copier = HostCopier(device)
+
+    def compute(batch: Batch) -> tuple[Callable[[], np.ndarray], float]:
+        """Forward one batch; check and measure it on the device; start its copy to the host."""
         acts = forward_batch_tensor(loaded, [token_ids[i] for i in batch.rows], layers)
         batch_max = float(acts.abs().max())  # nan or inf when any value is non-finite
         if not np.isfinite(batch_max):
@@ -182,80 +184,97 @@ def build_activations(
                 f"(entities {[dataset.frame['name'].iloc[i] for i in batch.rows[:3]]}...)"
             )
         stored = acts.to(getattr(torch, choose_storage_dtype(batch_max, storage_dtype)))
-        # the maximum of the stored values, as a resumed build reads it back from the shard
-        return stored.cpu().numpy(), float(stored.abs().max())
+        # the maximum of the stored values, as the ledger records it for a resumed build
+        return copier.start(stored), float(stored.abs().max())
+
+    written: dict[int, float] = {}  # in the files, not yet in the ledger
+    last_checkpoint = [time.perf_counter()]
+
+    def checkpoint() -> None:
+        files.sync()
+        committed.update(written)
+        written.clear()
+        write_progress(partial, key, committed)
+        last_checkpoint[0] = time.perf_counter()
+
+    def store(batch: Batch, host: Callable[[], np.ndarray], batch_max: float) -> None:
+        """Runs on the writer thread, which alone touches the files and the ledger."""
+        files.write(np.asarray(batch.rows), host())
+        written[batch.index] = batch_max
+        if time.perf_counter() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
+            checkpoint()
 
     start = time.perf_counter()
-    done = 0
+    timings = {"forward": 0.0, "write_wait": 0.0}
+    done = sum(len(b.rows) for b in batches if b.index in committed)
     computed = 0
-    max_abs = 0.0
-    shard_dtypes: set[str] = set()
-    # Writing a batch (fsync included) overlaps the next forward pass; one computed batch
-    # at most waits for the writer, so memory stays bounded by two batches.
+    # Writing a batch overlaps the next forward pass; one computed batch at most waits
+    # for the writer, so memory stays bounded by two batches (and the copier's two buffers).
     pending: deque[Future[None]] = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layer-writer")
+    try:
         for batch in batches:
-            shape = (len(layers), len(batch.rows), loaded.d_model)
-            acts = _load_shard(partial, batch, shape)
-            if acts is None:
-                if stop_after_batches is not None and computed >= stop_after_batches:
-                    raise KeyboardInterrupt(f"stopped after {computed} batches (test hook)")
-                acts, batch_max = compute(batch)
-                pending.append(writer.submit(_write_shard, partial, batch, acts))
-                computed += 1
-                while len(pending) > 1:
-                    pending.popleft().result()
-            else:
-                batch_max = float(np.abs(acts).max())
-            max_abs = max(max_abs, batch_max)
-            shard_dtypes.add(str(acts.dtype))
+            if batch.index in committed:
+                continue
+            if stop_after_batches is not None and computed >= stop_after_batches:
+                raise KeyboardInterrupt(f"stopped after {computed} batches (test hook)")
+            t0 = time.perf_counter()
+            host, batch_max = compute(batch)
+            t1 = time.perf_counter()
+            pending.append(writer.submit(store, batch, host, batch_max))
+            computed += 1
+            while len(pending) > 1:
+                pending.popleft().result()
+            timings["forward"] += t1 - t0
+            timings["write_wait"] += time.perf_counter() - t1
             done += len(batch.rows)
             if progress:
                 progress(done, len(texts))
-        while pending:
-            pending.popleft().result()
+    finally:
+        # Keep whatever reached the files, on success, Ctrl-C or a failed batch alike.
+        writer.shutdown(wait=True)
+        failed = next((f.exception() for f in pending if f.exception() is not None), None)
+        if failed is None:
+            checkpoint()
+    if failed is not None:
+        raise failed
 
-    # A shard's dtype was fixed by its own batch when computed, so a resumed build (which
-    # re-reads float16 shards, whose maxima are rounded) decides exactly as a fresh one.
-    dtype = "float32" if "float32" in shard_dtypes or storage_dtype == "float32" else "float16"
-    n = len(texts)
-    with atomic_dir(final) as tmp:
-        outs = [
-            np.lib.format.open_memmap(tmp / f"layer_{layer:03d}.npy", mode="w+", dtype=dtype, shape=(n, loaded.d_model))
-            for layer in layers
-        ]
-        for batch in batches:
-            shard = np.load(_shard_path(partial, batch), mmap_mode="r", allow_pickle=False)
-            rows = np.asarray(batch.rows)
-            for j, out in enumerate(outs):
-                out[rows] = shard[j]
-        for out in outs:
-            out.flush()
-        del outs
-        write_manifest(
-            tmp,
-            {
-                "artifact": "activations",
-                "key": key,
-                "spec": spec.to_dict(),
-                "model": loaded.name,
-                "weights_hash": loaded.weights_hash,
-                "compute_dtype": loaded.dtype,
-                "storage_dtype": dtype,
-                "max_abs": max_abs,
-                "dataset": dataset.name,
-                "dataset_hash": dataset.content_hash,
-                "prompt_text": dataset.prompt_text(spec.prompt),
-                "layers": layers,
-                "n_layers_model": loaded.n_layers,
-                "n_entities": n,
-                "d_model": loaded.d_model,
-                "seconds": round(time.perf_counter() - start, 2),
-                "command": command,
+    t_finish = time.perf_counter()
+    max_abs = max(committed.values(), default=0.0)
+    dtype = files.dtype
+    names = files.names
+    files.close()
+    write_manifest(
+        partial,
+        {
+            "artifact": "activations",
+            "key": key,
+            "spec": spec.to_dict(),
+            "model": loaded.name,
+            "weights_hash": loaded.weights_hash,
+            "compute_dtype": loaded.dtype,
+            "storage_dtype": dtype,
+            "max_abs": max_abs,
+            "dataset": dataset.name,
+            "dataset_hash": dataset.content_hash,
+            "prompt_text": dataset.prompt_text(spec.prompt),
+            "layers": layers,
+            "n_layers_model": loaded.n_layers,
+            "n_entities": len(texts),
+            "d_model": loaded.d_model,
+            "seconds": round(time.perf_counter() - start, 2),
+            # where this run's time went (a resumed run counts only its own batches)
+            "seconds_by_phase": {
+                "forward": round(timings["forward"], 2),
+                "write_wait": round(timings["write_wait"], 2),
+                "finish": round(time.perf_counter() - t_finish, 2),
             },
-        )
-    shutil.rmtree(partial, ignore_errors=True)
-    log.info("activations %s: %d entities, %d layers, %s", key, n, len(layers), dtype)
+            "command": command,
+        },
+        files=names,
+    )
+    _promote(partial, final)
+    log.info("activations %s: %d entities, %d layers, %s", key, len(texts), len(layers), dtype)
     return ActivationStore(final)
 
 

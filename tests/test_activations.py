@@ -73,3 +73,27 @@ def test_truncation_keeps_last_token(tiny) -> None:  # type: ignore[no-untyped-d
     assert ids[-5:] == tokenize(tiny, ["Paris"])[0][-5:]
     out = forward_batch(tiny, [ids])
     assert np.isfinite(out).all()
+
+
+def test_batching_follows_the_device_and_stays_out_of_the_cache_key(tiny, places, cache_root) -> None:  # type: ignore[no-untyped-def]
+    import types
+
+    import torch
+
+    from core.activations import BATCHING, default_batching
+    from core.cache import list_artifacts
+    from core.pipeline import build
+
+    on_gpu = types.SimpleNamespace(model=types.SimpleNamespace(parameters=lambda: iter([torch.empty(0, device="meta")])))
+    assert default_batching(tiny) == BATCHING["cpu"] == (4096, 64)
+    assert default_batching(on_gpu) == BATCHING["cpu"]  # an unknown device type: the small batches
+    on_gpu.model.parameters = lambda: iter([types.SimpleNamespace(device=torch.device("cuda", 0))])
+    assert default_batching(on_gpu) == BATCHING["cuda"] and BATCHING["cuda"][1] >= 1024
+
+    build("tiny-llama", places, cache_root=cache_root, loaded=tiny)
+    ((folder, manifest),) = list_artifacts(cache_root, "activations")
+    assert (manifest["spec"]["max_tokens_per_batch"], manifest["spec"]["max_batch_size"]) == (4096, 64)
+    # other batching, same cache: the build reuses it rather than computing again
+    again = build("tiny-llama", places, cache_root=cache_root / "other", loaded=tiny, max_batch_size=8)
+    ((other, _),) = list_artifacts(cache_root / "other", "activations")
+    assert other.name == folder.name and again.path.name == build("tiny-llama", places, cache_root=cache_root, loaded=tiny).path.name

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import core.store
 from core.activations import last_token_activations
 from core.cache import read_manifest
 from core.config import ActivationSpec
+from core.layer_files import read_progress
 from core.store import ActivationStore, build_activations, choose_storage_dtype, find_partial
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,28 +51,70 @@ def test_prompt_changes_activations(tiny, places, cache_root) -> None:  # type: 
     assert not np.allclose(a.layer(2), b.layer(2))
 
 
+def committed(partial: Path) -> dict[int, float]:
+    """The batches a partial build's ledger lists as on disk."""
+    key = partial.name.removeprefix(".partial-")
+    return read_progress(partial, key) or {}
+
+
 @pytest.mark.usefixtures("one_torch_thread")
 def test_resume_after_interruption_is_identical(tiny, places, cache_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
     reference = build_activations(spec_for(places), places, tiny, tmp_path / "ref")
     with pytest.raises(KeyboardInterrupt):
         build_activations(spec_for(places), places, tiny, cache_root, stop_after_batches=3)
     partial = find_partial(cache_root)
-    assert len(partial) == 1 and len(list(partial[0].glob("shard_*.npy"))) == 3
+    # a stop keeps every finished batch: written in place, listed in the ledger
+    assert len(partial) == 1 and sorted(committed(partial[0])) == [0, 1, 2]
+    assert sorted(p.name for p in partial[0].glob("layer_*.npy")) == ["layer_000.npy", "layer_001.npy", "layer_002.npy"]
     # a partial build is never visible as a finished artifact
     assert not any((cache_root / "activations").glob("tiny*/manifest.json"))
+    resumed = build_activations(spec_for(places), places, tiny, cache_root)
+    assert layer_bytes(resumed) == layer_bytes(reference)
+    # only the layer files and the manifest reach the final folder
+    assert sorted(p.name for p in resumed.folder.iterdir()) == ["layer_000.npy", "layer_001.npy", "layer_002.npy", "manifest.json"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("damage", ["truncate", "delete", "ledger"])
+def test_damaged_partial_build_is_recomputed(tiny, places, cache_root, tmp_path, damage) -> None:  # type: ignore[no-untyped-def]
+    reference = build_activations(spec_for(places), places, tiny, tmp_path / "ref")
+    with pytest.raises(KeyboardInterrupt):
+        build_activations(spec_for(places), places, tiny, cache_root, stop_after_batches=2)
+    partial = find_partial(cache_root)[0]
+    layer_file = partial / "layer_001.npy"
+    if damage == "truncate":
+        layer_file.write_bytes(layer_file.read_bytes()[:100])
+    elif damage == "delete":
+        layer_file.unlink()
+    else:
+        (partial / "progress.json").write_text('{"key": "tiny')  # a torn write
     resumed = build_activations(spec_for(places), places, tiny, cache_root)
     assert layer_bytes(resumed) == layer_bytes(reference)
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_truncated_shard_is_recomputed(tiny, places, cache_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_complete_build_killed_before_its_rename_is_promoted(tiny, places, cache_root, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     reference = build_activations(spec_for(places), places, tiny, tmp_path / "ref")
+    real_replace = os.replace
+
+    def no_promotion(src, dst):  # type: ignore[no-untyped-def]
+        if Path(src).name.startswith(".partial-"):
+            raise KeyboardInterrupt("killed before the rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", no_promotion)
     with pytest.raises(KeyboardInterrupt):
-        build_activations(spec_for(places), places, tiny, cache_root, stop_after_batches=2)
-    shard = sorted(find_partial(cache_root)[0].glob("shard_*.npy"))[0]
-    shard.write_bytes(shard.read_bytes()[:100])
-    resumed = build_activations(spec_for(places), places, tiny, cache_root)
-    assert layer_bytes(resumed) == layer_bytes(reference)
+        build_activations(spec_for(places), places, tiny, cache_root)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (find_partial(cache_root)[0] / "manifest.json").is_file()
+
+    def no_forward(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a complete partial build must not be computed again")
+
+    monkeypatch.setattr(core.store, "forward_batch_tensor", no_forward)
+    promoted = build_activations(spec_for(places), places, tiny, cache_root)
+    assert layer_bytes(promoted) == layer_bytes(reference)
+    assert not find_partial(cache_root)
 
 
 def test_float16_overflow_falls_back_to_float32(places, cache_root) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +132,60 @@ def test_float16_overflow_falls_back_to_float32(places, cache_root) -> None:  # 
     assert np.isfinite(store.layer(0)).all()
 
 
+def loud_ending(last: str = "3", seed: int = 3):  # type: ignore[no-untyped-def]
+    """A tiny model whose residual stream overflows float16 only where a text ends in
+    `last`: the embedding enters the residual stream as is, but every block reads it
+    through a norm, so other positions stay small."""
+    import torch
+
+    from core.tiny import tiny_model
+
+    loud = tiny_model(seed=seed)
+    token = loud.tokenizer.convert_tokens_to_ids(last)
+    with torch.no_grad():
+        loud.model.model.embed_tokens.weight[token].mul_(1e7)
+    return loud
+
+
+def test_float32_upcast_mid_build_resumes_identically(places, cache_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.activations import plan_batches, tokenize
+
+    loud = loud_ending()
+    reference = build_activations(spec_for(places), places, loud, tmp_path / "ref")
+    assert read_manifest(reference.folder)["storage_dtype"] == "float32"
+    texts = places.texts("empty")
+    batches = plan_batches([len(t) for t in tokenize(loud, texts)], 4096, 8)
+    loud_batches = [b.index for b in batches if any(texts[i].endswith("3") for i in b.rows)]
+    assert loud_batches and loud_batches[0] > 0 and len(loud_batches) < len(batches), loud_batches
+    # batches stored as float16 keep their float16 rounding once the files are float32
+    quiet_rows = list(batches[0].rows)
+    layer = np.asarray(reference.layer(2))[quiet_rows]
+    assert np.array_equal(layer, layer.astype(np.float16).astype(np.float32))
+    # stopped before, at and after the upcast, the resumed builds end byte-identical
+    first_loud = loud_batches[0]
+    for stop in sorted({first_loud, first_loud + 1, len(batches) - 1}):
+        root = tmp_path / f"stop{stop}"
+        with pytest.raises(KeyboardInterrupt):
+            build_activations(spec_for(places), places, loud, root, stop_after_batches=stop)
+        partial = find_partial(root)[0]
+        dtype = np.load(partial / "layer_000.npy", mmap_mode="r").dtype
+        assert dtype == (np.float32 if stop > first_loud else np.float16)
+        assert layer_bytes(build_activations(spec_for(places), places, loud, root)) == layer_bytes(reference)
+
+
+def test_upcast_interrupted_between_files_is_finished(places, cache_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    loud = loud_ending()
+    reference = build_activations(spec_for(places), places, loud, tmp_path / "ref")
+    with pytest.raises(KeyboardInterrupt):
+        build_activations(spec_for(places), places, loud, cache_root, stop_after_batches=1)
+    partial = find_partial(cache_root)[0]
+    # what a kill between the upcast's first and second rename leaves
+    path = partial / "layer_000.npy"
+    np.save(path, np.load(path).astype(np.float32))
+    resumed = build_activations(spec_for(places), places, loud, cache_root)
+    assert layer_bytes(resumed) == layer_bytes(reference)
+
+
 def test_choose_storage_dtype() -> None:
     assert choose_storage_dtype(43000.0) == "float16"
     assert choose_storage_dtype(70000.0) == "float32"
@@ -100,8 +198,10 @@ KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
 from core.config import ActivationSpec
+import core.store
 from core.store import build_activations
 from core.tiny import tiny_model
+core.store.CHECKPOINT_SECONDS = 0.0  # every batch reaches the ledger, so kills land mid-build
 from tests.conftest import synthetic_places
 ds = synthetic_places(400)
 slow = float(sys.argv[2])
@@ -119,8 +219,8 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path) -> None:  # type: ignor
         proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(root), "0.05"], env=env, cwd=ROOT)
         deadline = time.time() + 60
         while time.time() < deadline:
-            shards = list((root / "activations").glob(".partial-*/shard_*.npy"))
-            if len(shards) >= 3 or proc.poll() is not None:
+            partial = find_partial(root)
+            if (partial and len(committed(partial[0])) >= 3) or proc.poll() is not None:
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)

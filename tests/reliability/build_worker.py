@@ -32,7 +32,7 @@ COMMAND = "python -m core build --model tiny-llama --dataset synthetic_places (r
 
 
 def label(call: str, target: str) -> str:
-    """'os.replace shard_#.npy', 'os.replace <key>', 'shutil.rmtree .partial-<key>', ..."""
+    """'os.replace progress.json', 'os.replace <key>', 'shutil.rmtree .partial-<key>', ..."""
     name = Path(target).name
     name = re.sub(r"^(\.partial-|\.tmp-)?tiny-llama__.*$", lambda m: (m.group(1) or "") + "<key>", name)
     return f"{call} {re.sub(r'[0-9]+', '#', name)}"
@@ -87,6 +87,9 @@ def run(
     from core.tiny import tiny_model
     from tests.conftest import synthetic_places
 
+    # Every batch reaches the ledger (the default checkpoints every few seconds), so a
+    # kill at a random moment resumes mid-build rather than from the start.
+    core.store.CHECKPOINT_SECONDS = 0.0
     if throttle:
         core.store.forward_batch_tensor = _slowed(core.store.forward_batch_tensor, throttle)  # type: ignore[assignment]
         core.pipeline.fit_layer = _slowed(core.pipeline.fit_layer, 4 * throttle)  # type: ignore[assignment]
