@@ -146,7 +146,10 @@ def forward_batch_tensor(
         pad_id = loaded.tokenizer.eos_token_id or 0
     input_ids, mask, positions, last = _pad(token_ids, int(pad_id), padding_side)
     device = next(loaded.model.parameters()).device
-    rows = torch.arange(len(token_ids))
+    # Indices go to the device once: a copy from host memory inside each hook would
+    # make the host wait for the GPU at every layer.
+    rows = torch.arange(len(token_ids)).to(device)
+    last = last.to(device)
     captured: dict[int, Any] = {}
     deepest = max(layers)
     wanted = set(layers)
@@ -161,7 +164,8 @@ def forward_batch_tensor(
                 return
             hidden = output[0] if isinstance(output, tuple) else output
             if layer in wanted:  # stays on the device: one copy to the host per batch, not per layer
-                captured[layer] = hidden[rows.to(hidden.device), last.to(hidden.device)]
+                at = hidden.device  # differs from `device` only for a model split over devices
+                captured[layer] = hidden[rows.to(at), last.to(at)]
             if layer == deepest:
                 raise _StopForward
 

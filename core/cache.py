@@ -284,7 +284,8 @@ def folder_stamp(folder: Path) -> str:
 
 
 def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+    """Bytes on disk: an unfinished build's layer files are sparse until written."""
+    return sum(min(p.stat().st_size, p.stat().st_blocks * 512) for p in Path(folder).rglob("*") if p.is_file())
 
 
 def list_artifacts(root: Path, kind: str) -> list[tuple[Path, dict[str, Any]]]:

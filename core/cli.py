@@ -210,6 +210,8 @@ def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> i
 
 
 def _cmd_list(args: argparse.Namespace, root: Path) -> int:
+    from core.store import partial_status
+
     kinds = [args.kind] if args.kind else ["models", "activations", "results", "analysis", "datasets"]
     total = 0
     for kind in kinds:
@@ -233,7 +235,9 @@ def _cmd_list(args: argparse.Namespace, root: Path) -> int:
             print(f"  {_human(size):>9}  {SHARED}/  {len(shared)} shared entity tables{note}")
         partial = sorted((root / kind).glob(".partial-*")) if (root / kind).is_dir() else []
         for folder in partial:
-            print(f"  {_human(folder_bytes(folder)):>9}  {folder.name}  (unfinished: resumes on the next build)")
+            status = partial_status(folder) if kind == "activations" else None
+            done = f"{status[0]} of {status[1]} batches done; " if status else ""
+            print(f"  {_human(folder_bytes(folder)):>9}  {folder.name}  (unfinished: {done}resumes on the next build)")
     print(f"total {_human(total)} under {root}")
     return 0
 

@@ -278,6 +278,15 @@ def build_activations(
     return ActivationStore(final)
 
 
+def partial_status(partial: Path) -> tuple[int, int] | None:
+    """(batches on disk, batches planned) of an unfinished build; None if unreadable."""
+    plan = read_json(Path(partial) / PLAN)
+    done = read_progress(partial, Path(partial).name.removeprefix(".partial-"))
+    if not isinstance(plan, dict) or not isinstance(plan.get("batches"), list) or done is None:
+        return None
+    return len(done), len(plan["batches"])
+
+
 def find_partial(cache_root: Path) -> list[Path]:
     base = Path(cache_root) / "activations"
     return sorted(base.glob(".partial-*")) if base.is_dir() else []

@@ -37,3 +37,10 @@ def test_probe_sweep_runs_on_torch_cpu() -> None:
     assert "same alpha: True" in out
     assert re.search(r"max rel diff (\d\.\d+e-\d+)", out) and float(re.search(r"max rel diff (\S+)", out).group(1)) < 1e-6  # type: ignore[union-attr]
     assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
+
+
+def test_store_bench_writes_the_same_layer_files_both_ways(tmp_path: Path) -> None:
+    out = run(["bench.store", "--n", "500", "--layers", "3", "--d", "64", "--batch", "64", "--dir", str(tmp_path)])
+    assert "same layer files: True" in out
+    assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
+    assert list(tmp_path.iterdir()) == []  # both copies removed

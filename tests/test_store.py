@@ -231,3 +231,20 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path) -> None:  # type: ignor
     got = ActivationStore(next((root / "activations").glob("tiny*")))
     assert layer_bytes(got) == layer_bytes(ref)
     assert not find_partial(root)
+
+
+def test_list_shows_an_unfinished_build_with_its_progress(tiny, places, cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    from core.cache import folder_bytes
+    from core.cli import main
+
+    with pytest.raises(KeyboardInterrupt):
+        build_activations(spec_for(places), places, tiny, cache_root, stop_after_batches=4)
+    partial = find_partial(cache_root)[0]
+    assert core.store.partial_status(partial) == (4, 15)
+    assert main(["--cache-root", str(cache_root), "list", "--kind", "activations"]) == 0
+    assert "(unfinished: 4 of 15 batches done; resumes on the next build)" in capsys.readouterr().out
+    # layer files are created sparse: rows not yet written take no disk, and the listing says so
+    big = np.lib.format.open_memmap(partial / "layer_big.npy", mode="w+", dtype="float16", shape=(100_000, 64))
+    del big
+    assert (partial / "layer_big.npy").stat().st_size > 12_000_000
+    assert folder_bytes(partial) < 1_000_000

@@ -1,0 +1,104 @@
+"""Activation storage: writing a build's batches into per-layer files, 7B-shaped.
+
+Project: ``core.layer_files.LayerFiles``, each batch written in place at its rows, then
+one fsync per file (what ``build_activations`` does). Baseline: the store's earlier
+design, and SAELens-style caches: each batch saved as an fsync'd shard, then a second
+pass gathers the shards into the layer files. The model is left out (random float16
+rows stand in for activations), so this times the disk path alone, in one run.
+
+    python -m bench.store                   # 8,000 entities x 32 layers x 4096 (2.1 GB)
+    python -m bench.store --n 40000         # the paper's world places (10.5 GB)
+
+Ends with ``ratio: X`` (baseline seconds over project seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.hashing import sha256_file, sha256_json
+from core.layer_files import LayerFiles
+
+
+def batches_of(n: int, batch: int, seed: int = 0) -> list[np.ndarray]:
+    """Row sets as a length-sorted plan makes them: scattered over the whole table."""
+    order = np.random.default_rng(seed).permutation(n)
+    return [np.sort(order[i : i + batch]) for i in range(0, n, batch)]
+
+
+def shards_then_gather(root: Path, batches: list[np.ndarray], acts: np.ndarray, shape: tuple[int, int]) -> float:
+    start = time.perf_counter()
+    for k, rows in enumerate(batches):
+        with open(root / f"shard_{k:06d}.npy", "wb") as handle:
+            np.save(handle, acts[:, : len(rows)], allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+    outs = [
+        np.lib.format.open_memmap(root / f"layer_{j:03d}.npy", mode="w+", dtype=acts.dtype, shape=shape)
+        for j in range(acts.shape[0])
+    ]
+    for k, rows in enumerate(batches):
+        shard = np.load(root / f"shard_{k:06d}.npy", mmap_mode="r", allow_pickle=False)
+        for j, out in enumerate(outs):
+            out[rows] = shard[j]
+    for out in outs:
+        out.flush()
+    return time.perf_counter() - start
+
+
+def in_place(root: Path, batches: list[np.ndarray], acts: np.ndarray, shape: tuple[int, int]) -> float:
+    start = time.perf_counter()
+    files = LayerFiles.create(root, list(range(acts.shape[0])), shape, str(acts.dtype))
+    for rows in batches:
+        files.write(rows, acts[:, : len(rows)])
+    files.sync()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.store", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=8000, help="entities")
+    parser.add_argument("--layers", type=int, default=32)
+    parser.add_argument("--d", type=int, default=4096)
+    parser.add_argument("--batch", type=int, default=256, help="entities per batch")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each (alternating which goes first)")
+    parser.add_argument("--dir", default=None, help="where to write (default: the system's temporary folder)")
+    args = parser.parse_args(argv)
+    shape = (args.n, args.d)
+    acts = np.random.default_rng(1).standard_normal((args.layers, args.batch, args.d)).astype(np.float16)
+    batches = batches_of(args.n, args.batch)
+    gb = args.n * args.layers * args.d * 2 / 1e9
+    print(f"storage: {args.n} entities x {args.layers} layers x d={args.d} float16 = {gb:.2f} GB, batches of {args.batch}")
+    seconds: dict[str, list[float]] = {"baseline": [], "project": []}
+    digests: dict[str, set[str]] = {"baseline": set(), "project": set()}
+    methods = {"baseline": shards_then_gather, "project": in_place}
+    # Both orders, so neither always runs second (behind the other's write-back); the
+    # best of each is reported. Each copy is hashed and removed before the next run.
+    for name in [*methods, *reversed(methods)][: 2 * args.rounds]:
+        root = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.dir))
+        try:
+            os.sync()
+            seconds[name].append(methods[name](root, batches, acts, shape))
+            digests[name].add(sha256_json([sha256_file(root / f"layer_{j:03d}.npy") for j in range(args.layers)]))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    same = len(digests["baseline"] | digests["project"]) == 1
+    best = {name: min(times) for name, times in seconds.items()}
+    print(f"  same layer files: {same}")
+    for name, what in (("baseline", "shards (fsync'd) then a gather pass"), ("project", "rows written in place, one fsync per file")):
+        runs = ", ".join(f"{t:.2f}" for t in seconds[name])
+        print(f"  {name:<9} {what}: best {best[name]:.2f} s = {gb / best[name]:.2f} GB/s (runs: {runs} s)")
+    print(f"ratio: {best['baseline'] / best['project']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
