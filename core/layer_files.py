@@ -81,10 +81,19 @@ class LayerFiles:
 
     @classmethod
     def create(cls, folder: Path, layers: list[int], shape: tuple[int, int], dtype: str) -> LayerFiles:
-        arrays = [
-            np.lib.format.open_memmap(Path(folder) / layer_name(layer), mode="w+", dtype=dtype, shape=shape)
-            for layer in layers
-        ]
+        """New files, with their disk space reserved now: a full disk is then an OSError
+        here, not a SIGBUS when a memory-mapped write later finds no block to fill."""
+        arrays = []
+        for layer in layers:
+            path = Path(folder) / layer_name(layer)
+            arrays.append(np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape))
+            reserve = getattr(os, "posix_fallocate", None)  # Linux; elsewhere the files stay sparse
+            if reserve is not None:
+                fd = os.open(path, os.O_RDWR)
+                try:
+                    reserve(fd, 0, path.stat().st_size)
+                finally:
+                    os.close(fd)
         return cls(folder, layers, shape, arrays)
 
     @classmethod

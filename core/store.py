@@ -23,6 +23,7 @@ to pinned host memory runs on a side stream, overlapping the next forward pass.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -123,7 +124,19 @@ def _start_partial(partial: Path, key: str, plan: dict[str, Any], layers: list[i
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     write_json_atomic(partial / PLAN, plan)
-    files = LayerFiles.create(partial, layers, shape, dtype)
+    try:
+        files = LayerFiles.create(partial, layers, shape, dtype)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        need = len(layers) * shape[0] * shape[1] * np.dtype(dtype).itemsize
+        free = shutil.disk_usage(partial.parent).free
+        raise CacheError(
+            f"{partial.parent}: the activation cache needs {need / 1e9:.2f} GB ({len(layers)} layers x "
+            f"{shape[0]} entities x {shape[1]} {dtype}), {free / 1e9:.2f} GB is free; free some space "
+            "(python -m core list shows the cache) or put the cache on another disk (SPACETIME_CACHE or --cache-root)"
+        ) from exc
     write_progress(partial, key, {})
     return files, {}
 

@@ -248,3 +248,34 @@ def test_list_shows_an_unfinished_build_with_its_progress(tiny, places, cache_ro
     del big
     assert (partial / "layer_big.npy").stat().st_size > 12_000_000
     assert folder_bytes(partial) < 1_000_000
+
+
+def test_a_full_disk_is_a_clear_error_before_any_work(tiny, places, cache_root, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    from core.cache import CacheError
+
+    if not hasattr(os, "posix_fallocate"):
+        pytest.skip("no posix_fallocate on this platform: layer files stay sparse")
+
+    def disk_full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", disk_full)
+    with pytest.raises(CacheError, match=r"needs 0\.00 GB \(3 layers x 120 entities x 32 float16\), [\d.]+ GB is free.*SPACETIME_CACHE"):
+        build_activations(spec_for(places), places, tiny, cache_root)
+    assert not find_partial(cache_root)  # nothing left half-made
+    monkeypatch.undo()
+    assert build_activations(spec_for(places), places, tiny, cache_root).n_entities == 120
+
+
+def test_layer_files_reserve_their_disk_space(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.layer_files import LayerFiles
+
+    if not hasattr(os, "posix_fallocate"):
+        pytest.skip("no posix_fallocate on this platform")
+    files = LayerFiles.create(tmp_path, [0, 1], (50_000, 64), "float16")
+    for layer in (0, 1):
+        stat = (tmp_path / f"layer_{layer:03d}.npy").stat()
+        assert stat.st_blocks * 512 >= stat.st_size == 50_000 * 64 * 2 + 128
+    files.close()
