@@ -120,7 +120,7 @@ def _start_partial(partial: Path, key: str, plan: dict[str, Any], layers: list[i
         if files is not None and read_json(partial / PLAN) == plan:
             assert committed is not None
             return files, committed
-        log.warning("partial build %s has another batch plan or a damaged file; restarting it", partial.name)
+        log.warning("partial build %s cannot be resumed (no readable ledger, another batch plan or a damaged layer file); restarting it", partial.name)
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     write_json_atomic(partial / PLAN, plan)

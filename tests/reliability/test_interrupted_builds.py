@@ -6,9 +6,9 @@ activations and probes for the tiny model on synthetic places, and is killed:
 
 * 12 times at seeded random moments (6 while activations are being built, 6
   while probes are being fitted), the parent sending SIGKILL;
-* 10 times at commit points: the child kills itself just before or just after a
+* 11 times at commit points: the child kills itself just before or just after a
   rename or cleanup (batch plan, the batch ledger, a manifest, the final folder rename,
-  the cleanup of a finished build's shards, a probe layer, ...).
+  the cleanup of a finished result's probe layers, ...).
 
 After every kill, everything a reader can see as finished (``list_artifacts``,
 the dashboard catalog) must verify against its manifest; the run that finally
