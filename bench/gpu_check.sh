@@ -5,12 +5,13 @@
 #   bench/gpu_prepare.sh                  # here, first: stage the tokenizer and paper CSV
 #   run: bash bench/gpu_check.sh          # there, with carry=["artifacts/gpu"]
 #
-# It prints versions, then the 7B-sized probe sweep (32 layers, d=4096, n=32k) and the
-# 7B-shaped extraction benchmark on the paper's world places, each ending in `ratio:`.
+# It prints versions, then the 7B-sized probe sweep (32 layers, d=4096, n=32k), the
+# 7B-shaped extraction benchmark on the paper's world places and the storage benchmark
+# (the machine's disk), each ending in `ratio:`.
 # Both outputs are also written to $OUT (when set) for the closing note.
 #
 # Smaller, on a CPU (checks the script itself):
-#   DEVICE=cpu SHAPE=small SWEEP=2 D=64 N=2000 EXTRACT_N=200 bash bench/gpu_check.sh
+#   DEVICE=cpu SHAPE=small SWEEP=2 D=64 N=2000 EXTRACT_N=200 STORE_N=500 bash bench/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,3 +46,5 @@ report probes timeout 300 "$PY" -m bench.probes --sweep "$SWEEP" --d "$D" --n "$
 extract_args=(--gpu --shape "$SHAPE" --device "$DEVICE" --source paper)
 [ -n "$EXTRACT_N" ] && extract_args+=(--n "$EXTRACT_N")
 report extract timeout 420 "$PY" -m bench.extract "${extract_args[@]}"
+# the machine's disk, which the extraction's ~10 GB of float16 goes through
+report store timeout 120 "$PY" -m bench.store --n "${STORE_N:-8000}" --rounds 1
