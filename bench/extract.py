@@ -118,7 +118,9 @@ def run_baseline(loaded: Any, names: list[str], batch_size: int = 48) -> dict[st
     return {"seconds": time.perf_counter() - start}
 
 
-def run_project(loaded: Any, names: list[str], tokens_per_batch: int, batch_size: int) -> dict[str, Any]:
+def run_project(
+    loaded: Any, names: list[str], tokens_per_batch: int, batch_size: int, overlap_copies: bool = True
+) -> dict[str, Any]:
     import pandas as pd
 
     from core.config import ActivationSpec
@@ -132,7 +134,7 @@ def run_project(loaded: Any, names: list[str], tokens_per_batch: int, batch_size
                           max_batch_size=batch_size)
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
-        store = build_activations(spec, dataset, loaded, Path(root))
+        store = build_activations(spec, dataset, loaded, Path(root), overlap_copies=overlap_copies)
         _sync()
         seconds = time.perf_counter() - start
     # where the time went: forward passes (up to the device sync), waiting on the layer
@@ -178,7 +180,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.method == "baseline":
         stats = run_baseline(loaded, names)
     else:
-        stats = run_project(loaded, names, args.batch_tokens, args.batch_size)
+        stats = run_project(loaded, names, args.batch_tokens, args.batch_size, args.method == "project")
     stats.update(
         method=args.method, n=len(names), tokens=n_tokens,
         entities_per_s=len(names) / stats["seconds"],
@@ -203,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="7b", help="--gpu model shape (small: a CPU smoke test)")
     parser.add_argument("--device", default="cuda", help="--gpu device (default cuda)")
-    parser.add_argument("--method", choices=["baseline", "project"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--variants", action="store_true",
+                        help="also run the project with its copies to the host not overlapped (project-sync)")
+    parser.add_argument("--method", choices=["baseline", "project", "project-sync"], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.source = args.source or ("paper" if args.gpu else "world_places")
     if args.gpu and args.n == 3000:
@@ -216,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.method:
         worker(args)
         return 0
+    methods = ["baseline", "project"] + (["project-sync"] if args.variants else [])
     results: dict[str, dict[str, Any]] = {}
-    for method in ("baseline", "project"):
+    for method in methods:
         cmd = [sys.executable, "-m", "bench.extract", "--method", method, "--model", args.model,
                "--source", args.source, "--batch-tokens", str(args.batch_tokens),
                "--batch-size", str(args.batch_size)]
@@ -226,29 +231,34 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode or not line:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return 1
+            # keep going: one failed variant should not cost a GPU session the other numbers
+            print(f"{method} FAILED (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}", file=sys.stderr)
+            continue
         results[method] = json.loads(line[-1][7:])
     on_cuda = args.gpu and args.device.startswith("cuda")
     where = "GPU " + __import__("torch").cuda.get_device_name() if on_cuda else f"CPU ({os.cpu_count()} cores)"
     print(f"extraction, {args.model if not args.gpu else f'Llama-2-{args.shape}-shaped random bf16'} on {where}")
     for method, r in results.items():
         extra = f"  {r['model_tflops']:.3g} TFLOP/s  peak CUDA {r['peak_cuda_mb']:.0f} MB" if args.gpu else ""
-        print(f"  {method:<9} {r['n']} entities ({r['tokens']} tokens) in {r['seconds']:.2f} s = "
+        print(f"  {method:<12} {r['n']} entities ({r['tokens']} tokens) in {r['seconds']:.2f} s = "
               f"{r['entities_per_s']:.1f} entities/s, max RSS {r['max_rss_mb']:.0f} MB{extra}")
-    phases = results["project"]["phases"]
-    print(f"  project time by phase: forward {phases['forward']:.2f} s, waiting on the writer "
-          f"{phases['write_wait']:.2f} s, finish {phases['finish']:.2f} s")
+    for method, r in results.items():
+        if "phases" in r:
+            phases = r["phases"]
+            print(f"  {method:<12} time by phase: forward {phases['forward']:.2f} s, waiting on the writer "
+                  f"{phases['write_wait']:.2f} s, finish {phases['finish']:.2f} s")
     if args.gpu:
         ceiling = matmul_ceiling_tflops(args.device, size=8192 if on_cuda else 1024, reps=20 if on_cuda else 3)
         for method, r in results.items():
-            print(f"  {method:<9} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.3g} TFLOP/s bf16 matmul ceiling")
-        project = results["project"]
-        forward_tflops = project["model_tflops"] * project["seconds"] / max(phases["forward"], 1e-9)
-        print(f"  project   forward passes alone: MFU {100 * forward_tflops / ceiling:.1f}%")
+            print(f"  {method:<12} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.3g} TFLOP/s bf16 matmul ceiling")
+        for method, r in results.items():
+            if "phases" in r:
+                forward_tflops = r["model_tflops"] * r["seconds"] / max(r["phases"]["forward"], 1e-9)
+                print(f"  {method:<12} forward passes alone: MFU {100 * forward_tflops / ceiling:.1f}%")
+    if set(methods) - set(results):
+        return 1
     print(f"ratio: {results['project']['entities_per_s'] / results['baseline']['entities_per_s']:.2f}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

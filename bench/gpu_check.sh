@@ -43,7 +43,7 @@ print('cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.
 [ -f "$SPACETIME_PAPER_WORLD" ] || { echo "missing $SPACETIME_PAPER_WORLD: run bench/gpu_prepare.sh here and carry $STAGED" >&2; exit 2; }
 
 report probes timeout 300 "$PY" -m bench.probes --sweep "$SWEEP" --d "$D" --n "$N" --device "$DEVICE"
-extract_args=(--gpu --shape "$SHAPE" --device "$DEVICE" --source paper)
+extract_args=(--gpu --shape "$SHAPE" --device "$DEVICE" --source paper --variants)
 [ -n "$EXTRACT_N" ] && extract_args+=(--n "$EXTRACT_N")
 report extract timeout 420 "$PY" -m bench.extract "${extract_args[@]}"
 # the machine's disk, which the extraction's ~10 GB of float16 goes through

@@ -227,11 +227,11 @@ class HostCopier:
     after next. Elsewhere a plain copy.
     """
 
-    def __init__(self, device: Any) -> None:
+    def __init__(self, device: Any, overlap: bool = True) -> None:
         import torch
 
         self.device = torch.device(device)
-        self.cuda = self.device.type == "cuda"
+        self.cuda = self.device.type == "cuda" and overlap
         self.buffers: list[Any] = [None, None]
         self.turn = 0
         self.stream = torch.cuda.Stream(self.device) if self.cuda else None

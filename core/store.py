@@ -150,8 +150,13 @@ def build_activations(
     storage_dtype: str = "auto",
     command: str = "",
     stop_after_batches: int | None = None,
+    overlap_copies: bool = True,
 ) -> ActivationStore:
-    """Build (or resume, or reuse) the activation cache of `spec` on `dataset`."""
+    """Build (or resume, or reuse) the activation cache of `spec` on `dataset`.
+
+    ``overlap_copies=False`` copies each batch to the host synchronously on a GPU (the
+    values are the same; ``bench.extract --variants`` times the difference).
+    """
     key = spec.key(dataset.content_hash, loaded.weights_hash)
     final = artifact_dir(cache_root, "activations", key)
     partial = final.parent / f".partial-{key}"
@@ -185,7 +190,7 @@ def build_activations(
     import torch
 
     device = next(loaded.model.parameters()).device
-    copier = HostCopier(device)
+    copier = HostCopier(device, overlap=overlap_copies)
 
     def compute(batch: Batch) -> tuple[Callable[[], np.ndarray], float]:
         """Forward one batch; check and measure it on the device; start its copy to the host."""

@@ -26,9 +26,11 @@ def run(args: list[str], env_extra: dict[str, str] | None = None) -> str:
 def test_gpu_extraction_bench_path_runs_on_cpu(tmp_path: Path) -> None:
     csv = tmp_path / "world_place.csv"
     pd.DataFrame({"name": [f"Place {chr(65 + i % 26)}{i}" for i in range(60)]}).to_csv(csv, index=False)
-    out = run(["bench.extract", "--gpu", "--shape", "small", "--device", "cpu", "--n", "50"], {"SPACETIME_PAPER_WORLD": str(csv)})
-    assert re.search(r"baseline\s+50 entities", out) and re.search(r"project\s+50 entities", out)
-    assert re.search(r"project\s+MFU [\d.]+% of a", out)
+    args = ["bench.extract", "--gpu", "--shape", "small", "--device", "cpu", "--n", "50", "--variants"]
+    out = run(args, {"SPACETIME_PAPER_WORLD": str(csv)})
+    for method in ("baseline", "project", "project-sync"):
+        assert re.search(rf"{method}\s+50 entities", out) and re.search(rf"{method}\s+MFU [\d.]+% of a", out), out
+    assert re.search(r"project\s+forward passes alone: MFU [\d.]+%", out)
     assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
 
 
