@@ -265,6 +265,33 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         raise
 
 
+LOCKS = "_locks"
+
+
+@contextlib.contextmanager
+def build_lock(root: Path, kind: str, key: str) -> Iterator[None]:
+    """Hold the build of one artifact: a second process building the same key waits
+    here, then finds it finished (or resumes it), rather than writing the same partial
+    folder at the same time. The kernel drops the lock when its holder dies, so a
+    SIGKILLed build never blocks the next one. The lock files (empty) stay in
+    ``<kind>/_locks/``; like ``_shared`` that name can never be an artifact key.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): builds are not guarded against each other
+        yield
+        return
+    folder = Path(root) / kind / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{validate_key(key)}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another process is building %s/%s; waiting for it to finish", kind, key)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def folder_stamp(folder: Path) -> str:
     """Names, sizes and modification times of every file in `folder` (cheap: stat only).
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.activations import default_batching
-from core.cache import CacheError, artifact_dir, default_cache_root
+from core.cache import CacheError, artifact_dir, build_lock, default_cache_root
 from core.config import ActivationSpec, ProbeSpec
 from core.datasets.registry import load_dataset
 from core.datasets.schema import EntityDataset
@@ -93,6 +93,21 @@ def fit_probes(
     rounding. It is not part of the cache key; the manifest records it.
     """
     key = probe_spec.key(store.manifest["key"])
+    with build_lock(cache_root, "results", key):
+        return _fit_probes_locked(key, store, dataset, probe_spec, cache_root, progress, command, stop_after_layers, probe_device)
+
+
+def _fit_probes_locked(
+    key: str,
+    store: ActivationStore,
+    dataset: EntityDataset,
+    probe_spec: ProbeSpec,
+    cache_root: Path,
+    progress: Callable[[int, int], None] | None,
+    command: str,
+    stop_after_layers: int | None,
+    probe_device: str | None,
+) -> ProbeResults:
     final = artifact_dir(cache_root, "results", key)
     existing = _verified_results(final)
     if existing is not None:

@@ -37,7 +37,14 @@ from typing import Any
 import numpy as np
 
 from core.activations import Batch, HostCopier, forward_batch_tensor, plan_batches, tokenize
-from core.cache import CacheError, artifact_dir, read_manifest, verify_files, write_manifest
+from core.cache import (
+    CacheError,
+    artifact_dir,
+    build_lock,
+    read_manifest,
+    verify_files,
+    write_manifest,
+)
 from core.config import ActivationSpec
 from core.datasets.schema import EntityDataset
 from core.layer_files import (
@@ -158,6 +165,24 @@ def build_activations(
     values are the same; ``bench.extract --variants`` times the difference).
     """
     key = spec.key(dataset.content_hash, loaded.weights_hash)
+    with build_lock(cache_root, "activations", key):
+        return _build_locked(
+            key, spec, dataset, loaded, cache_root, progress, storage_dtype, command, stop_after_batches, overlap_copies
+        )
+
+
+def _build_locked(
+    key: str,
+    spec: ActivationSpec,
+    dataset: EntityDataset,
+    loaded: LoadedModel,
+    cache_root: Path,
+    progress: ProgressFn | None,
+    storage_dtype: str,
+    command: str,
+    stop_after_batches: int | None,
+    overlap_copies: bool,
+) -> ActivationStore:
     final = artifact_dir(cache_root, "activations", key)
     partial = final.parent / f".partial-{key}"
     if (final / "manifest.json").is_file():

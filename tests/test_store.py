@@ -279,3 +279,46 @@ def test_layer_files_reserve_their_disk_space(tmp_path) -> None:  # type: ignore
         stat = (tmp_path / f"layer_{layer:03d}.npy").stat()
         assert stat.st_blocks * 512 >= stat.st_size == 50_000 * 64 * 2 + 128
     files.close()
+
+
+CONCURRENT_SCRIPT = """
+import logging, sys, time
+from pathlib import Path
+from core.config import ActivationSpec
+from core.store import build_activations
+from core.tiny import tiny_model
+from tests.conftest import synthetic_places
+logging.basicConfig(level=logging.WARNING)
+ds = synthetic_places(400)
+slow = float(sys.argv[2])
+def progress(done, total):
+    time.sleep(slow)
+if len(sys.argv) > 3:  # imports done: wait for the go-ahead
+    while not Path(sys.argv[3]).exists():
+        time.sleep(0.01)
+store = build_activations(ActivationSpec(model="tiny-llama", dataset=ds.name, max_batch_size=8), ds, tiny_model(), Path(sys.argv[1]), progress=progress)
+print("built", store.folder.name)
+"""
+
+
+def test_a_second_build_of_the_same_cache_waits_then_reuses_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ref_root, root = tmp_path / "ref", tmp_path / "shared"
+    subprocess.run([sys.executable, "-c", CONCURRENT_SCRIPT, str(ref_root), "0"], check=True, env=env, cwd=ROOT)
+    go = tmp_path / "go"
+    second = subprocess.Popen([sys.executable, "-c", CONCURRENT_SCRIPT, str(root), "0", str(go)], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([sys.executable, "-c", CONCURRENT_SCRIPT, str(root), "0.1"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not find_partial(root) and time.time() < deadline and first.poll() is None:
+        time.sleep(0.02)
+    assert find_partial(root) and first.poll() is None, "the first build should be under way"
+    go.touch()  # about 5 s of the first build left
+    second_out, second_err = second.communicate(timeout=120)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, err + second_err
+    assert "another process is building activations/" in second_err
+    ref = ActivationStore(next((ref_root / "activations").glob("tiny*")))
+    got = ActivationStore(next((root / "activations").glob("tiny*")), verify=True)
+    assert layer_bytes(got) == layer_bytes(ref)
+    assert out.split() == second_out.split()  # both name the same finished folder
+    assert not find_partial(root)
