@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,16 @@ def write_progress(partial: Path, key: str, batches: dict[int, float]) -> None:
     write_json_atomic(Path(partial) / PROGRESS, {"key": key, "batches": {str(i): batches[i] for i in sorted(batches)}})
 
 
+# Copying a batch into the files is memory-bound page-cache work that numpy runs without
+# the GIL, so threads split it by layer: a 7B batch (~270 MB, scattered 8 KB rows) takes
+# ~250 ms on one thread here, which would rival the GPU's forward pass for that batch.
+_SPLIT_BYTES = 8 << 20  # smaller batches are copied on the calling thread
+
+
+def _writer_threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 class LayerFiles:
     """Memory-mapped layer files in a partial build folder."""
 
@@ -70,6 +82,17 @@ class LayerFiles:
         self.layers = layers
         self.shape = shape
         self.arrays = arrays
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _map(self, fn: Callable[[int], None], parallel: bool) -> None:
+        """fn(j) for every layer index j, split over threads when `parallel`."""
+        if not parallel or _writer_threads() == 1:
+            for j in range(len(self.layers)):
+                fn(j)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=_writer_threads(), thread_name_prefix="layer-files")
+        list(self._pool.map(fn, range(len(self.layers))))  # re-raises the first failure
 
     @property
     def dtype(self) -> str:
@@ -117,8 +140,13 @@ class LayerFiles:
         """Store `acts` [n_layers, len(rows), d_model] at `rows` of every layer file."""
         if acts.dtype == np.float32 and self.dtype == "float16":
             self.to_float32()
-        for array, values in zip(self.arrays, acts, strict=True):
-            array[rows] = values
+        if acts.shape[0] != len(self.arrays):
+            raise ValueError(f"{acts.shape[0]} layers of activations for {len(self.arrays)} layer files")
+
+        def copy(j: int) -> None:
+            self.arrays[j][rows] = acts[j]
+
+        self._map(copy, parallel=acts.nbytes >= _SPLIT_BYTES)
 
     def to_float32(self) -> None:
         """Upcast every float16 file (exact), each written aside and renamed over."""
@@ -141,12 +169,20 @@ class LayerFiles:
         dirtied through the mapping too, and os.fsync releases the GIL, so the thread
         driving the model is not held up meanwhile.
         """
-        for layer in self.layers:
-            fd = os.open(self.folder / layer_name(layer), os.O_RDONLY)
+
+        def flush(j: int) -> None:
+            fd = os.open(self.folder / layer_name(self.layers[j]), os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
 
+        # one file at a time: concurrent fsyncs were ~3x slower on this project's disk
+        # (32 files, 2.1 GB: 4.3 s against 1.5 s)
+        self._map(flush, parallel=False)
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.arrays = []

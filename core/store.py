@@ -277,16 +277,17 @@ def _build_locked(
         # Keep whatever reached the files, on success, Ctrl-C or a failed batch alike.
         writer.shutdown(wait=True)
         failed = next((f.exception() for f in pending if f.exception() is not None), None)
-        if failed is None:
-            checkpoint()
+        try:
+            if failed is None:
+                checkpoint()
+        finally:
+            dtype, names = files.dtype, files.names
+            files.close()
     if failed is not None:
         raise failed
 
     t_finish = time.perf_counter()
     max_abs = max(committed.values(), default=0.0)
-    dtype = files.dtype
-    names = files.names
-    files.close()
     write_manifest(
         partial,
         {
