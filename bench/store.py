@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each (alternating which goes first)")
     parser.add_argument("--dir", default=None, help="where to write (default: the system's temporary folder)")
     args = parser.parse_args(argv)
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     shape = (args.n, args.d)
     acts = np.random.default_rng(1).standard_normal((args.layers, args.batch, args.d)).astype(np.float16)
     batches = batches_of(args.n, args.batch)
