@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from core.hashing import sha256_file, sha256_json
-from core.layer_files import LayerFiles
+from core.layer_files import LayerFiles, layer_name
 
 
 def batches_of(n: int, batch: int, seed: int = 0) -> list[np.ndarray]:
@@ -42,7 +42,7 @@ def shards_then_gather(root: Path, batches: list[np.ndarray], acts: np.ndarray, 
             handle.flush()
             os.fsync(handle.fileno())
     outs = [
-        np.lib.format.open_memmap(root / f"layer_{j:03d}.npy", mode="w+", dtype=acts.dtype, shape=shape)
+        np.lib.format.open_memmap(root / layer_name(j), mode="w+", dtype=acts.dtype, shape=shape)
         for j in range(acts.shape[0])
     ]
     for k, rows in enumerate(batches):
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             os.sync()
             seconds[name].append(methods[name](root, batches, acts, shape))
-            digests[name].add(sha256_json([sha256_file(root / f"layer_{j:03d}.npy") for j in range(args.layers)]))
+            digests[name].add(sha256_json([sha256_file(root / layer_name(j)) for j in range(args.layers)]))
         finally:
             shutil.rmtree(root, ignore_errors=True)
     same = len(digests["baseline"] | digests["project"]) == 1

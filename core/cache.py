@@ -91,9 +91,10 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _hash_workers() -> int:
-    # hashlib releases the GIL on large blocks, so files hash in parallel: a 7B-sized
-    # activation cache (32 files, ~10 GB) takes seconds on many cores, not a minute on one.
+def io_threads() -> int:
+    """Threads for file work that runs without the GIL (hashing, copying into memory
+    maps): a 7B-sized activation cache (32 files, ~10 GB) then takes seconds on many
+    cores, not a minute on one."""
     return max(1, min(8, os.cpu_count() or 1))
 
 
@@ -106,7 +107,7 @@ def file_checksums(folder: Path, names: Sequence[str] | None = None) -> dict[str
             for path in sorted(folder.rglob("*"))
             if path.is_file() and path.name != MANIFEST
         ]
-    with ThreadPoolExecutor(max_workers=_hash_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=io_threads()) as pool:
         digests = list(pool.map(lambda rel: sha256_file(folder / rel), names))
     return {
         rel: {"sha256": digest, "bytes": (folder / rel).stat().st_size}
@@ -123,12 +124,25 @@ def write_manifest(
     body.setdefault("library_versions", library_versions())
     if with_checksums:
         body["files"] = file_checksums(folder, files)
-    tmp = folder / (MANIFEST + ".tmp")
+    write_json_atomic(Path(folder) / MANIFEST, body, indent=2, sort_keys=True, default=str)
+
+
+def write_json_atomic(path: Path, obj: Any, **dump_options: Any) -> None:
+    """Write `obj` to a temporary file, fsync it and rename it over `path`."""
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as handle:
-        handle.write(json.dumps(body, indent=2, sort_keys=True, default=str))
+        json.dump(obj, handle, **dump_options)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, folder / MANIFEST)
+    os.replace(tmp, path)
+
+
+def read_json_or_none(path: Path) -> Any:
+    """The parsed file, or None when it is missing or unreadable (a torn write)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -199,7 +213,7 @@ def verify_files(folder: Path, manifest: dict[str, Any], rebuild_hint: str = "")
     hint = f"; rebuild with: {rebuild_hint}" if rebuild_hint else ""
     checks = [(path, meta, f"shared {rel} of {Path(folder).name}") for rel, meta, path in shared_entries(folder, manifest)]
     checks += [(Path(folder) / rel, meta, "") for rel, meta in manifest.get("files", {}).items()]
-    with ThreadPoolExecutor(max_workers=_hash_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=io_threads()) as pool:
         # list() re-raises the first failure in manifest order, so the message is stable
         list(pool.map(lambda check: _check_file(check[0], check[1], hint, check[2]), checks))
 
@@ -312,7 +326,8 @@ def folder_stamp(folder: Path) -> str:
 
 def folder_bytes(folder: Path) -> int:
     """Bytes on disk: an unfinished build's layer files are sparse until written."""
-    return sum(min(p.stat().st_size, p.stat().st_blocks * 512) for p in Path(folder).rglob("*") if p.is_file())
+    stats = [p.stat() for p in Path(folder).rglob("*") if p.is_file()]
+    return sum(min(st.st_size, st.st_blocks * 512) for st in stats)
 
 
 def list_artifacts(root: Path, kind: str) -> list[tuple[Path, dict[str, Any]]]:

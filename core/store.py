@@ -38,24 +38,19 @@ import numpy as np
 
 from core.activations import Batch, HostCopier, forward_batch_tensor, plan_batches, tokenize
 from core.cache import (
+    MANIFEST,
     CacheError,
     artifact_dir,
     build_lock,
+    read_json_or_none,
     read_manifest,
     verify_files,
+    write_json_atomic,
     write_manifest,
 )
 from core.config import ActivationSpec
 from core.datasets.schema import EntityDataset
-from core.layer_files import (
-    PLAN,
-    PROGRESS,
-    LayerFiles,
-    read_json,
-    read_progress,
-    write_json_atomic,
-    write_progress,
-)
+from core.layer_files import PLAN, PROGRESS, LayerFiles, layer_name, read_progress, write_progress
 from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -83,7 +78,7 @@ class ActivationStore:
 
     def layer(self, layer: int) -> np.ndarray:
         """[n_entities, d_model] memory-mapped (stored dtype)."""
-        path = self.folder / f"layer_{layer:03d}.npy"
+        path = self.folder / layer_name(layer)
         if not path.is_file():
             raise CacheError(f"{path}: missing; rebuild with: {self.manifest.get('command', '')}")
         array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -123,10 +118,11 @@ def _start_partial(partial: Path, key: str, plan: dict[str, Any], layers: list[i
     folder as usable)."""
     if partial.is_dir():
         committed = read_progress(partial, key)
-        files = LayerFiles.reopen(partial, layers, shape) if committed is not None else None
-        if files is not None and read_json(partial / PLAN) == plan:
-            assert committed is not None
-            return files, committed
+        # the plan first: reopening may finish an interrupted upcast, wasted on a stale plan
+        if committed is not None and read_json_or_none(partial / PLAN) == plan:
+            files = LayerFiles.reopen(partial, layers, shape)
+            if files is not None:
+                return files, committed
         log.warning("partial build %s cannot be resumed (no readable ledger, another batch plan or a damaged layer file); restarting it", partial.name)
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
@@ -185,12 +181,12 @@ def _build_locked(
 ) -> ActivationStore:
     final = artifact_dir(cache_root, "activations", key)
     partial = final.parent / f".partial-{key}"
-    if (final / "manifest.json").is_file():
+    if (final / MANIFEST).is_file():
         try:
             return ActivationStore(final, verify=True)
         except CacheError as exc:
             log.warning("%s; rebuilding it", exc)
-    if (partial / "manifest.json").is_file():  # complete, killed before its rename
+    if (partial / MANIFEST).is_file():  # complete, killed before its rename
         try:
             ActivationStore(partial, verify=True)
         except CacheError as exc:
@@ -324,7 +320,7 @@ def _build_locked(
 
 def partial_status(partial: Path) -> tuple[int, int] | None:
     """(batches on disk, batches planned) of an unfinished build; None if unreadable."""
-    plan = read_json(Path(partial) / PLAN)
+    plan = read_json_or_none(Path(partial) / PLAN)
     done = read_progress(partial, Path(partial).name.removeprefix(".partial-"))
     if not isinstance(plan, dict) or not isinstance(plan.get("batches"), list) or done is None:
         return None
