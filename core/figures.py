@@ -66,6 +66,11 @@ class Style:
         return 3.0 if self.presentation else 1.8
 
 
+def _mark_layer(fig: go.Figure, layer: int) -> None:
+    """The dashed line at the layer the dashboard's slider selects (every layer chart)."""
+    fig.add_vline(x=layer, line={"color": "#888888", "dash": "dash", "width": 1})
+
+
 def _layout(fig: go.Figure, style: Style, title: str | None, height: int | None = None) -> go.Figure:
     fig.update_layout(
         template="plotly_white",
@@ -464,7 +469,7 @@ def layer_curves_figure(
                 col=1,
             )
     if selected_layer is not None:
-        fig.add_vline(x=selected_layer, line={"color": "#888888", "dash": "dash", "width": 1})
+        _mark_layer(fig, selected_layer)
     _layout(fig, style, title)
     fig.update_xaxes(title_text="layer (decoder block)", row=2, col=1)
     return fig
@@ -648,7 +653,7 @@ def live_time_figure(
                 hovertemplate="<b>%{text}</b><br>layer %{x}: %{y:.0f}<extra></extra>",
             )
         )
-    fig.add_vline(x=selected_layer, line={"color": "#888888", "dash": "dash", "width": 1})
+    _mark_layer(fig, selected_layer)
     _layout(fig, style, title, height=int(style.height * 0.8))
     fig.update_layout(xaxis_title="layer (decoder block)", yaxis_title="predicted year")
     return fig

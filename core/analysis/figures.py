@@ -16,6 +16,7 @@ from core.figures import (
     PALETTE,
     Style,
     _layout,
+    _mark_layer,
     _outline_traces,
     _safe_names,
     figure_image,
@@ -86,7 +87,7 @@ def controls_figure(
                 col=1,
             )
     if selected_layer is not None:
-        fig.add_vline(x=selected_layer, line={"color": "#888888", "dash": "dash", "width": 1})
+        _mark_layer(fig, selected_layer)
     _layout(fig, style, title)
     fig.update_xaxes(title_text="layer (decoder block)", row=2, col=1)
     return fig
