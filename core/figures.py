@@ -71,6 +71,15 @@ def _mark_layer(fig: go.Figure, layer: int) -> None:
     fig.add_vline(x=layer, line={"color": "#888888", "dash": "dash", "width": 1})
 
 
+def _finish_layer_panels(fig: go.Figure, style: Style, title: str | None, selected_layer: int | None) -> go.Figure:
+    """Layer marker, layout and the shared x title of a two-panel layer chart."""
+    if selected_layer is not None:
+        _mark_layer(fig, selected_layer)
+    _layout(fig, style, title)
+    fig.update_xaxes(title_text="layer (decoder block)", row=2, col=1)
+    return fig
+
+
 def _layout(fig: go.Figure, style: Style, title: str | None, height: int | None = None) -> go.Figure:
     fig.update_layout(
         template="plotly_white",
@@ -468,11 +477,7 @@ def layer_curves_figure(
                 row=r,
                 col=1,
             )
-    if selected_layer is not None:
-        _mark_layer(fig, selected_layer)
-    _layout(fig, style, title)
-    fig.update_xaxes(title_text="layer (decoder block)", row=2, col=1)
-    return fig
+    return _finish_layer_panels(fig, style, title, selected_layer)
 
 
 def model_comparison_figure(

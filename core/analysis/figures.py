@@ -15,8 +15,8 @@ from plotly.subplots import make_subplots
 from core.figures import (
     PALETTE,
     Style,
+    _finish_layer_panels,
     _layout,
-    _mark_layer,
     _outline_traces,
     _safe_names,
     figure_image,
@@ -86,11 +86,7 @@ def controls_figure(
                 row=r,
                 col=1,
             )
-    if selected_layer is not None:
-        _mark_layer(fig, selected_layer)
-    _layout(fig, style, title)
-    fig.update_xaxes(title_text="layer (decoder block)", row=2, col=1)
-    return fig
+    return _finish_layer_panels(fig, style, title, selected_layer)
 
 
 def holdout_bars_figure(holdout: pd.DataFrame, layer: int, style: Style | None = None, title: str | None = None) -> go.Figure:
