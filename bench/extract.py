@@ -180,7 +180,9 @@ def worker(args: argparse.Namespace) -> None:
     if args.method == "baseline":
         stats = run_baseline(loaded, names)
     else:
-        stats = run_project(loaded, names, args.batch_tokens, args.batch_size, args.method == "project")
+        scale = 2 if args.method == "project-2x" else 1  # does a bigger batch still pay?
+        stats = run_project(loaded, names, scale * args.batch_tokens, scale * args.batch_size,
+                            args.method != "project-sync")
     stats.update(
         method=args.method, n=len(names), tokens=n_tokens,
         entities_per_s=len(names) / stats["seconds"],
@@ -206,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="7b", help="--gpu model shape (small: a CPU smoke test)")
     parser.add_argument("--device", default="cuda", help="--gpu device (default cuda)")
     parser.add_argument("--variants", action="store_true",
-                        help="also run the project with its copies to the host not overlapped (project-sync)")
-    parser.add_argument("--method", choices=["baseline", "project", "project-sync"], default=None, help=argparse.SUPPRESS)
+                        help="also run the project with its copies to the host not overlapped (project-sync) "
+                             "and with batches twice as big (project-2x)")
+    parser.add_argument("--method", choices=["baseline", "project", "project-sync", "project-2x"], default=None,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.source = args.source or ("paper" if args.gpu else "world_places")
     if args.gpu and args.n == 3000:
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.method:
         worker(args)
         return 0
-    methods = ["baseline", "project"] + (["project-sync"] if args.variants else [])
+    methods = ["baseline", "project"] + (["project-sync", "project-2x"] if args.variants else [])
     results: dict[str, dict[str, Any]] = {}
     for method in methods:
         cmd = [sys.executable, "-m", "bench.extract", "--method", method, "--model", args.model,
@@ -235,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{method} FAILED (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}", file=sys.stderr)
             continue
         results[method] = json.loads(line[-1][7:])
+        # as it comes, so a run stopped at its time limit still shows the methods done
+        print(f"{method} done: {results[method]['seconds']:.2f} s", flush=True)
     on_cuda = args.gpu and args.device.startswith("cuda")
     where = "GPU " + __import__("torch").cuda.get_device_name() if on_cuda else f"CPU ({os.cpu_count()} cores)"
     print(f"extraction, {args.model if not args.gpu else f'Llama-2-{args.shape}-shaped random bf16'} on {where}")

@@ -5,10 +5,11 @@
 #   bench/gpu_prepare.sh                  # here, first: stage the tokenizer and paper CSV
 #   run: bash bench/gpu_check.sh          # there, with carry=["artifacts/gpu"]
 #
-# It prints versions, then the 7B-sized probe sweep (32 layers, d=4096, n=32k), the
-# 7B-shaped extraction benchmark on the paper's world places and the storage benchmark
-# (the machine's disk), each ending in `ratio:`.
-# Both outputs are also written to $OUT (when set) for the closing note.
+# It prints versions, runs tests/test_gpu.py (the CUDA-only paths against the CPU ones),
+# then the 7B-shaped extraction benchmark on the paper's world places, the 7B-sized probe
+# sweep (32 layers, d=4096, n=32k) and the storage benchmark (the machine's disk), each
+# ending in `ratio:`. A failed stage is reported and the others still run. Every stage's
+# output is also written to $OUT (when set) for the closing note.
 #
 # Smaller, on a CPU (checks the script itself):
 #   DEVICE=cpu SHAPE=small SWEEP=2 D=64 N=2000 EXTRACT_N=200 STORE_N=500 bash bench/gpu_check.sh
@@ -27,24 +28,33 @@ STAGED=artifacts/gpu
 
 export SPACETIME_BENCH_TOKENIZER=${SPACETIME_BENCH_TOKENIZER:-$STAGED/tokenizer}
 export SPACETIME_PAPER_WORLD=${SPACETIME_PAPER_WORLD:-$STAGED/world_place.csv}
+export PYTHONUNBUFFERED=1  # stage output reaches $OUT as it comes
 export SPACETIME_CACHE=${SPACETIME_CACHE:-$(mktemp -d)}
 
-report() {  # run a command, keep its output beside the console
+failed=()
+report() {  # run a stage, keep its output beside the console; a failed stage does not stop the rest
   local name=$1; shift
-  if [ -n "$OUT" ]; then "$@" 2>&1 | tee "$OUT/$name.txt"; else "$@"; fi
+  local status=0
+  if [ -n "$OUT" ]; then "$@" 2>&1 | tee "$OUT/$name.txt" || status=$?; else "$@" || status=$?; fi
+  [ "$status" = 0 ] || { echo "== $name FAILED (exit $status)"; failed+=("$name"); }
 }
 
 report versions "$PY" -c "
-import sys, numpy, scipy, sklearn, torch, transformers
+import os, shutil, sys, tempfile, numpy, scipy, sklearn, torch, transformers
 print('python', sys.version.split()[0], 'numpy', numpy.__version__, 'scipy', scipy.__version__,
       'sklearn', sklearn.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)
 print('cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-')
+free = shutil.disk_usage(tempfile.gettempdir()).free / 1e9
+print('cpus', os.cpu_count(), 'temp dir', tempfile.gettempdir(), f'{free:.0f} GB free')
 "
 [ -f "$SPACETIME_PAPER_WORLD" ] || { echo "missing $SPACETIME_PAPER_WORLD: run bench/gpu_prepare.sh here and carry $STAGED" >&2; exit 2; }
 
-report probes timeout 300 "$PY" -m bench.probes --sweep "$SWEEP" --d "$D" --n "$N" --device "$DEVICE"
+# the GPU-only code paths give the CPU paths' numbers (overlapped copies, torch solver)
+report tests timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py
 extract_args=(--gpu --shape "$SHAPE" --device "$DEVICE" --source paper --variants)
 [ -n "$EXTRACT_N" ] && extract_args+=(--n "$EXTRACT_N")
-report extract timeout 420 "$PY" -m bench.extract "${extract_args[@]}"
+report extract timeout 330 "$PY" -m bench.extract "${extract_args[@]}"
+report probes timeout 200 "$PY" -m bench.probes --sweep "$SWEEP" --d "$D" --n "$N" --device "$DEVICE"
 # the machine's disk, which the extraction's ~10 GB of float16 goes through
-report store timeout 120 "$PY" -m bench.store --n "${STORE_N:-8000}" --rounds 1
+report store timeout 90 "$PY" -m bench.store --n "${STORE_N:-8000}" --rounds 1
+[ ${#failed[@]} = 0 ] || { echo "failed stages: ${failed[*]}"; exit 1; }

@@ -28,7 +28,7 @@ def test_gpu_extraction_bench_path_runs_on_cpu(tmp_path: Path) -> None:
     pd.DataFrame({"name": [f"Place {chr(65 + i % 26)}{i}" for i in range(60)]}).to_csv(csv, index=False)
     args = ["bench.extract", "--gpu", "--shape", "small", "--device", "cpu", "--n", "50", "--variants"]
     out = run(args, {"SPACETIME_PAPER_WORLD": str(csv)})
-    for method in ("baseline", "project", "project-sync"):
+    for method in ("baseline", "project", "project-sync", "project-2x"):
         assert re.search(rf"{method}\s+50 entities", out) and re.search(rf"{method}\s+MFU [\d.]+% of a", out), out
     assert re.search(r"project\s+forward passes alone: MFU [\d.]+%", out)
     assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
