@@ -6,8 +6,10 @@
 Takes a typical batch of the paper's world places (the most common token length,
 ``--batch`` names of it), then times, each after warm-up passes:
 
-- ``extract``: the project's ``forward_batch_tensor`` (hooks, last-token gather, stack);
-- ``bare``: the decoder body alone, no hooks, same inputs;
+- ``extract``: the project's ``forward_batch_tensor`` (hooks, last-token gather, stack,
+  and its choice of attention kernel);
+- ``bare``: the decoder body alone, no hooks, same inputs, torch's default attention
+  kernel (cuDNN's on an H100);
 - ``no-mask``: the body without an attention mask (every row has the same length);
 - ``compiled``: ``extract`` with each block's norms and MLP compiled by torch.compile
   (``--compile``), after a first pass that is timed as compile time;

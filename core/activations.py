@@ -11,9 +11,10 @@ shift positions.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,21 +94,34 @@ def default_batching(loaded: LoadedModel) -> tuple[int, int]:
 def _pad(token_ids: list[list[int]], pad_id: int, side: str) -> tuple[Any, Any, Any, Any]:
     import torch
 
-    max_len = max(len(t) for t in token_ids)
-    n = len(token_ids)
-    input_ids = torch.full((n, max_len), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, max_len), dtype=torch.long)
-    for row, ids in enumerate(token_ids):
-        if side == "right":
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(ids)] = 1
-        else:
-            input_ids[row, max_len - len(ids) :] = torch.tensor(ids)
-            mask[row, max_len - len(ids) :] = 1
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    # Vectorised: a Python loop over 1,024 rows takes ~10 ms, during which a GPU waits.
+    lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
+    max_len = int(lengths.max())
+    columns = np.arange(max_len)
+    starts = np.zeros_like(lengths) if side == "right" else max_len - lengths
+    mask = (columns >= starts[:, None]) & (columns < (starts + lengths)[:, None])
+    input_ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    # row-major order of the True cells is the texts' tokens in order, for either side
+    input_ids[mask] = np.fromiter(itertools.chain.from_iterable(token_ids), dtype=np.int64, count=int(lengths.sum()))
+    positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
     # The last real token: the final column when padding on the left, length-1 on the right.
-    last = mask.sum(dim=1) - 1 if side == "right" else torch.full((n,), max_len - 1)
-    return input_ids, mask, positions, last
+    last = lengths - 1 if side == "right" else np.full(len(lengths), max_len - 1)
+    return (torch.from_numpy(input_ids), torch.from_numpy(mask.astype(np.int64)),
+            torch.from_numpy(positions), torch.from_numpy(last))
+
+
+def _attention_backends(device: Any) -> Any:
+    """On CUDA, scaled-dot-product attention tries FlashAttention and the memory-efficient
+    kernel before cuDNN's. torch 2.11 picks cuDNN first on an H100, which for entity
+    names (a few tokens, ~1,000 rows) spent 18% of a 7B batch in attention and rebuilt
+    its plan for every new shape. The choice is process-wide while a forward pass runs;
+    it changes which exact kernel runs, never what is computed."""
+    if getattr(device, "type", None) != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    order = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
+    return sdpa_kernel(order, set_priority=True)
 
 
 def _inner_model(model: Any) -> Any:
@@ -174,7 +188,7 @@ def forward_batch_tensor(
     blocks = loaded.blocks
     handles = [blocks[i].register_forward_hook(make_hook(i)) for i in range(deepest + 1)]
     try:
-        with torch.inference_mode(), contextlib.suppress(_StopForward):
+        with torch.inference_mode(), _attention_backends(device), contextlib.suppress(_StopForward):
             _inner_model(loaded.model)(
                 input_ids=input_ids.to(device),
                 attention_mask=mask.to(device),
@@ -235,6 +249,26 @@ class HostCopier:
         self.buffers: list[Any] = [None, None]
         self.turn = 0
         self.stream = torch.cuda.Stream(self.device) if self.cuda else None
+
+    def peak(self, tensor: Any) -> Callable[[], float]:
+        """max |tensor| (nan or inf if any value is not finite), as a function that waits
+        for it. On CUDA it waits for this tensor's work only: the next batch, launched
+        meanwhile, keeps the GPU busy while the host checks this one."""
+        import torch
+
+        value = tensor.abs().amax().float()
+        if not self.cuda:
+            return lambda: float(value)
+        host = torch.empty(1, dtype=torch.float32, pin_memory=True)
+        host.copy_(value.reshape(1), non_blocking=True)
+        ready = torch.cuda.Event()
+        ready.record()
+
+        def result() -> float:
+            ready.synchronize()
+            return float(host[0])
+
+        return result
 
     def start(self, tensor: Any) -> Any:
         """Begin copying `tensor`; returns a function that waits and gives a numpy array."""

@@ -14,8 +14,8 @@ taken every ``CHECKPOINT_SECONDS`` and whenever a build stops. When every batch 
 in, the manifest is written inside the partial folder and the folder is renamed to
 the final key: a folder under the final key is always complete.
 
-Each batch is checked for non-finite values and measured on the model's device; it
-is stored as float16 when it stays below ``FLOAT16_SAFE`` (else float32, or float32
+Each batch is checked for non-finite values and measured on the model's device (on
+CUDA while the next batch runs); it is stored as float16 when it stays below ``FLOAT16_SAFE`` (else float32, or float32
 when asked for), so a GPU copies half the bytes. The layer files are float16 until
 a batch needs float32; they are then upcast (exactly) once. On CUDA, a batch's copy
 to pinned host memory runs on a side stream, overlapping the next forward pass.
@@ -213,18 +213,25 @@ def _build_locked(
     device = next(loaded.model.parameters()).device
     copier = HostCopier(device, overlap=overlap_copies)
 
-    def compute(batch: Batch) -> tuple[Callable[[], np.ndarray], float]:
-        """Forward one batch; check and measure it on the device; start its copy to the host."""
+    def launch(batch: Batch) -> tuple[Batch, Any, Callable[[], float]]:
+        """Queue one batch's forward pass and its maximum on the device (no wait on CUDA)."""
         acts = forward_batch_tensor(loaded, [token_ids[i] for i in batch.rows], layers)
-        batch_max = float(acts.abs().max())  # nan or inf when any value is non-finite
+        return batch, acts, copier.peak(acts)
+
+    def finish(launched: tuple[Batch, Any, Callable[[], float]]) -> tuple[Callable[[], np.ndarray], float]:
+        """Check a launched batch; start its copy to the host in the dtype it is stored in."""
+        batch, acts, peak = launched
+        batch_max = peak()
         if not np.isfinite(batch_max):
             raise FloatingPointError(
                 f"non-finite activations from {loaded.name} in batch {batch.index} "
                 f"(entities {[dataset.frame['name'].iloc[i] for i in batch.rows[:3]]}...)"
             )
-        stored = acts.to(getattr(torch, choose_storage_dtype(batch_max, storage_dtype)))
-        # the maximum of the stored values, as the ledger records it for a resumed build
-        return copier.start(stored), float(stored.abs().max())
+        dtype = choose_storage_dtype(batch_max, storage_dtype)
+        # The maximum of the stored values, as the ledger records it for a resumed build:
+        # rounding is monotonic, so it is the rounded maximum (no second wait on the device).
+        stored_max = float(np.asarray(batch_max).astype(dtype))
+        return copier.start(acts.to(getattr(torch, dtype))), stored_max
 
     written: dict[int, float] = {}  # in the files, not yet in the ledger
     last_checkpoint = [time.perf_counter()]
@@ -246,29 +253,34 @@ def _build_locked(
     start = time.perf_counter()
     timings = {"forward": 0.0, "write_wait": 0.0}
     done = sum(len(b.rows) for b in batches if b.index in committed)
-    computed = 0
-    # Writing a batch overlaps the next forward pass; one computed batch at most waits
-    # for the writer, so memory stays bounded by two batches (and the copier's two buffers).
+    todo = [b for b in batches if b.index not in committed]
+    stop_at = len(todo) if stop_after_batches is None else min(len(todo), stop_after_batches)
+    # Each batch is launched before the previous one is checked and copied, so on CUDA
+    # the device always has a forward pass queued. Writing a batch overlaps the next
+    # forward pass; one finished batch at most waits for the writer, so memory stays
+    # bounded by a few batches (and the copier's two buffers).
     pending: deque[Future[None]] = deque()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layer-writer")
+    in_flight: tuple[Batch, Any, Callable[[], float]] | None = None
     try:
-        for batch in batches:
-            if batch.index in committed:
-                continue
-            if stop_after_batches is not None and computed >= stop_after_batches:
-                raise KeyboardInterrupt(f"stopped after {computed} batches (test hook)")
+        for batch in [*todo[:stop_at], None]:
             t0 = time.perf_counter()
-            host, batch_max = compute(batch)
+            launched = launch(batch) if batch is not None else None
+            if in_flight is not None:
+                host, batch_max = finish(in_flight)
+                pending.append(writer.submit(store, in_flight[0], host, batch_max))
             t1 = time.perf_counter()
-            pending.append(writer.submit(store, batch, host, batch_max))
-            computed += 1
             while len(pending) > 1:
                 pending.popleft().result()
             timings["forward"] += t1 - t0
             timings["write_wait"] += time.perf_counter() - t1
-            done += len(batch.rows)
-            if progress:
-                progress(done, len(texts))
+            if in_flight is not None:
+                done += len(in_flight[0].rows)
+                if progress:
+                    progress(done, len(texts))
+            in_flight = launched
+        if stop_at < len(todo):
+            raise KeyboardInterrupt(f"stopped after {stop_at} batches (test hook)")
     finally:
         # Keep whatever reached the files, on success, Ctrl-C or a failed batch alike.
         writer.shutdown(wait=True)

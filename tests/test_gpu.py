@@ -47,6 +47,17 @@ def test_host_copier_double_buffers_keep_each_batch() -> None:
     np.testing.assert_array_equal(waits[-1](), expected[-1])
 
 
+def test_host_copier_peak_waits_for_its_own_tensor() -> None:
+    copier = HostCopier("cuda")
+    tensor = torch.randn(512, 4096, device="cuda", dtype=torch.bfloat16)
+    peak = copier.peak(tensor)
+    later = torch.randn(8192, 8192, device="cuda") @ torch.randn(8192, 8192, device="cuda")  # queued behind it
+    assert peak() == float(tensor.abs().max())
+    tensor[3, 5] = float("nan")
+    assert np.isnan(copier.peak(tensor)())
+    del later
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_cuda_store_overlapped_equals_synchronous_and_cpu(tiny, tmp_path, dtype) -> None:  # type: ignore[no-untyped-def]
     places = synthetic_places(300)
