@@ -121,7 +121,10 @@ def _attention_backends(device: Any) -> Any:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     order = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
-    return sdpa_kernel(order, set_priority=True)
+    try:
+        return sdpa_kernel(order, set_priority=True)
+    except TypeError:  # a torch without priorities: leave cuDNN out instead
+        return sdpa_kernel([b for b in order if b != SDPBackend.CUDNN_ATTENTION])
 
 
 def _inner_model(model: Any) -> Any:
