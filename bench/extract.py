@@ -261,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     for method, r in results.items():
         if "phases" in r:
             phases = r["phases"]
-            print(f"  {method:<16} time by phase: forward {phases['forward']:.2f} s, waiting on the writer "
-                  f"{phases['write_wait']:.2f} s, finish {phases['finish']:.2f} s")
+            print(f"  {method:<16} time by phase: setup {phases.get('setup', 0):.2f} s, forward {phases['forward']:.2f} s, "
+                  f"waiting on the writer {phases['write_wait']:.2f} s, last writes and fsync {phases.get('sync', 0):.2f} s, "
+                  f"checksums {phases['finish']:.2f} s")
     if args.gpu:
         ceiling = matmul_ceiling_tflops(args.device, size=8192 if on_cuda else 1024, reps=20 if on_cuda else 3)
         for method, r in results.items():

@@ -42,6 +42,7 @@ from core.cache import (
     CacheError,
     artifact_dir,
     build_lock,
+    file_checksums,
     read_json_or_none,
     read_manifest,
     verify_files,
@@ -179,6 +180,7 @@ def _build_locked(
     stop_after_batches: int | None,
     overlap_copies: bool,
 ) -> ActivationStore:
+    start = time.perf_counter()
     final = artifact_dir(cache_root, "activations", key)
     partial = final.parent / f".partial-{key}"
     if (final / MANIFEST).is_file():
@@ -250,8 +252,8 @@ def _build_locked(
         if time.perf_counter() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
             checkpoint()
 
-    start = time.perf_counter()
-    timings = {"forward": 0.0, "write_wait": 0.0}
+    # where this run's time goes (a resumed run counts only its own batches)
+    timings = {"setup": time.perf_counter() - start, "forward": 0.0, "write_wait": 0.0}
     done = sum(len(b.rows) for b in batches if b.index in committed)
     todo = [b for b in batches if b.index not in committed]
     stop_at = len(todo) if stop_after_batches is None else min(len(todo), stop_after_batches)
@@ -283,6 +285,7 @@ def _build_locked(
             raise KeyboardInterrupt(f"stopped after {stop_at} batches (test hook)")
     finally:
         # Keep whatever reached the files, on success, Ctrl-C or a failed batch alike.
+        t_sync = time.perf_counter()
         writer.shutdown(wait=True)
         failed = next((f.exception() for f in pending if f.exception() is not None), None)
         try:
@@ -294,7 +297,10 @@ def _build_locked(
     if failed is not None:
         raise failed
 
+    timings["sync"] = time.perf_counter() - t_sync  # the last writes and their fsync
     t_finish = time.perf_counter()
+    checksums = file_checksums(partial, names)
+    timings["finish"] = time.perf_counter() - t_finish
     max_abs = max(committed.values(), default=0.0)
     write_manifest(
         partial,
@@ -315,15 +321,11 @@ def _build_locked(
             "n_entities": len(texts),
             "d_model": loaded.d_model,
             "seconds": round(time.perf_counter() - start, 2),
-            # where this run's time went (a resumed run counts only its own batches)
-            "seconds_by_phase": {
-                "forward": round(timings["forward"], 2),
-                "write_wait": round(timings["write_wait"], 2),
-                "finish": round(time.perf_counter() - t_finish, 2),
-            },
+            "seconds_by_phase": {phase: round(value, 2) for phase, value in timings.items()},
+            "files": checksums,
             "command": command,
         },
-        files=names,
+        with_checksums=False,
     )
     _promote(partial, final)
     log.info("activations %s: %d entities, %d layers, %s", key, len(texts), len(layers), dtype)

@@ -42,6 +42,11 @@ def test_store_matches_direct_extraction(tiny, places, cache_root) -> None:  # t
     assert manifest["weights_hash"] == tiny.weights_hash
     assert set(manifest["files"]) == {"layer_000.npy", "layer_001.npy", "layer_002.npy"}
     assert not find_partial(cache_root)
+    # the phases account for the build's time (checksums included), and no more
+    phases = manifest["seconds_by_phase"]
+    assert set(phases) == {"setup", "forward", "write_wait", "sync", "finish"}
+    assert sum(phases.values()) <= manifest["seconds"] + 0.05
+    assert phases["forward"] > 0
 
 
 def test_prompt_changes_activations(tiny, places, cache_root) -> None:  # type: ignore[no-untyped-def]
