@@ -11,6 +11,9 @@ Takes a typical batch of the paper's world places (the most common token length,
 - ``bare``: the decoder body alone, no hooks, same inputs, torch's default attention
   kernel (cuDNN's on an H100);
 - ``no-mask``: the body without an attention mask (every row has the same length);
+- ``first=X``: ``extract`` with attention kernel X tried first (``--attention``): the
+  fused kernels work in tiles of ~128 queries, so names of a few tokens waste most of
+  each tile, where the plain matmul ("MATH") does not;
 - ``compiled``: ``extract`` with each block's norms and MLP compiled by torch.compile
   (``--compile``), after a first pass that is timed as compile time;
 
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batch", type=int, default=1024, help="names per batch (default 1024, as `build` on CUDA)")
     parser.add_argument("--compile", action="store_true", help="also time the blocks' norms and MLP compiled")
+    parser.add_argument("--attention", action="store_true", help="also time each attention kernel tried first")
     parser.add_argument("--rows", type=int, default=20, help="kernel table rows")
     args = parser.parse_args(argv)
 
@@ -92,11 +96,20 @@ def main(argv: list[str] | None = None) -> int:
             return body(**dev_inputs, **extra, use_cache=False)
 
     def report(label: str, ms: float) -> None:
-        print(f"  {label:<9} {ms:8.1f} ms per batch  MFU {100 * flops / (ms / 1000) / 1e12 / ceiling:5.1f}%", flush=True)
+        print(f"  {label:<15} {ms:8.1f} ms per batch  MFU {100 * flops / (ms / 1000) / 1e12 / ceiling:5.1f}%", flush=True)
 
     report("extract", time_ms(extract, args.device))
     report("bare", time_ms(bare, args.device))
     report("no-mask", time_ms(lambda: bare(False), args.device))
+
+    if args.attention:
+        import core.activations
+
+        default = list(core.activations.ATTENTION_ORDER)
+        for first in default:
+            core.activations.ATTENTION_ORDER = [first] + [b for b in default if b != first]
+            report(f"first={first.split('_')[0]}", time_ms(extract, args.device))
+        core.activations.ATTENTION_ORDER = default
 
     activities = [torch.profiler.ProfilerActivity.CPU]
     if on_cuda:

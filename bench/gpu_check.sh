@@ -6,10 +6,13 @@
 #   run: bash bench/gpu_check.sh          # there, with carry=["artifacts/gpu"]
 #
 # It prints versions, runs tests/test_gpu.py (the CUDA-only paths against the CPU ones),
-# then the 7B-shaped extraction benchmark on the paper's world places, the 7B-sized probe
-# sweep (32 layers, d=4096, n=32k) and the storage benchmark (the machine's disk), each
-# ending in `ratio:`. A failed stage is reported and the others still run. Every stage's
-# output is also written to $OUT (when set) for the closing note.
+# then the 7B-shaped extraction benchmark on the paper's world places (baseline and
+# project; the project again with its files in /dev/shm), a profile of one 7B batch
+# (bench/forward_profile.py), the 7B-sized probe sweep (32 layers, d=4096, n=32k) and the
+# storage benchmark (the machine's disk); the benchmarks end in `ratio:`. A failed stage
+# is reported and the others still run. Every stage's output is also written to $OUT
+# (when set) for the closing note. About 6 minutes on an H100: run it with timeout_s
+# 480 or so, and keep the outputs under docs/gpu-runs/.
 #
 # Smaller, on a CPU (checks the script itself):
 #   DEVICE=cpu SHAPE=small SWEEP=2 D=64 N=2000 EXTRACT_N=200 STORE_N=500 bash bench/gpu_check.sh
@@ -51,9 +54,17 @@ print('cpus', os.cpu_count(), 'temp dir', tempfile.gettempdir(), f'{free:.0f} GB
 
 # the GPU-only code paths give the CPU paths' numbers (overlapped copies, torch solver)
 report tests timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py
-extract_args=(--gpu --shape "$SHAPE" --device "$DEVICE" --source paper --variants)
+extract_args=(--gpu --shape "$SHAPE" --device "$DEVICE" --source paper)
 [ -n "$EXTRACT_N" ] && extract_args+=(--n "$EXTRACT_N")
-report extract timeout 330 "$PY" -m bench.extract "${extract_args[@]}"
+# VARIANTS=1 adds project-sync and project-2x (~70 s more on an H100)
+[ -n "${VARIANTS:-}" ] && extract_args+=(--variants)
+report extract timeout 240 "$PY" -m bench.extract "${extract_args[@]}"
+# the same build with its layer files in memory (/dev/shm): the GPU side without the disk
+[ -d /dev/shm ] && report extract-memory env TMPDIR=/dev/shm timeout 90 "$PY" -m bench.extract "${extract_args[@]}" --methods project
+# one typical batch: its kernels, each attention kernel tried first, compiled norms and MLP
+profile_args=(--shape "$SHAPE" --device "$DEVICE" --attention --compile --rows 12)
+[ "$DEVICE" = cpu ] && profile_args+=(--batch 64)
+report profile timeout 120 "$PY" -m bench.forward_profile "${profile_args[@]}"
 report probes timeout 200 "$PY" -m bench.probes --sweep "$SWEEP" --d "$D" --n "$N" --device "$DEVICE"
 # the machine's disk, which the extraction's ~10 GB of float16 goes through
 report store timeout 90 "$PY" -m bench.store --n "${STORE_N:-8000}" --rounds 1

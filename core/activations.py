@@ -110,6 +110,11 @@ def _pad(token_ids: list[list[int]], pad_id: int, side: str) -> tuple[Any, Any, 
             torch.from_numpy(positions), torch.from_numpy(last))
 
 
+# Scaled-dot-product attention kernels on CUDA, in the order tried (torch.nn.attention
+# SDPBackend names). `python -m bench.forward_profile` times each one first.
+ATTENTION_ORDER = ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"]
+
+
 def _attention_backends(device: Any) -> Any:
     """On CUDA, scaled-dot-product attention tries FlashAttention and the memory-efficient
     kernel before cuDNN's. torch 2.11 picks cuDNN first on an H100, which for entity
@@ -120,7 +125,7 @@ def _attention_backends(device: Any) -> Any:
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    order = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
+    order = [getattr(SDPBackend, name) for name in ATTENTION_ORDER]
     try:
         return sdpa_kernel(order, set_priority=True)
     except TypeError:  # a torch without priorities: leave cuDNN out instead

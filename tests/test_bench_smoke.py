@@ -34,6 +34,16 @@ def test_gpu_extraction_bench_path_runs_on_cpu(tmp_path: Path) -> None:
     assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
 
 
+def test_forward_profile_times_each_attention_kernel(tmp_path: Path) -> None:
+    csv = tmp_path / "world_place.csv"
+    pd.DataFrame({"name": [f"Place {chr(65 + i % 26)}" for i in range(40)]}).to_csv(csv, index=False)
+    args = ["bench.forward_profile", "--shape", "small", "--device", "cpu", "--batch", "16", "--attention", "--rows", "3"]
+    out = run(args, {"SPACETIME_PAPER_WORLD": str(csv)})
+    for label in ("extract", "bare", "no-mask", "first=FLASH", "first=MATH"):
+        assert re.search(rf"{label}\s+[\d.]+ ms per batch\s+MFU\s+[\d.]+%", out), out
+    assert "aten::mm" in out  # the profiler's table
+
+
 def test_probe_sweep_runs_on_torch_cpu() -> None:
     out = run(["bench.probes", "--sweep", "2", "--n", "600", "--d", "24", "--device", "cpu"])
     assert "same alpha: True" in out
