@@ -51,6 +51,25 @@ def time_ms(step: Callable[[], Any], device: str, warmup: int = 2, reps: int = 5
     return (time.perf_counter() - start) / reps * 1000
 
 
+def profile_table(step: Callable[[], Any], device: str, rows: int) -> str:
+    """torch.profiler's table of one call of `step`, by the device time of each op
+    and kernel (host time on a CPU)."""
+    import torch
+
+    on_cuda = device.startswith("cuda")
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if on_cuda:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        step()
+        _sync(device)
+    sort = "self_cuda_time_total" if on_cuda else "self_cpu_time_total"
+    try:
+        return str(prof.key_averages().table(sort_by=sort, row_limit=rows))
+    except (AttributeError, KeyError):  # newer torch names device time generically
+        return str(prof.key_averages().table(sort_by=sort.replace("cuda", "device"), row_limit=rows))
+
+
 def typical_batch(loaded: Any, names: list[str], batch: int) -> list[list[int]]:
     """`batch` token-id lists of the commonest length (a length-sorted batch has no padding)."""
     from core.activations import tokenize
@@ -111,18 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             report(f"first={first.split('_')[0]}", time_ms(extract, args.device))
         core.activations.ATTENTION_ORDER = default
 
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if on_cuda:
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as prof:
-        extract()
-        _sync(args.device)
-    sort = "self_cuda_time_total" if on_cuda else "self_cpu_time_total"
-    try:
-        table = prof.key_averages().table(sort_by=sort, row_limit=args.rows)
-    except (AttributeError, KeyError):  # newer torch names device time generically
-        table = prof.key_averages().table(sort_by=sort.replace("cuda", "device"), row_limit=args.rows)
-    print(table)
+    print(profile_table(extract, args.device, args.rows))
 
     if args.compile:
         reference = extract().float()

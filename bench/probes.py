@@ -133,6 +133,15 @@ def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
           f"target for 32 layers of d=4096 on a GPU: <= 60 s)")
     print(f"numpy for {args.sweep} layers (one layer x {args.sweep}): {t_numpy * args.sweep:.1f} s")
     print(f"ratio: {t_numpy * args.sweep / total:.1f}")
+    if args.profile and args.device:
+        from bench.forward_profile import profile_table
+
+        # where one layer's time goes: the copies to the device, the products, the eigh
+        start = time.perf_counter()
+        table = profile_table(lambda: fit_and_predict(X, y, args.n, alphas, args.device), args.device, 15)
+        # wall time beside the table's totals: what neither counts is host-side numpy work
+        print(f"one more layer under torch.profiler (device {args.device}): {time.perf_counter() - start:.2f} s wall")
+        print(table)
     return 0
 
 
@@ -154,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--device", default=None, help="torch device for RidgeProbe (cuda, cpu); default numpy")
     parser.add_argument("--sweep", type=int, default=0, metavar="LAYERS", help="time a LAYERS-layer sweep at the largest --d instead of comparing with RidgeCV")
+    parser.add_argument("--profile", action="store_true", help="--sweep with --device: profile one more layer")
     args = parser.parse_args(argv)
     n_test = args.n_test if args.n_test is not None else max(2, args.n // 4)
     alphas = alpha_grid(args.grid[0], args.grid[1], int(args.grid[2]))

@@ -45,10 +45,11 @@ def test_forward_profile_times_each_attention_kernel(tmp_path: Path) -> None:
 
 
 def test_probe_sweep_runs_on_torch_cpu() -> None:
-    out = run(["bench.probes", "--sweep", "2", "--n", "600", "--d", "24", "--device", "cpu"])
+    out = run(["bench.probes", "--sweep", "2", "--n", "600", "--d", "24", "--device", "cpu", "--profile"])
     assert "same alpha: True" in out
     assert re.search(r"max rel diff (\d\.\d+e-\d+)", out) and float(re.search(r"max rel diff (\S+)", out).group(1)) < 1e-6  # type: ignore[union-attr]
     assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
+    assert "linalg_eigh" in out  # the profiled layer's table names its eigh
 
 
 def test_store_bench_writes_the_same_layer_files_both_ways(tmp_path: Path) -> None:
