@@ -14,7 +14,8 @@ through that upcast leaves some files float32 and some float16; reopening finish
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,69 @@ class LayerFiles:
             self._pool.shutdown(wait=True)
             self._pool = None
         self.arrays = []
+
+
+class Ledger:
+    """Batches written to the layer files, committed to ``progress.json`` after an fsync.
+
+    ``add`` runs on the writer thread. At most every ``interval`` seconds it hands the
+    batches written so far to a background thread, which fsyncs the files and then
+    replaces the ledger, while the writer goes on filling the page cache: the disk
+    writes back one checkpoint while the next is produced, instead of the writer (and
+    so the model) stopping for each fsync. A machine with much memory writes nothing
+    back on its own until several GB are dirty, so a 7B build on a slow disk otherwise
+    paid for its writes twice over (produce, then wait for the fsync). A failed fsync
+    or ledger write is raised by the next ``add`` or by ``close``.
+    """
+
+    def __init__(
+        self, files: LayerFiles, partial: Path, key: str, committed: dict[int, float], interval: float,
+        background: bool = True,
+    ) -> None:
+        self.files = files
+        self.partial = Path(partial)
+        self.key = key
+        self.committed = committed  # on disk and listed; touched by one thread at a time
+        self.written: dict[int, float] = {}  # in the files, not yet handed to the syncer
+        self.interval = interval
+        self.background = background  # False: fsync on the writer thread (bench.store compares)
+        self._last = time.perf_counter()
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layer-sync")
+        self._pending: Future[None] | None = None
+
+    def add(self, index: int, batch_max: float) -> None:
+        self.written[index] = batch_max
+        if self._pending is not None and self._pending.done():
+            self._pending.result()  # re-raises a failed checkpoint
+            self._pending = None
+        if self._pending is None and time.perf_counter() - self._last >= self.interval:
+            batches, self.written = self.written, {}
+            if self.background:
+                self._pending = self._syncer.submit(self._commit, batches)
+            else:
+                self._commit(batches)
+            self._last = time.perf_counter()
+
+    def _commit(self, batches: dict[int, float]) -> None:
+        self.files.sync()  # everything written before this call, these batches included
+        self.committed.update(batches)
+        write_progress(self.partial, self.key, self.committed)
+
+    def close(self, commit: bool) -> None:
+        """Wait for the checkpoint in flight; then, if `commit`, list every batch written.
+
+        Without `commit` (the build already failed) a failed checkpoint is not raised
+        again over the first error."""
+        try:
+            if self._pending is not None:
+                try:
+                    self._pending.result()
+                except Exception:
+                    if commit:
+                        raise
+            if commit:
+                self._commit(self.written)
+                self.written = {}
+        finally:
+            self._pending = None
+            self._syncer.shutdown(wait=True)

@@ -9,8 +9,9 @@ While building, the layer files live in ``activations/.partial-<key>/`` and each
 finished batch is written straight into them, at its entities' rows: there is no
 second pass that gathers shards into layer files, so a 7B-sized build writes its
 ~10 GB once. ``progress.json`` lists the batches whose rows are on disk (fsync'd
-before the list is replaced); a killed build resumes after the last checkpoint,
-taken every ``CHECKPOINT_SECONDS`` and whenever a build stops. When every batch is
+before the list is replaced, on a background thread while the next batches are
+written); a killed build resumes after the last checkpoint, taken every
+``CHECKPOINT_SECONDS`` and whenever a build stops. When every batch is
 in, the manifest is written inside the partial folder and the folder is renamed to
 the final key: a folder under the final key is always complete.
 
@@ -51,7 +52,15 @@ from core.cache import (
 )
 from core.config import ActivationSpec
 from core.datasets.schema import EntityDataset
-from core.layer_files import PLAN, PROGRESS, LayerFiles, layer_name, read_progress, write_progress
+from core.layer_files import (
+    PLAN,
+    PROGRESS,
+    LayerFiles,
+    Ledger,
+    layer_name,
+    read_progress,
+    write_progress,
+)
 from core.models import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -99,8 +108,9 @@ def choose_storage_dtype(max_abs: float, requested: str = "auto") -> str:
     return "float16" if np.isfinite(max_abs) and max_abs <= FLOAT16_SAFE else "float32"
 
 
-# A killed build loses at most this much computed work; each checkpoint fsyncs the layer
-# files, so checkpointing every batch would make a small model's build disk-bound.
+# A killed build loses about this much computed work (plus the checkpoint in flight);
+# each checkpoint fsyncs the layer files (in the background, see Ledger), so checkpointing
+# every batch would keep a small model's disk busy for nothing.
 CHECKPOINT_SECONDS = 5.0
 
 
@@ -235,22 +245,13 @@ def _build_locked(
         stored_max = float(np.asarray(batch_max).astype(dtype))
         return copier.start(acts.to(getattr(torch, dtype))), stored_max
 
-    written: dict[int, float] = {}  # in the files, not yet in the ledger
-    last_checkpoint = [time.perf_counter()]
-
-    def checkpoint() -> None:
-        files.sync()
-        committed.update(written)
-        written.clear()
-        write_progress(partial, key, committed)
-        last_checkpoint[0] = time.perf_counter()
+    ledger = Ledger(files, partial, key, committed, CHECKPOINT_SECONDS)
 
     def store(batch: Batch, host: Callable[[], np.ndarray], batch_max: float) -> None:
-        """Runs on the writer thread, which alone touches the files and the ledger."""
+        """Runs on the writer thread, which alone touches the files (the ledger's syncer
+        only fsyncs them)."""
         files.write(np.asarray(batch.rows), host())
-        written[batch.index] = batch_max
-        if time.perf_counter() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
-            checkpoint()
+        ledger.add(batch.index, batch_max)
 
     # where this run's time goes (a resumed run counts only its own batches)
     timings = {"setup": time.perf_counter() - start, "forward": 0.0, "write_wait": 0.0}
@@ -289,8 +290,7 @@ def _build_locked(
         writer.shutdown(wait=True)
         failed = next((f.exception() for f in pending if f.exception() is not None), None)
         try:
-            if failed is None:
-                checkpoint()
+            ledger.close(commit=failed is None)
         finally:
             dtype, names = files.dtype, files.names
             files.close()

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,8 +53,11 @@ def test_probe_sweep_runs_on_torch_cpu() -> None:
     assert "linalg_eigh" in out  # the profiled layer's table names its eigh
 
 
-def test_store_bench_writes_the_same_layer_files_both_ways(tmp_path: Path) -> None:
-    out = run(["bench.store", "--n", "500", "--layers", "3", "--d", "64", "--batch", "64", "--dir", str(tmp_path)])
+@pytest.mark.parametrize("paced", [False, True])
+def test_store_bench_writes_the_same_layer_files_both_ways(tmp_path: Path, paced: bool) -> None:
+    args = ["bench.store", "--n", "500", "--layers", "3", "--d", "64", "--batch", "64", "--dir", str(tmp_path)]
+    out = run(args + (["--pace", "0.5", "--interval", "0"] if paced else []))
     assert "same layer files: True" in out
+    assert ("checkpoint fsyncs in the background" in out) == paced
     assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
     assert list(tmp_path.iterdir()) == []  # both copies removed

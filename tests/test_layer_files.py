@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.layer_files import _SPLIT_BYTES, LayerFiles
+from core.layer_files import _SPLIT_BYTES, LayerFiles, Ledger, read_progress
 
 
 @pytest.mark.parametrize("rows_per_batch", [16, 2048])  # 16 KB (one thread) and 16 MB (threads) per batch
@@ -44,3 +46,58 @@ def test_a_batch_with_the_wrong_layer_count_is_refused(tmp_path: Path) -> None:
     files = LayerFiles.create(tmp_path, [0, 1, 2], (4, 2), "float16")
     with pytest.raises(ValueError, match="2 layers of activations for 3 layer files"):
         files.write(np.array([0]), np.zeros((2, 1, 2), dtype=np.float16))
+
+
+class GatedFiles:
+    """Stands in for LayerFiles: each fsync waits until the test opens the gate."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.gate = threading.Event()
+        self.syncing = threading.Event()
+        self.fail = fail
+
+    def sync(self) -> None:
+        self.syncing.set()
+        assert self.gate.wait(10)
+        if self.fail:
+            raise OSError(28, "No space left on device")
+
+
+def test_ledger_fsyncs_in_the_background_and_lists_only_what_was_synced(tmp_path: Path) -> None:
+    files = GatedFiles()
+    ledger = Ledger(files, tmp_path, "k", {}, interval=0.0)  # type: ignore[arg-type]
+    ledger.add(0, 1.0)  # hands batch 0 to the syncer
+    assert files.syncing.wait(10)
+    start = time.perf_counter()
+    ledger.add(1, 2.0)  # the writer is not held up by the fsync in flight
+    ledger.add(2, 3.0)
+    assert time.perf_counter() - start < 1.0
+    assert read_progress(tmp_path, "k") is None  # nothing listed before its fsync ends
+    files.gate.set()
+    ledger._pending.result()  # type: ignore[union-attr]
+    assert read_progress(tmp_path, "k") == {0: 1.0}  # 1 and 2 came after that fsync began
+    ledger.close(commit=True)
+    assert read_progress(tmp_path, "k") == {0: 1.0, 1: 2.0, 2: 3.0}
+
+
+def test_ledger_raises_a_failed_checkpoint(tmp_path: Path) -> None:
+    files = GatedFiles(fail=True)
+    files.gate.set()
+    ledger = Ledger(files, tmp_path, "k", {}, interval=0.0)  # type: ignore[arg-type]
+    ledger.add(0, 1.0)
+    ledger._pending.exception()  # type: ignore[union-attr]  # wait for it to fail
+    with pytest.raises(OSError, match="No space left"):
+        ledger.add(1, 1.0)
+    assert read_progress(tmp_path, "k") is None
+    ledger.close(commit=False)  # after a failed build: the first error stands
+
+
+def test_ledger_waits_for_its_interval(tmp_path: Path) -> None:
+    files = GatedFiles()
+    files.gate.set()
+    ledger = Ledger(files, tmp_path, "k", {}, interval=3600.0)  # type: ignore[arg-type]
+    ledger.add(0, 1.0)
+    ledger.add(1, 1.0)
+    assert not files.syncing.is_set() and read_progress(tmp_path, "k") is None
+    ledger.close(commit=True)  # a stop always lists what was written
+    assert read_progress(tmp_path, "k") == {0: 1.0, 1: 1.0}
