@@ -11,11 +11,11 @@
 # (bench/forward_profile.py), the 7B-sized probe sweep (32 layers, d=4096, n=32k) and the
 # storage benchmark (the machine's disk); the benchmarks end in `ratio:`. A failed stage
 # is reported and the others still run. Every stage's output is also written to $OUT
-# (when set) for the closing note. About 6 minutes on an H100: run it with timeout_s
-# 480 or so, and keep the outputs under docs/gpu-runs/.
+# (when set) for the closing note. About 7 minutes on an H100: run it with timeout_s
+# 540 or so, and keep the outputs under docs/gpu-runs/.
 #
 # Smaller, on a CPU (checks the script itself):
-#   DEVICE=cpu SHAPE=small SWEEP=2 D=64 N=2000 EXTRACT_N=200 STORE_N=500 bash bench/gpu_check.sh
+#   DEVICE=cpu SHAPE=small SWEEP=2 D=64 N=2000 EXTRACT_N=200 STORE_N=500 PACED_N=2000 bash bench/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,4 +68,6 @@ report profile timeout 120 "$PY" -m bench.forward_profile "${profile_args[@]}"
 report probes timeout 200 "$PY" -m bench.probes --sweep "$SWEEP" --d "$D" --n "$N" --device "$DEVICE" --profile
 # the machine's disk, which the extraction's ~10 GB of float16 goes through
 report store timeout 90 "$PY" -m bench.store --n "${STORE_N:-8000}" --rounds 1
+# a 7B build's disk path behind a GPU-fast model: checkpoint fsyncs inline vs in the background
+report store-paced timeout 120 "$PY" -m bench.store --n "${PACED_N:-40000}" --batch 1024 --pace 1.4 --rounds 1
 [ ${#failed[@]} = 0 ] || { echo "failed stages: ${failed[*]}"; exit 1; }
