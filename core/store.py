@@ -18,9 +18,9 @@ the final key: a folder under the final key is always complete.
 Each batch is checked for non-finite values and measured on the model's device (on
 CUDA while the next batch runs); it is stored as float16 when it stays below
 ``FLOAT16_SAFE`` (else float32, or float32 when asked for), so a GPU copies half the
-bytes. The layer files are float16 until
-a batch needs float32; they are then upcast (exactly) once. On CUDA, a batch's copy
-to pinned host memory runs on a side stream, overlapping the next forward pass.
+bytes. The layer files are float16 until a batch needs float32; they are then upcast
+(exactly) once. On CUDA, a batch's copy to pinned host memory runs on a side stream,
+overlapping the next forward pass.
 """
 
 from __future__ import annotations
