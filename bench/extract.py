@@ -179,6 +179,10 @@ def worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads or torch.get_num_threads())
         loaded = load_model(args.model, device="cpu")
     n_tokens = sum(len(t) for t in loaded.tokenizer(names)["input_ids"])
+    if args.gpu and args.device.startswith("cuda"):
+        # the peak reported is the extraction's (weights included), not the float32
+        # random initialisation's, which all methods share
+        torch.cuda.reset_peak_memory_stats()
     if args.method == "project-compiled":
         # what torch.compile of each block's norms and MLP (elementwise work fused) would
         # give end to end, compile time included; the project does not compile (it would
