@@ -11,8 +11,8 @@
 # (bench/forward_profile.py), the 7B-sized probe sweep (32 layers, d=4096, n=32k) and the
 # storage benchmark (the machine's disk); the benchmarks end in `ratio:`. A failed stage
 # is reported and the others still run. Every stage's output is also written to $OUT
-# (when set) for the closing note. About 7 minutes on an H100: run it with timeout_s
-# 540 or so, and keep the outputs under docs/gpu-runs/.
+# (when set) for the closing note. About 8 minutes on an H100: run it with timeout_s
+# 560 or so, and keep the outputs under docs/gpu-runs/.
 #
 # Smaller, on a CPU (checks the script itself):
 #   DEVICE=cpu SHAPE=small SWEEP=2 D=64 N=2000 EXTRACT_N=200 STORE_N=500 PACED_N=2000 bash bench/gpu_check.sh
@@ -60,7 +60,8 @@ extract_args=(--gpu --shape "$SHAPE" --device "$DEVICE" --source paper)
 [ -n "${VARIANTS:-}" ] && extract_args+=(--variants)
 report extract timeout 240 "$PY" -m bench.extract "${extract_args[@]}"
 # the same build with its layer files in memory (/dev/shm): the GPU side without the disk
-[ -d /dev/shm ] && report extract-memory env TMPDIR=/dev/shm timeout 90 "$PY" -m bench.extract "${extract_args[@]}" --methods project
+# (and with attention by plain matrix products first, which may suit names of a few tokens)
+[ -d /dev/shm ] && report extract-memory env TMPDIR=/dev/shm timeout 120 "$PY" -m bench.extract "${extract_args[@]}" --methods project project-math
 # one typical batch: its kernels, each attention kernel tried first, compiled norms and MLP
 profile_args=(--shape "$SHAPE" --device "$DEVICE" --attention --compile --rows 12)
 [ "$DEVICE" = cpu ] && profile_args+=(--batch 64)
