@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from core.activations import forward_batch, last_token_activations, plan_batches, tokenize
+from core.activations import _pad, forward_batch, last_token_activations, plan_batches, tokenize
 from core.tiny import tiny_model
 
 TEXTS = ["Paris", "New York City", "Kyoto, Japan", "A", "Rio de Janeiro, Brazil", "Oslo"]
@@ -97,3 +99,33 @@ def test_batching_follows_the_device_and_stays_out_of_the_cache_key(tiny, places
     again = build("tiny-llama", places, cache_root=cache_root / "other", loaded=tiny, max_batch_size=8)
     ((other, _),) = list_artifacts(cache_root / "other", "activations")
     assert other.name == folder.name and again.path.name == build("tiny-llama", places, cache_root=cache_root, loaded=tiny).path.name
+
+
+def _pad_row_by_row(token_ids: list[list[int]], pad_id: int, side: str) -> tuple[np.ndarray, ...]:
+    """The padding spelled out one row at a time (what the vectorised _pad must equal)."""
+    width = max(len(t) for t in token_ids)
+    ids = np.full((len(token_ids), width), pad_id)
+    mask = np.zeros((len(token_ids), width), dtype=np.int64)
+    positions = np.zeros((len(token_ids), width), dtype=np.int64)
+    last = np.zeros(len(token_ids), dtype=np.int64)
+    for row, tokens in enumerate(token_ids):
+        first = 0 if side == "right" else width - len(tokens)
+        ids[row, first : first + len(tokens)] = tokens
+        mask[row, first : first + len(tokens)] = 1
+        positions[row, first : first + len(tokens)] = np.arange(len(tokens))
+        last[row] = first + len(tokens) - 1
+    return ids, mask, positions, last
+
+
+@given(
+    st.lists(st.lists(st.integers(1, 50_000), min_size=1, max_size=12), min_size=1, max_size=20),
+    st.sampled_from(["left", "right"]),
+)
+def test_pad_matches_row_by_row_padding(token_ids: list[list[int]], side: str) -> None:
+    ids, mask, positions, last = (t.numpy() for t in _pad(token_ids, 0, side))
+    want_ids, want_mask, want_positions, want_last = _pad_row_by_row(token_ids, 0, side)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(mask, want_mask)
+    np.testing.assert_array_equal(last, want_last)
+    real = mask == 1  # a padding cell's position is never attended to
+    np.testing.assert_array_equal(positions[real], want_positions[real])
