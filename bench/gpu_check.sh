@@ -66,7 +66,7 @@ report extract timeout 240 "$PY" -m bench.extract "${extract_args[@]}"
 profile_args=(--shape "$SHAPE" --device "$DEVICE" --attention --compile --rows 12)
 [ "$DEVICE" = cpu ] && profile_args+=(--batch 64)
 report profile timeout 120 "$PY" -m bench.forward_profile "${profile_args[@]}"
-report probes timeout 200 "$PY" -m bench.probes --sweep "$SWEEP" --d "$D" --n "$N" --device "$DEVICE" --profile
+report probes timeout 200 "$PY" -m bench.probes --sweep "$SWEEP" --d "$D" --n "$N" --device "$DEVICE" --profile --compare-staging 4
 # the machine's disk, which the extraction's ~10 GB of float16 goes through
 report store timeout 90 "$PY" -m bench.store --n "${STORE_N:-8000}" --rounds 1
 # a 7B build's disk path behind a GPU-fast model: checkpoint fsyncs inline vs in the background

@@ -133,6 +133,18 @@ def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
           f"target for 32 layers of d=4096 on a GPU: <= 60 s)")
     print(f"numpy for {args.sweep} layers (one layer x {args.sweep}): {t_numpy * args.sweep:.1f} s")
     print(f"ratio: {t_numpy * args.sweep / total:.1f}")
+    if args.compare_staging and args.device:
+        import core.probes_torch
+
+        default = core.probes_torch.STAGING
+        for staging in ("pageable", "pinned"):
+            core.probes_torch.STAGING = staging
+            start = time.perf_counter()
+            for _ in range(args.compare_staging):
+                fit_and_predict(X, y, args.n, alphas, args.device)
+            print(f"rows staged {staging}: {(time.perf_counter() - start) / args.compare_staging:.2f} s per layer "
+                  f"({args.compare_staging} layers)", flush=True)
+        core.probes_torch.STAGING = default
     if args.profile and args.device:
         from bench.forward_profile import profile_table
 
@@ -164,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="torch device for RidgeProbe (cuda, cpu); default numpy")
     parser.add_argument("--sweep", type=int, default=0, metavar="LAYERS", help="time a LAYERS-layer sweep at the largest --d instead of comparing with RidgeCV")
     parser.add_argument("--profile", action="store_true", help="--sweep with --device: profile one more layer")
+    parser.add_argument("--compare-staging", type=int, default=0, metavar="LAYERS",
+                        help="--sweep with --device: then time LAYERS layers with rows staged in pageable, "
+                             "then pinned memory (core.probes_torch.STAGING)")
     args = parser.parse_args(argv)
     n_test = args.n_test if args.n_test is not None else max(2, args.n // 4)
     alphas = alpha_grid(args.grid[0], args.grid[1], int(args.grid[2]))

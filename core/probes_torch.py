@@ -24,6 +24,24 @@ from core.probes import _MIN_LEVERAGE_GAP, _chunks, _gcv
 # Rows per transfer: large blocks keep a GPU busy; 2^25 float64 elements = 256 MiB.
 _DEVICE_CHUNK_ELEMENTS = 1 << 25
 
+# How rows reach a GPU: "pageable" copies them from ordinary memory (the driver stages
+# them through its own small pinned buffer), "pinned" copies them into page-locked
+# memory first, from which the transfer runs at the bus's full rate. On the lent H100,
+# pageable copies to the host ran at ~1.2 GB/s; a d = 4096 layer sends ~330 MB twice.
+# `python -m bench.probes --sweep ... --compare-staging N` times both.
+STAGING = "pageable"
+
+
+def to_device(rows: np.ndarray, dev: Any) -> Any:
+    """A block of rows as a tensor on `dev`, in its stored dtype."""
+    import torch
+
+    if dev.type != "cuda" or STAGING != "pinned":
+        return torch.from_numpy(np.array(rows)).to(dev)  # a writable copy of the block
+    staged = torch.empty(rows.shape, dtype=torch.from_numpy(np.empty(0, rows.dtype)).dtype, pin_memory=True)
+    np.copyto(staged.numpy(), rows)
+    return staged.to(dev)
+
 
 def resolve_device(device: str) -> Any:
     """A torch.device for "cpu", "cuda", "cuda:N" or "auto" (cuda when available)."""
@@ -82,7 +100,7 @@ def fit_covariance_torch(
     def raw(index: int, rows: slice) -> Any:
         if index < len(cached):
             return cached[index]
-        chunk_t = torch.from_numpy(np.array(X[rows])).to(dev)  # a writable copy of the chunk
+        chunk_t = to_device(X[rows], dev)
         if keep_on_device:
             cached.append(chunk_t)
         return chunk_t
@@ -148,7 +166,7 @@ def predict_torch(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, device
     intercept_t = torch.as_tensor(intercept, dtype=torch.float64, device=dev)
     out = np.empty((n, coef.shape[0]))
     for rows in _chunks(n, max(256, _DEVICE_CHUNK_ELEMENTS // max(1, d))):
-        block = torch.from_numpy(np.array(X[rows])).to(dev).to(torch.float64)
+        block = to_device(X[rows], dev).to(torch.float64)
         out[rows] = (block @ coef_t + intercept_t).cpu().numpy()
     return out
 

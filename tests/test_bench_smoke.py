@@ -46,11 +46,12 @@ def test_forward_profile_times_each_attention_kernel(tmp_path: Path) -> None:
 
 
 def test_probe_sweep_runs_on_torch_cpu() -> None:
-    out = run(["bench.probes", "--sweep", "2", "--n", "600", "--d", "24", "--device", "cpu", "--profile"])
+    out = run(["bench.probes", "--sweep", "2", "--n", "600", "--d", "24", "--device", "cpu", "--profile", "--compare-staging", "1"])
     assert "same alpha: True" in out
     assert re.search(r"max rel diff (\d\.\d+e-\d+)", out) and float(re.search(r"max rel diff (\S+)", out).group(1)) < 1e-6  # type: ignore[union-attr]
     assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
     assert "linalg_eigh" in out  # the profiled layer's table names its eigh
+    assert re.search(r"rows staged pageable: [\d.]+ s per layer", out) and "rows staged pinned" in out
 
 
 @pytest.mark.parametrize("paced", [False, True])

@@ -75,8 +75,12 @@ def test_cuda_store_overlapped_equals_synchronous_and_cpu(tiny, tmp_path, dtype)
         np.testing.assert_allclose(stored.astype(np.float32), reference[layer], rtol=tolerance, atol=tolerance * scale)
 
 
+@pytest.mark.parametrize("staging", ["pageable", "pinned"])
 @pytest.mark.parametrize("method", ["loo", "gcv"])
-def test_cuda_ridge_matches_numpy(method: str) -> None:
+def test_cuda_ridge_matches_numpy(method: str, staging: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.probes_torch
+
+    monkeypatch.setattr(core.probes_torch, "STAGING", staging)
     rng = np.random.default_rng(3)
     X = (rng.standard_normal((3000, 96)) * np.exp(rng.uniform(-2, 2, 96)) + 5.0).astype(np.float16)
     y = X.astype(np.float64) @ rng.standard_normal((96, 2)) + rng.standard_normal((3000, 2))
