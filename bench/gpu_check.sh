@@ -11,8 +11,8 @@
 # (bench/forward_profile.py), the 7B-sized probe sweep (32 layers, d=4096, n=32k) and the
 # storage benchmark (the machine's disk); the benchmarks end in `ratio:`. A failed stage
 # is reported and the others still run. Every stage's output is also written to $OUT
-# (when set) for the closing note. About 8 minutes on an H100: run it with timeout_s
-# 560 or so, and keep the outputs under docs/gpu-runs/.
+# (when set) for the closing note. About 9 minutes on an H100, the stages in order of
+# importance: run it with timeout_s 590, and keep the outputs under docs/gpu-runs/.
 #
 # Smaller, on a CPU (checks the script itself):
 #   DEVICE=cpu SHAPE=small SWEEP=2 D=64 N=2000 EXTRACT_N=200 STORE_N=500 PACED_N=2000 bash bench/gpu_check.sh
