@@ -116,7 +116,7 @@ def run_baseline(loaded: Any, names: list[str], batch_size: int = 48) -> dict[st
         rows = torch.arange(len(last), device=device)
         for layer in range(loaded.n_layers):
             out[layer][lo : lo + batch_size] = hidden[layer + 1][rows, last].float().cpu().numpy()
-    _sync()
+    sync()
     return {"seconds": time.perf_counter() - start}
 
 
@@ -137,34 +137,54 @@ def run_project(
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
         store = build_activations(spec, dataset, loaded, Path(root), overlap_copies=overlap_copies)
-        _sync()
+        sync()
         seconds = time.perf_counter() - start
-    # where the time went: forward passes (up to the device sync), waiting on the layer
-    # writer, and the finish (checksums, rename)
+    # where the time went, as the build's manifest records it
     return {"seconds": seconds, "phases": store.manifest["seconds_by_phase"]}
 
 
-def _sync() -> None:
+def sync() -> None:
+    """Wait for the GPU's queued work, so wall-clock times include it."""
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
-def matmul_ceiling_tflops(device: str = "cuda", dtype: str = "bfloat16", size: int = 8192, reps: int = 20) -> float:
-    """Dense bf16 matmul throughput measured here: the ceiling MFU is reported against."""
+def matmul_ceiling_tflops(device: str = "cuda", dtype: str = "bfloat16") -> float:
+    """Dense bf16 matmul throughput measured here: the ceiling MFU is reported against
+    (8192³ products on a GPU; small ones on a CPU, where this only smoke-tests)."""
     import torch
 
+    size, reps = (8192, 20) if device.startswith("cuda") else (1024, 3)
     a = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
     b = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
     for _ in range(3):
         a @ b
-    _sync()
+    sync()
     start = time.perf_counter()
     for _ in range(reps):
         a @ b
-    _sync()
+    sync()
     return 2 * size**3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def compile_norms_and_mlp(loaded: Any) -> None:
+    """torch.compile each block's norms and MLP (their elementwise work fused), for
+    measurement only: it changes the activations' rounding, so the project does not."""
+    for block in loaded.blocks:
+        for part in ("input_layernorm", "post_attention_layernorm", "mlp"):
+            getattr(block, part).compile()
+
+
+def attention_first(kernel: str) -> list[str]:
+    """Make `core.activations` try attention kernel `kernel` first; returns the order
+    it replaced."""
+    import core.activations
+
+    order = list(core.activations.ATTENTION_ORDER)
+    core.activations.ATTENTION_ORDER = [kernel] + [k for k in order if k != kernel]
+    return order
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -183,20 +203,12 @@ def worker(args: argparse.Namespace) -> None:
         # the peak reported is the extraction's (weights included), not the float32
         # random initialisation's, which all methods share
         torch.cuda.reset_peak_memory_stats()
-    if args.method == "project-compiled":
-        # what torch.compile of each block's norms and MLP (elementwise work fused) would
-        # give end to end, compile time included; the project does not compile (it would
-        # change the activations' rounding, so caches built either way would differ)
-        for block in loaded.blocks:
-            for part in ("input_layernorm", "post_attention_layernorm", "mlp"):
-                getattr(block, part).compile()
+    if args.method == "project-compiled":  # end to end, compile time included
+        compile_norms_and_mlp(loaded)
     if args.method == "project-math":
         # attention by plain matrix products first: the fused kernels' tiles of ~128
         # queries stay mostly empty for names of a few tokens
-        import core.activations
-
-        order = core.activations.ATTENTION_ORDER
-        core.activations.ATTENTION_ORDER = ["MATH"] + [b for b in order if b != "MATH"]
+        attention_first("MATH")
     if args.method == "baseline":
         stats = run_baseline(loaded, names)
     else:
@@ -272,11 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     for method, r in results.items():
         if "phases" in r:
             phases = r["phases"]
-            print(f"  {method:<16} time by phase: setup {phases.get('setup', 0):.2f} s, forward {phases['forward']:.2f} s, "
-                  f"waiting on the writer {phases['write_wait']:.2f} s, last writes and fsync {phases.get('sync', 0):.2f} s, "
+            print(f"  {method:<16} time by phase: setup {phases['setup']:.2f} s, forward {phases['forward']:.2f} s, "
+                  f"waiting on the writer {phases['write_wait']:.2f} s, last writes and fsync {phases['sync']:.2f} s, "
                   f"checksums {phases['finish']:.2f} s")
     if args.gpu:
-        ceiling = matmul_ceiling_tflops(args.device, size=8192 if on_cuda else 1024, reps=20 if on_cuda else 3)
+        ceiling = matmul_ceiling_tflops(args.device)
         for method, r in results.items():
             print(f"  {method:<16} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.3g} TFLOP/s bf16 matmul ceiling")
         for method, r in results.items():

@@ -30,24 +30,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.extract import load_names, matmul_ceiling_tflops, shaped_model
+from bench.extract import (
+    attention_first,
+    compile_norms_and_mlp,
+    load_names,
+    matmul_ceiling_tflops,
+    shaped_model,
+    sync,
+)
 
 
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def time_ms(step: Callable[[], Any], device: str, warmup: int = 2, reps: int = 5) -> float:
+def time_ms(step: Callable[[], Any], warmup: int = 2, reps: int = 5) -> float:
     for _ in range(warmup):
         step()
-    _sync(device)
+    sync()
     start = time.perf_counter()
     for _ in range(reps):
         step()
-    _sync(device)
+    sync()
     return (time.perf_counter() - start) / reps * 1000
 
 
@@ -62,7 +62,7 @@ def profile_table(step: Callable[[], Any], device: str, rows: int) -> str:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) as prof:
         step()
-        _sync(device)
+        sync()
     sort = "self_cuda_time_total" if on_cuda else "self_cpu_time_total"
     try:
         return str(prof.key_averages().table(sort_by=sort, row_limit=rows))
@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     token_ids = typical_batch(loaded, load_names(None, "paper"), args.batch)
     n_tokens = sum(len(t) for t in token_ids)
     flops = 2 * sum(p.numel() for p in loaded.model.model.layers.parameters()) * n_tokens
-    on_cuda = args.device.startswith("cuda")
-    ceiling = matmul_ceiling_tflops(args.device, size=8192 if on_cuda else 1024, reps=20 if on_cuda else 3)
+    ceiling = matmul_ceiling_tflops(args.device)
     print(f"batch: {len(token_ids)} names x {len(token_ids[0])} tokens; ceiling {ceiling:.3g} TFLOP/s")
 
     input_ids, mask, positions, _ = _pad(token_ids, 0, "right")
@@ -117,32 +116,30 @@ def main(argv: list[str] | None = None) -> int:
     def report(label: str, ms: float) -> None:
         print(f"  {label:<15} {ms:8.1f} ms per batch  MFU {100 * flops / (ms / 1000) / 1e12 / ceiling:5.1f}%", flush=True)
 
-    report("extract", time_ms(extract, args.device))
-    report("bare", time_ms(bare, args.device))
-    report("no-mask", time_ms(lambda: bare(False), args.device))
+    report("extract", time_ms(extract))
+    report("bare", time_ms(bare))
+    report("no-mask", time_ms(lambda: bare(False)))
 
     if args.attention:
         import core.activations
 
         default = list(core.activations.ATTENTION_ORDER)
         for first in default:
-            core.activations.ATTENTION_ORDER = [first] + [b for b in default if b != first]
-            report(f"first={first.split('_')[0]}", time_ms(extract, args.device))
+            attention_first(first)
+            report(f"first={first.split('_')[0]}", time_ms(extract))
         core.activations.ATTENTION_ORDER = default
 
     print(profile_table(extract, args.device, args.rows))
 
     if args.compile:
         reference = extract().float()
-        for block in loaded.blocks:
-            for part in ("input_layernorm", "post_attention_layernorm", "mlp"):
-                getattr(block, part).compile()
+        compile_norms_and_mlp(loaded)
         start = time.perf_counter()
         compiled = extract().float()
-        _sync(args.device)
+        sync()
         print(f"  compile  {time.perf_counter() - start:8.1f} s (first pass); "
               f"max |compiled - eager| / max |eager| = {float((compiled - reference).abs().max() / reference.abs().max()):.2e}")
-        report("compiled", time_ms(extract, args.device))
+        report("compiled", time_ms(extract))
     return 0
 
 

@@ -115,15 +115,13 @@ def file_checksums(folder: Path, names: Sequence[str] | None = None) -> dict[str
     }
 
 
-def write_manifest(
-    folder: Path, manifest: dict[str, Any], with_checksums: bool = True, files: Sequence[str] | None = None
-) -> None:
-    """Write `manifest` (plus checksums of every file, or of `files` only) atomically."""
+def write_manifest(folder: Path, manifest: dict[str, Any], with_checksums: bool = True) -> None:
+    """Write `manifest` (plus checksums of every file in `folder`) atomically."""
     body = dict(manifest)
     body.setdefault("created_at", now_iso())
     body.setdefault("library_versions", library_versions())
     if with_checksums:
-        body["files"] = file_checksums(folder, files)
+        body["files"] = file_checksums(folder)
     write_json_atomic(Path(folder) / MANIFEST, body, indent=2, sort_keys=True, default=str)
 
 
