@@ -168,7 +168,9 @@ class Ledger:
     so the model) stopping for each fsync. A machine with much memory writes nothing
     back on its own until several GB are dirty, so a 7B build on a slow disk otherwise
     paid for its writes twice over (produce, then wait for the fsync). A failed fsync
-    or ledger write is raised by the next ``add`` or by ``close``.
+    or ledger write is raised by the next ``add`` or by ``close``. With ``interval`` 0
+    every batch gets its own checkpoint (the writer waits for the previous one), so the
+    ledger's history does not depend on how fast the disk is.
     """
 
     def __init__(
@@ -188,7 +190,9 @@ class Ledger:
 
     def add(self, index: int, batch_max: float) -> None:
         self.written[index] = batch_max
-        if self._pending is not None and self._pending.done():
+        # interval 0 asks for every batch in the ledger, one checkpoint each, so the writer
+        # waits for the one in flight; otherwise a busy syncer just lets batches gather.
+        if self._pending is not None and (self.interval <= 0 or self._pending.done()):
             self._pending.result()  # re-raises a failed checkpoint
             self._pending = None
         if self._pending is None and time.perf_counter() - self._last >= self.interval:

@@ -55,8 +55,10 @@ class GatedFiles:
         self.gate = threading.Event()
         self.syncing = threading.Event()
         self.fail = fail
+        self.syncs = 0
 
     def sync(self) -> None:
+        self.syncs += 1
         self.syncing.set()
         assert self.gate.wait(10)
         if self.fail:
@@ -65,7 +67,7 @@ class GatedFiles:
 
 def test_ledger_fsyncs_in_the_background_and_lists_only_what_was_synced(tmp_path: Path) -> None:
     files = GatedFiles()
-    ledger = Ledger(files, tmp_path, "k", {}, interval=0.0)  # type: ignore[arg-type]
+    ledger = Ledger(files, tmp_path, "k", {}, interval=1e-9)  # type: ignore[arg-type]
     ledger.add(0, 1.0)  # hands batch 0 to the syncer
     assert files.syncing.wait(10)
     start = time.perf_counter()
@@ -78,6 +80,27 @@ def test_ledger_fsyncs_in_the_background_and_lists_only_what_was_synced(tmp_path
     assert read_progress(tmp_path, "k") == {0: 1.0}  # 1 and 2 came after that fsync began
     ledger.close(commit=True)
     assert read_progress(tmp_path, "k") == {0: 1.0, 1: 2.0, 2: 3.0}
+
+
+def test_ledger_with_interval_zero_checkpoints_every_batch(tmp_path: Path) -> None:
+    # The reliability tests kill a build at the n-th ledger write, so with interval 0 the
+    # number of checkpoints must not depend on how long each fsync takes.
+    files = GatedFiles()
+    ledger = Ledger(files, tmp_path, "k", {}, interval=0.0)  # type: ignore[arg-type]
+    ledger.add(0, 1.0)
+    assert files.syncing.wait(10)
+    second = threading.Thread(target=ledger.add, args=(1, 2.0))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waits for batch 0's checkpoint rather than letting 1 gather
+    files.gate.set()
+    second.join(10)
+    for index in range(2, 6):
+        ledger.add(index, 1.0)
+    ledger._pending.result()  # type: ignore[union-attr]
+    assert files.syncs == 6
+    ledger.close(commit=True)
+    assert read_progress(tmp_path, "k") == {0: 1.0, 1: 2.0, 2: 1.0, 3: 1.0, 4: 1.0, 5: 1.0}
 
 
 def test_ledger_raises_a_failed_checkpoint(tmp_path: Path) -> None:
