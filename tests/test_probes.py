@@ -192,6 +192,23 @@ def test_float16_memmap_input(tmp_path):
     assert rel_diff(probe.predict(mm), ridge.predict(mm.astype(np.float64))) < 1e-6
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_float16_is_refused_by_name(bad: float) -> None:
+    rng = np.random.default_rng(3)
+    # big enough that a float16 sum overflows: the check must not call that non-finite
+    X = (rng.standard_normal((3000, 40)) + 30).astype(np.float16)
+    y = X[:, :2].astype(np.float64) @ np.ones(2)
+    probe = RidgeProbe().fit(X, y)
+    with np.errstate(over="ignore"):
+        assert np.isinf(X.sum())
+    word = "NaN" if np.isnan(bad) else "infinity"
+    X[1234, 17] = bad
+    with pytest.raises(ValueError, match=f"Input X contains {word}"):
+        RidgeProbe().fit(X, y)
+    with pytest.raises(ValueError, match=f"Input X contains {word}"):
+        probe.predict(X)
+
+
 def test_constant_target_and_no_standardisation():
     X, y, _ = make_data(200, 10, 2, seed=8)
     y[:, 1] = 3.0
