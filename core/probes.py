@@ -79,12 +79,13 @@ def _assert_finite(X: np.ndarray, input_name: str) -> None:
     """scikit-learn's NaN / infinity check, made fast for float16 activations.
 
     scikit-learn first tries the sum of X in its own dtype; in float16 a large layer's
-    sum overflows whatever the values, so it fell back to an elementwise check, ~0.6 s
-    for a 32,000 x 4,096 layer here (more than the GPU's whole fit). An exponent-bit test
-    on the raw bits answers in ~0.08 s; on a hit, scikit-learn's check names the problem.
+    sum overflows whatever the values, so it fell back to an elementwise check, 0.79 s
+    for 40,000 x 4,096 here, paid by fit and again by predict in every layer. An
+    exponent-bit test on the raw bits takes 0.05 s; on a hit, scikit-learn's check names
+    the problem. X is 2-D (validated).
     """
     if X.dtype == np.float16:
-        bits = X.reshape(X.shape[0], -1).view(np.uint16)
+        bits = X.view(np.uint16)
         step = _row_chunk(bits.shape[1])
         if not any(((bits[rows] & _F16_EXPONENT) == _F16_EXPONENT).any() for rows in _chunks(len(bits), step)):
             return

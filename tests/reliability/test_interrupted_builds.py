@@ -43,6 +43,7 @@ SEED = 20240917
 TIME_KILLS_PER_STAGE = 6
 THROTTLE = 0.02  # seconds per batch (x4 per probe layer): ~1 s activations, ~0.5 s probes
 RUN_TIMEOUT = 60.0
+N_BATCHES = math.ceil(build_worker.N_ENTITIES / build_worker.BATCH_SIZE)
 # Fields of a manifest that differ between two builds of the same thing.
 VOLATILE = {"created_at", "seconds", "seconds_by_phase"}
 
@@ -150,7 +151,6 @@ def test_random_sigkills_resume_to_a_byte_identical_build(forkserver: Any, refer
     t_total = time.perf_counter() - t0
     assert proc.exitcode == 0 and t_act is not None
     t_probes = t_total - t_act
-    n_batches = math.ceil(build_worker.N_ENTITIES / build_worker.BATCH_SIZE)
 
     root = tmp_path / "killed"
     kills = {"activations": 0, "probes": 0}
@@ -163,7 +163,7 @@ def test_random_sigkills_resume_to_a_byte_identical_build(forkserver: Any, refer
             restart_stage(root, "activations")  # a late kill let the stage finish
         proc = start(forkserver, root, throttle=THROTTLE)
         if target == "activations":
-            left = 1 - committed_batches(root) / n_batches
+            left = 1 - committed_batches(root) / N_BATCHES
             delay = rng.uniform(0.05, max(0.1, 0.9 * t_act * left))
         else:
             while proc.is_alive() and stage_folder(root, "activations") is None:
@@ -214,8 +214,7 @@ def test_sigkill_at_every_kind_of_commit_point(forkserver: Any, reference: Path,
     labels = set(trace)
     # The n-th ledger write must be the same moment in every run: the empty ledger, one
     # checkpoint per batch (CHECKPOINT_SECONDS 0), and the final one, whatever the disk's pace.
-    n_batches = math.ceil(build_worker.N_ENTITIES / build_worker.BATCH_SIZE)
-    assert trace.count("os.replace progress.json") == n_batches + 2
+    assert trace.count("os.replace progress.json") == N_BATCHES + 2
     root = tmp_path / "killed"
     for kill_label, occurrence, after in COMMIT_KILLS:
         assert kill_label in labels, f"{kill_label!r} is no longer a commit point: {sorted(labels)}"
