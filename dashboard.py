@@ -71,4 +71,5 @@ if state.presentation:
 ui.show_notes(ctx.notes)
 
 ui.mark_entry_ran()
+ui.freeze_startup_objects()  # before page.run(): a page may end the run with st.stop()
 page.run()

@@ -9,6 +9,7 @@ copied link always reopens the same view.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,9 +67,19 @@ def cache_root() -> Path:
     return default_cache_root()
 
 
-def get_catalog() -> cat.Catalog:
-    root = cache_root()
-    return _catalog(str(root), cat.signature(root))
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _defaults(root: str, signature: tuple[tuple[str, str], ...]) -> vs.Defaults:
+    # keyed like the catalog: reading every world result's metrics once per rerun was
+    # a tenth of the server's time under 8 busy sessions (docs/reliability.md)
+    return preferred_defaults(_catalog(root, signature))
+
+
+def catalog_and_defaults() -> tuple[cat.Catalog, vs.Defaults]:
+    """The results under the cache root and the view they open on, both cached until a
+    results folder is added, removed or rewritten (its manifest's stamp changes)."""
+    root = str(cache_root())
+    signature = cat.signature(Path(root))
+    return _catalog(root, signature), _defaults(root, signature)
 
 
 @st.cache_data(show_spinner=False)
@@ -280,14 +291,14 @@ def sync_state() -> Context:
         for fld, key in WIDGETS.items():
             if key in ss:
                 raw[fld] = _widget_to_field(fld, ss[key])
-    catalog = get_catalog()
+    catalog, defaults = catalog_and_defaults()
     options = DashboardOptions(catalog, known_datasets())
     # The default colour column is stored as "" so links stay short.
     if raw.get("color"):
         groups = options.groups(raw.get("model", ""), raw.get("dataset", ""), raw.get("prompt", ""))
         if groups and raw["color"] == groups[0]:
             raw["color"] = ""
-    resolution = vs.resolve(raw, options, preferred_defaults(catalog))
+    resolution = vs.resolve(raw, options, defaults)
     state = resolution.state
     entry = catalog.find(state.model, state.dataset, state.prompt)
     loaded, load_error = try_load(entry)
@@ -506,12 +517,38 @@ def points_control(ctx: Context, container: Any) -> None:
     )
 
 
+# ------------------------------------------------------ garbage collection
+def freeze_long_lived_objects() -> None:
+    """Move every object alive now out of the garbage collector's reach (``gc.freeze``).
+
+    Streamlit runs a full collection after every script run (``runner.postScriptGC``),
+    holding the GIL, so every session of the server waits for it. Once the live probe
+    has imported torch and transformers and built its model, a full collection walks
+    ~290,000 objects: 0.1 s per rerun on the 2-core machine, 40% of the server's CPU
+    time under 8 busy sessions (docs/reliability.md). Those objects live as long as the
+    process, so there is nothing in them to collect. Frozen objects are still freed by
+    reference counting (a model the cache evicts goes with its weights:
+    tests/app/test_rerun_costs.py); only cycles among them are no longer looked for.
+    Collecting first keeps the garbage of the moment out of the frozen set.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@st.cache_resource(show_spinner=False)
+def freeze_startup_objects() -> None:
+    """Once per server process, after the first run has imported the app's modules."""
+    freeze_long_lived_objects()
+
+
 # --------------------------------------------------------------- live probe
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _probe_model(model_id: str, n_layers: int, d_model: int, root: str, fake: bool) -> Any:
     from core import live
 
-    return live.load_probe_model(model_id, n_layers, d_model, cache_root=Path(root))
+    model = live.load_probe_model(model_id, n_layers, d_model, cache_root=Path(root))
+    freeze_long_lived_objects()  # torch, transformers and the model itself
+    return model
 
 
 def probe_model(ctx: Context) -> Any:
