@@ -10,7 +10,9 @@ among them) and switches pages, as fast as the server answers, for
   the server log has no traceback;
 * the model was loaded once (``SPACETIME_LOAD_COUNTER``: core.live appends a line
   per load);
-* the server's memory (RSS, sampled every 0.25 s with psutil) stays under a bound.
+* the server's memory (RSS, sampled every 0.25 s with psutil) stays under a bound;
+* every action's rerun finishes within ``STUCK_MS`` (a stuck session fails, naming the
+  session and its last action; response times are printed, not asserted).
 
 The figures are printed (``pytest -s``) and quoted in docs/reliability.md. The
 server runs the tiny random stand-in model (``SPACETIME_FAKE_MODEL=1``) on
