@@ -192,7 +192,7 @@ def bench_reruns(args: argparse.Namespace, root: Path) -> float | None:
             print(f"  target <= {RERUN_TARGET_MS:.0f} ms: {ok}")
             ratio = statistics.median(base) / statistics.median(project)
         if not args.skip_live:
-            bench_collection_after_live(entry, views[0], root)
+            bench_collection_after_live(entry, views[0][1], root)
     finally:
         _clear_caches()
         if saved_env is None:
@@ -204,7 +204,14 @@ def bench_reruns(args: argparse.Namespace, root: Path) -> float | None:
     return ratio
 
 
-def bench_collection_after_live(entry: cat.ResultEntry, view: tuple[str, dict[str, str]], root: Path) -> None:
+def default_model_converted(root: Path) -> bool:
+    """Whether the default model's weights are converted under the cache root."""
+    from core.models import DEFAULT_MODEL, model_table
+
+    return any(row["name"] == DEFAULT_MODEL and row["converted"] == "yes" for row in model_table(root))
+
+
+def bench_collection_after_live(entry: cat.ResultEntry, query: dict[str, str], root: Path) -> None:
     """Streamlit's ``gc.collect(2)`` after every script run, in a server whose live probe
     has loaded its model (torch, transformers and the weights in memory). It runs after
     the browser is told the run finished, so no single rerun's time shows it; it holds
@@ -214,10 +221,9 @@ def bench_collection_after_live(entry: cat.ResultEntry, view: tuple[str, dict[st
     import gc
 
     from core import live
-    from core.models import DEFAULT_MODEL, model_table
+    from core.models import DEFAULT_MODEL
 
-    converted = {row["name"]: row["converted"] == "yes" for row in model_table(root)}
-    if converted.get(DEFAULT_MODEL) and not live.fake_model_enabled():
+    if default_model_converted(root) and not live.fake_model_enabled():
         loaded, what = live.load_probe_model(DEFAULT_MODEL, 0, 0, cache_root=root), DEFAULT_MODEL
     else:
         from core.tiny import tiny_model
@@ -234,7 +240,7 @@ def bench_collection_after_live(entry: cat.ResultEntry, view: tuple[str, dict[st
 
     _clear_caches()
     gc.unfreeze()
-    time_reruns(entry, view[1], 2, naive=False)  # its first run freezes, as a server's does
+    time_reruns(entry, query, 2, naive=False)  # its first run freezes, as a server's does
     project, frozen = collections(), gc.get_freeze_count()
     gc.unfreeze()
     base, tracked = collections(), len(gc.get_objects())
@@ -247,14 +253,13 @@ def bench_collection_after_live(entry: cat.ResultEntry, view: tuple[str, dict[st
 
 def bench_live(args: argparse.Namespace, root: Path) -> None:
     from core import live
-    from core.models import DEFAULT_MODEL, model_table
+    from core.models import DEFAULT_MODEL
     from core.results import ProbeResults
 
     if live.fake_model_enabled():
         print(f"\nlive probe: SKIPPED: {live.FAKE_MODEL_ENV} is set; unset it to time the real model.")
         return
-    converted = {row["name"]: row["converted"] == "yes" for row in model_table(root)}
-    if not converted.get(DEFAULT_MODEL):
+    if not default_model_converted(root):
         print(
             f"\nlive probe: SKIPPED: {DEFAULT_MODEL} is not converted under {root} yet "
             f"(the first load converts the GGUF, a minute or two; run `python -m core build --model {DEFAULT_MODEL} "

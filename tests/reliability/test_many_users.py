@@ -37,6 +37,7 @@ from urllib.parse import urlparse
 
 import psutil
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from core.synthetic import demo_cache
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit, stop_streamlit
@@ -128,7 +129,7 @@ class Session:
     races_redrawn: int = 0
 
 
-def known_plotly_race(session: Session, exc: Any) -> bool:
+def known_plotly_race(exc: Any) -> bool:
     """plotly.js's geo code finishes drawing (after fetching its outline file) into a chart
     that a newer figure or a page change already replaced: a TypeError in the browser
     console and nothing shown. Seen after page changes and, once reruns got faster,
@@ -177,7 +178,7 @@ def server_log_problems(log: str) -> tuple[list[str], int]:
 
 
 def page_error(session: Session, exc: Any) -> None:
-    if known_plotly_race(session, exc):
+    if known_plotly_race(exc):
         session.known_races += 1
     else:
         session.problems.append(f"session {session.index} during {session.last}: page error {exc} {(exc.stack or '')[:600]}")
@@ -185,8 +186,6 @@ def page_error(session: Session, exc: Any) -> None:
 
 async def settle(tab: Any, session: Session) -> None:
     """Wait until the script run a change triggered has finished."""
-    from playwright.async_api import TimeoutError as PlaywrightTimeout
-
     await tab.wait_for_timeout(150)  # the rerun request reaches the server
     try:
         await tab.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=STUCK_MS)
@@ -204,8 +203,6 @@ async def check(tab: Any, session: Session, what: str) -> None:
     if not await tab.evaluate(PWN):
         session.problems.append(f"session {session.index} after {what}: a typed script ran")
     if session.known_races > session.races_redrawn and await tab.locator(".js-plotly-plot .geo").count():
-        from playwright.async_api import TimeoutError as PlaywrightTimeout
-
         try:
             await tab.wait_for_function(MAPS_DRAWN, timeout=TIMEOUT)
         except PlaywrightTimeout:
