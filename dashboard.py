@@ -12,7 +12,7 @@ import logging
 
 import streamlit as st
 
-from core import catalog as cat
+from core.results import catalog as cat
 from pages import _ui as ui
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -54,8 +54,15 @@ with st.sidebar:
     st.selectbox("Model", ctx.options.models(), key="w_model", format_func=cat.model_label)
     st.selectbox("Dataset", ctx.options.datasets(state.model), key="w_dataset")
     st.selectbox("Prompt", ctx.options.prompts(state.model, state.dataset), key="w_prompt")
-    st.segmented_control("Split", ["test", "train", "all"], key="w_split", help="Which entities the maps and timelines show.")
-    st.toggle("Presentation mode", key="w_pres", help="Large fonts, controls hidden; the URL keeps it.")
+    st.segmented_control(
+        "Split",
+        ["test", "train", "all"],
+        key="w_split",
+        help="Which entities the maps and timelines show.",
+    )
+    st.toggle(
+        "Presentation mode", key="w_pres", help="Large fonts, controls hidden; the URL keeps it."
+    )
     if ctx.entry is None:
         st.caption("No results for this selection yet.")
 

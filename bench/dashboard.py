@@ -8,14 +8,14 @@
    dashboard.py driven by Streamlit's AppTest (the script run a server does after
    the slider moves: state sync, figure, serialisation). It uses the largest
    ``world_*`` results in the cache root if any has at least ``--entities`` rows,
-   else synthetic results of that size in a temporary cache (core.synthetic; the
+   else synthetic results of that size in a temporary cache (tests.support.synthetic; the
    paper's world CSV from ../shared gives real coordinates when present). Two views:
    the default (test split, point cap 5,000) and every entity (split all, no cap).
    The naive baseline is the same app with every Streamlit cache cleared before each
    rerun, so results are rediscovered and reloaded from disk each time.
    Target: <= 300 ms.
 2. Live probe: one name through the default model and every layer's probe
-   (core.live.predict_names: tokenise, one forward pass, all probes), on one torch
+   (core.ui.live.predict_names: tokenise, one forward pass, all probes), on one torch
    thread as the dashboard runs it, beside torch's default thread count and a plain
    forward pass for reference. Uses the converted default model under the cache
    root; skipped with a message if it is not converted yet. Target: <= 250 ms.
@@ -43,10 +43,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import catalog as cat
-from core.cache import default_cache_root
+from core.common.cache import default_cache_root
+from core.results import catalog as cat
 
-PAPER_WORLD = Path(__file__).resolve().parents[2] / "shared" / "paper-data" / "entity_datasets" / "world_place.csv"
+PAPER_WORLD = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "paper-data"
+    / "entity_datasets"
+    / "world_place.csv"
+)
 RERUN_TARGET_MS = 300.0
 LIVE_TARGET_MS = 250.0
 
@@ -94,10 +100,12 @@ def _steady_state_routing() -> None:
 
 def world_entities(n: int, seed: int = 0) -> tuple[pd.DataFrame, str]:
     """n world places: the paper's CSV (real coordinates) when available, else synthetic."""
-    from core.synthetic import space_entities
+    from tests.support.synthetic import space_entities
 
     if PAPER_WORLD.is_file():
-        raw = pd.read_csv(PAPER_WORLD, usecols=["name", "country", "latitude", "longitude", "is_test"])
+        raw = pd.read_csv(
+            PAPER_WORLD, usecols=["name", "country", "latitude", "longitude", "is_test"]
+        )
         raw = raw.dropna(subset=["latitude", "longitude"]).drop_duplicates("name")
         raw = raw.sample(n=min(n, len(raw)), random_state=seed).reset_index(drop=True)
         frame = pd.DataFrame(
@@ -116,16 +124,22 @@ def world_entities(n: int, seed: int = 0) -> tuple[pd.DataFrame, str]:
 
 
 def pick_results(root: Path, min_entities: int) -> cat.ResultEntry | None:
-    entries = [e for e in cat.discover(root).entries if e.kind == "space" and e.dataset.startswith("world")]
+    entries = [
+        e for e in cat.discover(root).entries if e.kind == "space" and e.dataset.startswith("world")
+    ]
     entries = [e for e in entries if e.n_entities >= min_entities]
     return max(entries, key=lambda e: e.n_entities) if entries else None
 
 
-def time_reruns(entry: cat.ResultEntry, query: dict[str, str], reps: int, naive: bool) -> list[float]:
+def time_reruns(
+    entry: cat.ResultEntry, query: dict[str, str], reps: int, naive: bool
+) -> list[float]:
     """Milliseconds per rerun after moving the layer slider (alternating layers)."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard.py"), default_timeout=300)
+    at = AppTest.from_file(
+        str(Path(__file__).resolve().parents[1] / "dashboard.py"), default_timeout=300
+    )
     base = {"model": entry.model_id, "dataset": entry.dataset, "prompt": entry.prompt}
     for key, value in {**base, **query}.items():
         at.query_params[key] = value
@@ -158,12 +172,14 @@ def bench_reruns(args: argparse.Namespace, root: Path) -> float | None:
     entry = pick_results(root, args.entities)
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if entry is None:
-        from core.synthetic import save_synthetic, synthetic_results
+        from tests.support.synthetic import save_synthetic, synthetic_results
 
         tmp = tempfile.TemporaryDirectory(prefix="bench-dashboard-")
         frame, source = world_entities(args.entities)
         start = time.perf_counter()
-        results = synthetic_results(frame, "space", n_layers=args.layers, d_model=576, dataset="world_places", seed=1)
+        results = synthetic_results(
+            frame, "space", n_layers=args.layers, d_model=576, dataset="world_places", seed=1
+        )
         save_synthetic(Path(tmp.name), results)
         print(
             f"results: synthetic, {len(frame):,} entities x {args.layers} layers from {source} "
@@ -206,9 +222,11 @@ def bench_reruns(args: argparse.Namespace, root: Path) -> float | None:
 
 def default_model_converted(root: Path) -> bool:
     """Whether the default model's weights are converted under the cache root."""
-    from core.models import DEFAULT_MODEL, model_table
+    from core.extract.models import DEFAULT_MODEL, model_table
 
-    return any(row["name"] == DEFAULT_MODEL and row["converted"] == "yes" for row in model_table(root))
+    return any(
+        row["name"] == DEFAULT_MODEL and row["converted"] == "yes" for row in model_table(root)
+    )
 
 
 def bench_collection_after_live(entry: cat.ResultEntry, query: dict[str, str], root: Path) -> None:
@@ -220,15 +238,18 @@ def bench_collection_after_live(entry: cat.ResultEntry, query: dict[str, str], r
     Streamlit walks without that."""
     import gc
 
-    from core import live
-    from core.models import DEFAULT_MODEL
+    from core.extract.models import DEFAULT_MODEL
+    from core.ui import live
 
     if default_model_converted(root) and not live.fake_model_enabled():
         loaded, what = live.load_probe_model(DEFAULT_MODEL, 0, 0, cache_root=root), DEFAULT_MODEL
     else:
-        from core.tiny import tiny_model
+        from tests.support.tiny import tiny_model
 
-        loaded, what = tiny_model(), f"a tiny random Llama ({DEFAULT_MODEL} is not converted under {root})"
+        loaded, what = (
+            tiny_model(),
+            f"a tiny random Llama ({DEFAULT_MODEL} is not converted under {root})",
+        )
 
     def collections() -> list[float]:
         out = []
@@ -244,20 +265,26 @@ def bench_collection_after_live(entry: cat.ResultEntry, query: dict[str, str], r
     project, frozen = collections(), gc.get_freeze_count()
     gc.unfreeze()
     base, tracked = collections(), len(gc.get_objects())
-    print(f"\nStreamlit's collection after every script run, once the live probe has loaded {what} ({tracked:,} objects):")
+    print(
+        f"\nStreamlit's collection after every script run, once the live probe has loaded {what} ({tracked:,} objects):"
+    )
     print(f"  project ({frozen:,} long-lived objects frozen)  {summary(project)}")
     print(f"  baseline (none frozen)                      {summary(base)}")
-    print(f"  baseline / project = {statistics.median(base) / max(statistics.median(project), 1e-3):.0f}")
+    print(
+        f"  baseline / project = {statistics.median(base) / max(statistics.median(project), 1e-3):.0f}"
+    )
     del loaded
 
 
 def bench_live(args: argparse.Namespace, root: Path) -> None:
-    from core import live
-    from core.models import DEFAULT_MODEL
-    from core.results import ProbeResults
+    from core.extract.models import DEFAULT_MODEL
+    from core.results.probe_results import ProbeResults
+    from core.ui import live
 
     if live.fake_model_enabled():
-        print(f"\nlive probe: SKIPPED: {live.FAKE_MODEL_ENV} is set; unset it to time the real model.")
+        print(
+            f"\nlive probe: SKIPPED: {live.FAKE_MODEL_ENV} is set; unset it to time the real model."
+        )
         return
     if not default_model_converted(root):
         print(
@@ -276,9 +303,11 @@ def bench_live(args: argparse.Namespace, root: Path) -> None:
         prefix = entry.prompt_text or ""
         what = f"probes of {entry.key}"
     else:
-        from core.synthetic import space_entities, synthetic_results
+        from tests.support.synthetic import space_entities, synthetic_results
 
-        results = synthetic_results(space_entities(500, "world"), "space", loaded.n_layers, loaded.d_model)
+        results = synthetic_results(
+            space_entities(500, "world"), "space", loaded.n_layers, loaded.d_model
+        )
         prefix, what = "", "synthetic probes (no results for the default model)"
     problem = live.incompatibility(loaded, results)
     if problem:
@@ -291,9 +320,14 @@ def bench_live(args: argparse.Namespace, root: Path) -> None:
         out = []
         for i in range(args.live_reps):
             start = time.perf_counter()
-            preds = live.predict_names(loaded, results, prefix, [names[i % len(names)]], threads=threads)
+            preds = live.predict_names(
+                loaded, results, prefix, [names[i % len(names)]], threads=threads
+            )
             out.append((time.perf_counter() - start) * 1000)
-            assert next(iter(preds.values())).shape == (len(results.layers), len(results.target_names))
+            assert next(iter(preds.values())).shape == (
+                len(results.layers),
+                len(results.target_names),
+            )
         return out
 
     texts = [prefix + names[i % len(names)] for i in range(args.live_reps)]
@@ -302,23 +336,33 @@ def bench_live(args: argparse.Namespace, root: Path) -> None:
         f"\nlive probe, one name through {loaded.name} ({loaded.n_layers} layers, d={loaded.d_model}, "
         f"{loaded.device}, {loaded.dtype}; loaded in {load_s:.1f} s) and {len(results.layers)} layer probes ({what}):"
     )
-    print(f"  project: live probe, {live.LIVE_THREADS or 'default'} torch thread(s) (tokenise, forward, all probes)  {summary(times)}")
+    print(
+        f"  project: live probe, {live.LIVE_THREADS or 'default'} torch thread(s) (tokenise, forward, all probes)  {summary(times)}"
+    )
     ok = "meets" if statistics.median(times) <= LIVE_TARGET_MS else "MISSES"
     print(f"  target <= {LIVE_TARGET_MS:.0f} ms: {ok}")
-    print(f"  reference: plain forward, same threads                                {summary(plain_forward_times(loaded, texts, live.LIVE_THREADS))}")
+    print(
+        f"  reference: plain forward, same threads                                {summary(plain_forward_times(loaded, texts, live.LIVE_THREADS))}"
+    )
     if not args.skip_threads_baseline:
         default = torch_default_threads()
         base = timed(default)
-        print(f"  baseline: live probe on torch's default {default} threads                         {summary(base)}")
-        print(f"  reference: plain forward, {default} threads                                     {summary(plain_forward_times(loaded, texts, default))}")
-        print(f"  live probe: default threads / one thread = {statistics.median(base) / statistics.median(times):.2f}")
+        print(
+            f"  baseline: live probe on torch's default {default} threads                         {summary(base)}"
+        )
+        print(
+            f"  reference: plain forward, {default} threads                                     {summary(plain_forward_times(loaded, texts, default))}"
+        )
+        print(
+            f"  live probe: default threads / one thread = {statistics.median(base) / statistics.median(times):.2f}"
+        )
 
 
 def plain_forward_times(loaded: object, texts: Sequence[str], threads: int | None) -> list[float]:
     """Milliseconds of one plain forward pass per text (no hooks): the floor to compare with."""
     import torch
 
-    from core.live import torch_threads
+    from core.ui.live import torch_threads
 
     model, tokenizer = loaded.model, loaded.tokenizer  # type: ignore[attr-defined]
     out = []
@@ -338,19 +382,32 @@ def torch_default_threads() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--entities", type=int, default=30_000, help="size of the synthetic world dataset (and the minimum for real results)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.dashboard", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--entities",
+        type=int,
+        default=30_000,
+        help="size of the synthetic world dataset (and the minimum for real results)",
+    )
     parser.add_argument("--layers", type=int, default=30, help="layers of the synthetic results")
     parser.add_argument("--reps", type=int, default=8, help="timed reruns per view (project)")
     parser.add_argument("--live-reps", type=int, default=12, help="timed live probes")
     parser.add_argument("--skip-live", action="store_true")
-    parser.add_argument("--skip-threads-baseline", action="store_true", help="do not time the live probe on torch's default thread count")
+    parser.add_argument(
+        "--skip-threads-baseline",
+        action="store_true",
+        help="do not time the live probe on torch's default thread count",
+    )
     args = parser.parse_args(argv)
     _quiet()
     _steady_state_routing()
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    )
     root = default_cache_root()
     ratio = bench_reruns(args, root)
     if not args.skip_live:

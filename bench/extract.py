@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-PAPER_WORLD = Path(__file__).resolve().parent.parent.parent / "shared" / "paper-data" / "entity_datasets" / "world_place.csv"
+PAPER_WORLD = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "paper-data"
+    / "entity_datasets"
+    / "world_place.csv"
+)
 
 
 def load_names(n: int | None, source: str) -> list[str]:
@@ -37,7 +43,7 @@ def load_names(n: int | None, source: str) -> list[str]:
         path = Path(os.environ.get("SPACETIME_PAPER_WORLD", PAPER_WORLD))
         names = pd.read_csv(path)["name"].astype(str).tolist()
     else:
-        from core.datasets.registry import load_dataset
+        from core.data.registry import load_dataset
 
         names = load_dataset(source).frame["text"].astype(str).tolist()
     if n is not None and n < len(names):
@@ -50,8 +56,18 @@ METHODS = ["baseline", "project", "project-sync", "project-2x", "project-compile
 
 # Llama-2-7B's shape; "small" keeps the same code path runnable on a CPU (smoke test).
 SHAPES: dict[str, dict[str, Any]] = {
-    "7b": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32},
-    "small": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4},
+    "7b": {
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+    },
+    "small": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+    },
 }
 
 
@@ -60,20 +76,28 @@ def shaped_model(shape: str = "7b", device: str = "cuda") -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from core.models import LoadedModel
+    from core.extract.models import LoadedModel
 
     tokenizer = bench_tokenizer()
     dims = SHAPES[shape]
     config = LlamaConfig(
-        **dims, num_key_value_heads=dims["num_attention_heads"],
-        vocab_size=max(32000, len(tokenizer)), max_position_embeddings=4096,
+        **dims,
+        num_key_value_heads=dims["num_attention_heads"],
+        vocab_size=max(32000, len(tokenizer)),
+        max_position_embeddings=4096,
     )
     torch.manual_seed(0)
     with torch.device(device):
         model = LlamaForCausalLM(config).to(torch.bfloat16).eval()  # type: ignore[arg-type]
     return LoadedModel(
-        f"llama2-{shape}-shape", model, tokenizer, dims["num_hidden_layers"], dims["hidden_size"],
-        "random", device, "bfloat16",
+        f"llama2-{shape}-shape",
+        model,
+        tokenizer,
+        dims["num_hidden_layers"],
+        dims["hidden_size"],
+        "random",
+        device,
+        "bfloat16",
     )
 
 
@@ -83,8 +107,8 @@ def bench_tokenizer() -> Any:
     entities/s then reads low, but the tokens and MFU printed stay right)."""
     from transformers import AutoTokenizer
 
-    from core.cache import default_cache_root
-    from core.tiny import tiny_tokenizer
+    from core.common.cache import default_cache_root
+    from tests.support.tiny import tiny_tokenizer
 
     candidates = [os.environ.get("SPACETIME_BENCH_TOKENIZER", "")]
     candidates += [str(p) for p in sorted((default_cache_root() / "models").glob("smollm2-135m-*"))]
@@ -110,7 +134,9 @@ def run_baseline(loaded: Any, names: list[str], batch_size: int = 48) -> dict[st
         with torch.no_grad():
             hidden = loaded.model(**enc, output_hidden_states=True).hidden_states
         if tok.padding_side == "left":
-            last = torch.full((enc["input_ids"].shape[0],), enc["input_ids"].shape[1] - 1, device=device)
+            last = torch.full(
+                (enc["input_ids"].shape[0],), enc["input_ids"].shape[1] - 1, device=device
+            )
         else:
             last = enc["attention_mask"].sum(1) - 1
         rows = torch.arange(len(last), device=device)
@@ -121,19 +147,34 @@ def run_baseline(loaded: Any, names: list[str], batch_size: int = 48) -> dict[st
 
 
 def run_project(
-    loaded: Any, names: list[str], tokens_per_batch: int, batch_size: int, overlap_copies: bool = True
+    loaded: Any,
+    names: list[str],
+    tokens_per_batch: int,
+    batch_size: int,
+    overlap_copies: bool = True,
 ) -> dict[str, Any]:
     import pandas as pd
 
-    from core.config import ActivationSpec
-    from core.datasets.schema import EntityDataset
-    from core.store import build_activations
+    from core.common.config import ActivationSpec
+    from core.data.schema import EntityDataset
+    from core.extract.store import build_activations
 
-    frame = pd.DataFrame({"name": [f"{i}:{n}" for i, n in enumerate(names)], "text": names,
-                          "lat": 0.0, "lon": 0.0, "is_test": False})
+    frame = pd.DataFrame(
+        {
+            "name": [f"{i}:{n}" for i, n in enumerate(names)],
+            "text": names,
+            "lat": 0.0,
+            "lon": 0.0,
+            "is_test": False,
+        }
+    )
     dataset = EntityDataset(name="bench", kind="space", frame=frame)
-    spec = ActivationSpec(model=loaded.name, dataset="bench", max_tokens_per_batch=tokens_per_batch,
-                          max_batch_size=batch_size)
+    spec = ActivationSpec(
+        model=loaded.name,
+        dataset="bench",
+        max_tokens_per_batch=tokens_per_batch,
+        max_batch_size=batch_size,
+    )
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
         store = build_activations(spec, dataset, loaded, Path(root), overlap_copies=overlap_copies)
@@ -178,12 +219,12 @@ def compile_norms_and_mlp(loaded: Any) -> None:
 
 
 def attention_first(kernel: str) -> list[str]:
-    """Make `core.activations` try attention kernel `kernel` first; returns the order
+    """Make `core.extract.activations` try attention kernel `kernel` first; returns the order
     it replaced."""
-    import core.activations
+    import core.extract.activations
 
-    order = list(core.activations.ATTENTION_ORDER)
-    core.activations.ATTENTION_ORDER = [kernel] + [k for k in order if k != kernel]
+    order = list(core.extract.activations.ATTENTION_ORDER)
+    core.extract.activations.ATTENTION_ORDER = [kernel] + [k for k in order if k != kernel]
     return order
 
 
@@ -194,7 +235,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.gpu:
         loaded = shaped_model(args.shape, args.device)
     else:
-        from core.models import load_model
+        from core.extract.models import load_model
 
         torch.set_num_threads(args.threads or torch.get_num_threads())
         loaded = load_model(args.model, device="cpu")
@@ -213,10 +254,17 @@ def worker(args: argparse.Namespace) -> None:
         stats = run_baseline(loaded, names)
     else:
         scale = 2 if args.method == "project-2x" else 1  # does a bigger batch still pay?
-        stats = run_project(loaded, names, scale * args.batch_tokens, scale * args.batch_size,
-                            args.method != "project-sync")
+        stats = run_project(
+            loaded,
+            names,
+            scale * args.batch_tokens,
+            scale * args.batch_size,
+            args.method != "project-sync",
+        )
     stats.update(
-        method=args.method, n=len(names), tokens=n_tokens,
+        method=args.method,
+        n=len(names),
+        tokens=n_tokens,
         entities_per_s=len(names) / stats["seconds"],
         max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
@@ -229,27 +277,44 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.extract", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.extract", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--n", type=int, default=3000, help="entities (default 3000; GPU: all)")
-    parser.add_argument("--source", default=None, help="world_places (default, CPU) or paper (GPU default)")
+    parser.add_argument(
+        "--source", default=None, help="world_places (default, CPU) or paper (GPU default)"
+    )
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--batch-tokens", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="7b", help="--gpu model shape (small: a CPU smoke test)")
+    parser.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="7b",
+        help="--gpu model shape (small: a CPU smoke test)",
+    )
     parser.add_argument("--device", default="cuda", help="--gpu device (default cuda)")
-    parser.add_argument("--variants", action="store_true",
-                        help="also run the project with its copies to the host not overlapped (project-sync) "
-                             "and with batches twice as big (project-2x)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=None,
-                        help="the methods to run (default: baseline project, plus the --variants)")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also run the project with its copies to the host not overlapped (project-sync) "
+        "and with batches twice as big (project-2x)",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=None,
+        help="the methods to run (default: baseline project, plus the --variants)",
+    )
     parser.add_argument("--method", choices=METHODS, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.source = args.source or ("paper" if args.gpu else "world_places")
     if args.gpu and args.n == 3000:
         args.n = None
-    from core.activations import BATCHING  # what `build` uses on that device
+    from core.extract.activations import BATCHING  # what `build` uses on that device
 
     tokens, size = BATCHING["cuda" if args.gpu else "cpu"]
     args.batch_tokens = args.batch_tokens or tokens
@@ -257,50 +322,90 @@ def main(argv: list[str] | None = None) -> int:
     if args.method:
         worker(args)
         return 0
-    methods = args.methods or ["baseline", "project"] + (["project-sync", "project-2x"] if args.variants else [])
+    methods = args.methods or ["baseline", "project"] + (
+        ["project-sync", "project-2x"] if args.variants else []
+    )
     results: dict[str, dict[str, Any]] = {}
     for method in methods:
-        cmd = [sys.executable, "-m", "bench.extract", "--method", method, "--model", args.model,
-               "--source", args.source, "--batch-tokens", str(args.batch_tokens),
-               "--batch-size", str(args.batch_size)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.extract",
+            "--method",
+            method,
+            "--model",
+            args.model,
+            "--source",
+            args.source,
+            "--batch-tokens",
+            str(args.batch_tokens),
+            "--batch-size",
+            str(args.batch_size),
+        ]
         cmd += ["--n", str(args.n)] if args.n else []
         cmd += ["--gpu", "--shape", args.shape, "--device", args.device] if args.gpu else []
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode or not line:
             # keep going: one failed variant should not cost a GPU session the other numbers
-            print(f"{method} FAILED (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}", file=sys.stderr)
+            print(
+                f"{method} FAILED (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}",
+                file=sys.stderr,
+            )
             continue
         results[method] = json.loads(line[-1][7:])
         # as it comes, so a run stopped at its time limit still shows the methods done
         print(f"{method} done: {results[method]['seconds']:.2f} s", flush=True)
     on_cuda = args.gpu and args.device.startswith("cuda")
-    where = "GPU " + __import__("torch").cuda.get_device_name() if on_cuda else f"CPU ({os.cpu_count()} cores)"
-    print(f"extraction, {args.model if not args.gpu else f'Llama-2-{args.shape}-shaped random bf16'} on {where}")
+    where = (
+        "GPU " + __import__("torch").cuda.get_device_name()
+        if on_cuda
+        else f"CPU ({os.cpu_count()} cores)"
+    )
+    print(
+        f"extraction, {args.model if not args.gpu else f'Llama-2-{args.shape}-shaped random bf16'} on {where}"
+    )
     for method, r in results.items():
-        extra = f"  {r['model_tflops']:.3g} TFLOP/s  peak CUDA {r['peak_cuda_mb']:.0f} MB" if args.gpu else ""
-        print(f"  {method:<16} {r['n']} entities ({r['tokens']} tokens) in {r['seconds']:.2f} s = "
-              f"{r['entities_per_s']:.1f} entities/s, max RSS {r['max_rss_mb']:.0f} MB{extra}")
+        extra = (
+            f"  {r['model_tflops']:.3g} TFLOP/s  peak CUDA {r['peak_cuda_mb']:.0f} MB"
+            if args.gpu
+            else ""
+        )
+        print(
+            f"  {method:<16} {r['n']} entities ({r['tokens']} tokens) in {r['seconds']:.2f} s = "
+            f"{r['entities_per_s']:.1f} entities/s, max RSS {r['max_rss_mb']:.0f} MB{extra}"
+        )
     for method, r in results.items():
         if "phases" in r:
             phases = r["phases"]
-            print(f"  {method:<16} time by phase: setup {phases['setup']:.2f} s, forward {phases['forward']:.2f} s, "
-                  f"waiting on the writer {phases['write_wait']:.2f} s, last writes and fsync {phases['sync']:.2f} s, "
-                  f"checksums {phases['finish']:.2f} s")
+            print(
+                f"  {method:<16} time by phase: setup {phases['setup']:.2f} s, forward {phases['forward']:.2f} s, "
+                f"waiting on the writer {phases['write_wait']:.2f} s, last writes and fsync {phases['sync']:.2f} s, "
+                f"checksums {phases['finish']:.2f} s"
+            )
     if args.gpu:
         ceiling = matmul_ceiling_tflops(args.device)
         for method, r in results.items():
-            print(f"  {method:<16} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.3g} TFLOP/s bf16 matmul ceiling")
+            print(
+                f"  {method:<16} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.3g} TFLOP/s bf16 matmul ceiling"
+            )
         for method, r in results.items():
             if "phases" in r:
-                forward_tflops = r["model_tflops"] * r["seconds"] / max(r["phases"]["forward"], 1e-9)
-                print(f"  {method:<16} forward passes alone: MFU {100 * forward_tflops / ceiling:.1f}%")
+                forward_tflops = (
+                    r["model_tflops"] * r["seconds"] / max(r["phases"]["forward"], 1e-9)
+                )
+                print(
+                    f"  {method:<16} forward passes alone: MFU {100 * forward_tflops / ceiling:.1f}%"
+                )
     if set(methods) - set(results):
         return 1
     if not {"baseline", "project"} <= set(results):
         return 0
-    print(f"ratio: {results['project']['entities_per_s'] / results['baseline']['entities_per_s']:.2f}")
+    print(
+        f"ratio: {results['project']['entities_per_s'] / results['baseline']['entities_per_s']:.2f}"
+    )
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -67,12 +67,14 @@ def profile_table(step: Callable[[], Any], device: str, rows: int) -> str:
     try:
         return str(prof.key_averages().table(sort_by=sort, row_limit=rows))
     except (AttributeError, KeyError):  # newer torch names device time generically
-        return str(prof.key_averages().table(sort_by=sort.replace("cuda", "device"), row_limit=rows))
+        return str(
+            prof.key_averages().table(sort_by=sort.replace("cuda", "device"), row_limit=rows)
+        )
 
 
 def typical_batch(loaded: Any, names: list[str], batch: int) -> list[list[int]]:
     """`batch` token-id lists of the commonest length (a length-sorted batch has no padding)."""
-    from core.activations import tokenize
+    from core.extract.activations import tokenize
 
     ids = tokenize(loaded, names)
     length = collections.Counter(len(t) for t in ids).most_common(1)[0][0]
@@ -83,14 +85,22 @@ def typical_batch(loaded: Any, names: list[str], batch: int) -> list[list[int]]:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from core.activations import _inner_model, _pad, forward_batch_tensor
+    from core.extract.activations import _inner_model, _pad, forward_batch_tensor
 
-    parser = argparse.ArgumentParser(prog="python -m bench.forward_profile", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.forward_profile", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--shape", default="7b")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--batch", type=int, default=1024, help="names per batch (default 1024, as `build` on CUDA)")
-    parser.add_argument("--compile", action="store_true", help="also time the blocks' norms and MLP compiled")
-    parser.add_argument("--attention", action="store_true", help="also time each attention kernel tried first")
+    parser.add_argument(
+        "--batch", type=int, default=1024, help="names per batch (default 1024, as `build` on CUDA)"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the blocks' norms and MLP compiled"
+    )
+    parser.add_argument(
+        "--attention", action="store_true", help="also time each attention kernel tried first"
+    )
     parser.add_argument("--rows", type=int, default=20, help="kernel table rows")
     args = parser.parse_args(argv)
 
@@ -99,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     n_tokens = sum(len(t) for t in token_ids)
     flops = 2 * sum(p.numel() for p in loaded.model.model.layers.parameters()) * n_tokens
     ceiling = matmul_ceiling_tflops(args.device)
-    print(f"batch: {len(token_ids)} names x {len(token_ids[0])} tokens; ceiling {ceiling:.3g} TFLOP/s")
+    print(
+        f"batch: {len(token_ids)} names x {len(token_ids[0])} tokens; ceiling {ceiling:.3g} TFLOP/s"
+    )
 
     input_ids, mask, positions, _ = _pad(token_ids, 0, "right")
     body = _inner_model(loaded.model)
@@ -114,20 +126,23 @@ def main(argv: list[str] | None = None) -> int:
             return body(**dev_inputs, **extra, use_cache=False)
 
     def report(label: str, ms: float) -> None:
-        print(f"  {label:<15} {ms:8.1f} ms per batch  MFU {100 * flops / (ms / 1000) / 1e12 / ceiling:5.1f}%", flush=True)
+        print(
+            f"  {label:<15} {ms:8.1f} ms per batch  MFU {100 * flops / (ms / 1000) / 1e12 / ceiling:5.1f}%",
+            flush=True,
+        )
 
     report("extract", time_ms(extract))
     report("bare", time_ms(bare))
     report("no-mask", time_ms(lambda: bare(False)))
 
     if args.attention:
-        import core.activations
+        import core.extract.activations
 
-        default = list(core.activations.ATTENTION_ORDER)
+        default = list(core.extract.activations.ATTENTION_ORDER)
         for first in default:
             attention_first(first)
             report(f"first={first.split('_')[0]}", time_ms(extract))
-        core.activations.ATTENTION_ORDER = default
+        core.extract.activations.ATTENTION_ORDER = default
 
     print(profile_table(extract, args.device, args.rows))
 
@@ -137,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         compiled = extract().float()
         sync()
-        print(f"  compile  {time.perf_counter() - start:8.1f} s (first pass); "
-              f"max |compiled - eager| / max |eager| = {float((compiled - reference).abs().max() / reference.abs().max()):.2e}")
+        print(
+            f"  compile  {time.perf_counter() - start:8.1f} s (first pass); "
+            f"max |compiled - eager| / max |eager| = {float((compiled - reference).abs().max() / reference.abs().max()):.2e}"
+        )
         report("compiled", time_ms(extract))
     return 0
 

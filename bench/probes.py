@@ -34,7 +34,7 @@ import sklearn
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 
-from core.probes import RidgeProbe, alpha_grid
+from core.probe.ridge import RidgeProbe, alpha_grid
 
 
 def make_problem(
@@ -91,7 +91,9 @@ def run_one(
     }
 
 
-def fit_and_predict(X: np.ndarray, y: np.ndarray, n_train: int, alphas: np.ndarray, device: str | None) -> tuple[RidgeProbe, np.ndarray]:
+def fit_and_predict(
+    X: np.ndarray, y: np.ndarray, n_train: int, alphas: np.ndarray, device: str | None
+) -> tuple[RidgeProbe, np.ndarray]:
     """One layer as the pipeline does it: fit on the train rows, predict every row."""
     probe = RidgeProbe(alphas=alphas, method="loo", device=device).fit(X[:n_train], y[:n_train])
     return probe, probe.predict(X)
@@ -103,7 +105,9 @@ def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
     X = np.concatenate([X_train, X_test]).astype(np.float16)  # as stored by the activation cache
     y = np.concatenate([y_train, y_test])
     del X_train, X_test
-    print(f"sweep: {args.sweep} layers, n={args.n}+{n_test}, d={d}, float16 rows, device={args.device or 'numpy'}")
+    print(
+        f"sweep: {args.sweep} layers, n={args.n}+{n_test}, d={d}, float16 rows, device={args.device or 'numpy'}"
+    )
     if args.device and args.device.startswith("cuda"):
         import torch
 
@@ -124,35 +128,46 @@ def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
         first = first or (probe, pred)
         print(f"  layer {layer:2d}: {times[-1]:.2f} s", flush=True)
     assert first is not None
-    r2_ref = test_r2(y[args.n:], ref_pred[args.n:])
-    r2_dev = test_r2(y[args.n:], first[1][args.n:])
+    r2_ref = test_r2(y[args.n :], ref_pred[args.n :])
+    r2_dev = test_r2(y[args.n :], first[1][args.n :])
     total = sum(times)
-    print(f"same alpha: {first[0].alpha_ == reference.alpha_} ({first[0].alpha_:.3g}); "
-          f"test R2 {r2_dev.mean():.4f}, max rel diff {np.max(np.abs(r2_dev - r2_ref) / np.abs(r2_ref)):.2e}")
-    print(f"sweep of {args.sweep} layers: {total:.1f} s ({total / args.sweep:.2f} s per layer; "
-          f"target for 32 layers of d=4096 on a GPU: <= 60 s)")
+    print(
+        f"same alpha: {first[0].alpha_ == reference.alpha_} ({first[0].alpha_:.3g}); "
+        f"test R2 {r2_dev.mean():.4f}, max rel diff {np.max(np.abs(r2_dev - r2_ref) / np.abs(r2_ref)):.2e}"
+    )
+    print(
+        f"sweep of {args.sweep} layers: {total:.1f} s ({total / args.sweep:.2f} s per layer; "
+        f"target for 32 layers of d=4096 on a GPU: <= 60 s)"
+    )
     print(f"numpy for {args.sweep} layers (one layer x {args.sweep}): {t_numpy * args.sweep:.1f} s")
     print(f"ratio: {t_numpy * args.sweep / total:.1f}")
     if args.compare_staging and args.device:
-        import core.probes_torch
+        import core.probe.ridge_torch
 
-        default = core.probes_torch.STAGING
+        default = core.probe.ridge_torch.STAGING
         for staging in ("pageable", "pinned"):
-            core.probes_torch.STAGING = staging
+            core.probe.ridge_torch.STAGING = staging
             start = time.perf_counter()
             for _ in range(args.compare_staging):
                 fit_and_predict(X, y, args.n, alphas, args.device)
-            print(f"rows staged {staging}: {(time.perf_counter() - start) / args.compare_staging:.2f} s per layer "
-                  f"({args.compare_staging} layers)", flush=True)
-        core.probes_torch.STAGING = default
+            print(
+                f"rows staged {staging}: {(time.perf_counter() - start) / args.compare_staging:.2f} s per layer "
+                f"({args.compare_staging} layers)",
+                flush=True,
+            )
+        core.probe.ridge_torch.STAGING = default
     if args.profile and args.device:
         from bench.forward_profile import profile_table
 
         # where one layer's time goes: the copies to the device, the products, the eigh
         start = time.perf_counter()
-        table = profile_table(lambda: fit_and_predict(X, y, args.n, alphas, args.device), args.device, 15)
+        table = profile_table(
+            lambda: fit_and_predict(X, y, args.n, alphas, args.device), args.device, 15
+        )
         # wall time beside the table's totals: what neither counts is host-side numpy work
-        print(f"one more layer under torch.profiler (device {args.device}): {time.perf_counter() - start:.2f} s wall")
+        print(
+            f"one more layer under torch.profiler (device {args.device}): {time.perf_counter() - start:.2f} s wall"
+        )
         print(table)
     return 0
 
@@ -173,12 +188,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=(-4.0, 8.0, 49),
         metavar=("LOG10_START", "LOG10_STOP", "COUNT"),
     )
-    parser.add_argument("--device", default=None, help="torch device for RidgeProbe (cuda, cpu); default numpy")
-    parser.add_argument("--sweep", type=int, default=0, metavar="LAYERS", help="time a LAYERS-layer sweep at the largest --d instead of comparing with RidgeCV")
-    parser.add_argument("--profile", action="store_true", help="--sweep with --device: profile one more layer")
-    parser.add_argument("--compare-staging", type=int, default=0, metavar="LAYERS",
-                        help="--sweep with --device: then time LAYERS layers with rows staged in pageable, "
-                             "then pinned memory (core.probes_torch.STAGING)")
+    parser.add_argument(
+        "--device", default=None, help="torch device for RidgeProbe (cuda, cpu); default numpy"
+    )
+    parser.add_argument(
+        "--sweep",
+        type=int,
+        default=0,
+        metavar="LAYERS",
+        help="time a LAYERS-layer sweep at the largest --d instead of comparing with RidgeCV",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="--sweep with --device: profile one more layer"
+    )
+    parser.add_argument(
+        "--compare-staging",
+        type=int,
+        default=0,
+        metavar="LAYERS",
+        help="--sweep with --device: then time LAYERS layers with rows staged in pageable, "
+        "then pinned memory (core.probe.ridge_torch.STAGING)",
+    )
     args = parser.parse_args(argv)
     n_test = args.n_test if args.n_test is not None else max(2, args.n // 4)
     alphas = alpha_grid(args.grid[0], args.grid[1], int(args.grid[2]))

@@ -1,6 +1,6 @@
 """Activation storage: writing a build's batches into per-layer files, 7B-shaped.
 
-Project: ``core.layer_files.LayerFiles``, each batch written in place at its rows, then
+Project: ``core.extract.layer_files.LayerFiles``, each batch written in place at its rows, then
 one fsync per file (what ``build_activations`` does). Baseline: the store's earlier
 design, and SAELens-style caches: each batch saved as an fsync'd shard, then a second
 pass gathers the shards into the layer files. The model is left out (random float16
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.hashing import sha256_file, sha256_json
-from core.layer_files import LayerFiles, Ledger, layer_name
+from core.common.hashing import sha256_file, sha256_json
+from core.extract.layer_files import LayerFiles, Ledger, layer_name
 
 
 def batches_of(n: int, batch: int, seed: int = 0) -> list[np.ndarray]:
@@ -40,7 +40,9 @@ def batches_of(n: int, batch: int, seed: int = 0) -> list[np.ndarray]:
     return [np.sort(order[i : i + batch]) for i in range(0, n, batch)]
 
 
-def shards_then_gather(root: Path, batches: list[np.ndarray], acts: np.ndarray, shape: tuple[int, int]) -> float:
+def shards_then_gather(
+    root: Path, batches: list[np.ndarray], acts: np.ndarray, shape: tuple[int, int]
+) -> float:
     start = time.perf_counter()
     for k, rows in enumerate(batches):
         with open(root / f"shard_{k:06d}.npy", "wb") as handle:
@@ -60,7 +62,9 @@ def shards_then_gather(root: Path, batches: list[np.ndarray], acts: np.ndarray, 
     return time.perf_counter() - start
 
 
-def in_place(root: Path, batches: list[np.ndarray], acts: np.ndarray, shape: tuple[int, int]) -> float:
+def in_place(
+    root: Path, batches: list[np.ndarray], acts: np.ndarray, shape: tuple[int, int]
+) -> float:
     start = time.perf_counter()
     files = LayerFiles.create(root, list(range(acts.shape[0])), shape, str(acts.dtype))
     for rows in batches:
@@ -70,8 +74,13 @@ def in_place(root: Path, batches: list[np.ndarray], acts: np.ndarray, shape: tup
 
 
 def paced_build(
-    root: Path, batches: list[np.ndarray], acts: np.ndarray, shape: tuple[int, int],
-    gbps: float, interval: float, background: bool,
+    root: Path,
+    batches: list[np.ndarray],
+    acts: np.ndarray,
+    shape: tuple[int, int],
+    gbps: float,
+    interval: float,
+    background: bool,
 ) -> float:
     """A build's disk path behind a model that produces `gbps` GB/s of activations: one
     writer thread, at most one batch waiting for it, checkpoints every `interval` s."""
@@ -101,40 +110,69 @@ def paced_build(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.store", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.store", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--n", type=int, default=8000, help="entities")
     parser.add_argument("--layers", type=int, default=32)
     parser.add_argument("--d", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=256, help="entities per batch")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each (alternating which goes first)")
-    parser.add_argument("--dir", default=None, help="where to write (default: the system's temporary folder)")
-    parser.add_argument("--pace", type=float, default=None, metavar="GBPS",
-                        help="instead: a build behind a model producing GBPS GB/s, its checkpoints' fsyncs "
-                             "on the writer thread (baseline) or in the background (project)")
-    parser.add_argument("--interval", type=float, default=None, help="--pace: seconds between checkpoints "
-                        "(default: the build's CHECKPOINT_SECONDS)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="runs of each (alternating which goes first)"
+    )
+    parser.add_argument(
+        "--dir", default=None, help="where to write (default: the system's temporary folder)"
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=None,
+        metavar="GBPS",
+        help="instead: a build behind a model producing GBPS GB/s, its checkpoints' fsyncs "
+        "on the writer thread (baseline) or in the background (project)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="--pace: seconds between checkpoints (default: the build's CHECKPOINT_SECONDS)",
+    )
     args = parser.parse_args(argv)
     if args.dir:
         Path(args.dir).mkdir(parents=True, exist_ok=True)
     shape = (args.n, args.d)
-    acts = np.random.default_rng(1).standard_normal((args.layers, args.batch, args.d)).astype(np.float16)
+    acts = (
+        np.random.default_rng(1)
+        .standard_normal((args.layers, args.batch, args.d))
+        .astype(np.float16)
+    )
     batches = batches_of(args.n, args.batch)
     gb = args.n * args.layers * args.d * 2 / 1e9
-    print(f"storage: {args.n} entities x {args.layers} layers x d={args.d} float16 = {gb:.2f} GB, batches of {args.batch}")
+    print(
+        f"storage: {args.n} entities x {args.layers} layers x d={args.d} float16 = {gb:.2f} GB, batches of {args.batch}"
+    )
     seconds: dict[str, list[float]] = {"baseline": [], "project": []}
     digests: dict[str, set[str]] = {"baseline": set(), "project": set()}
     methods = {"baseline": shards_then_gather, "project": in_place}
-    labels = {"baseline": "shards (fsync'd) then a gather pass", "project": "rows written in place, one fsync per file"}
+    labels = {
+        "baseline": "shards (fsync'd) then a gather pass",
+        "project": "rows written in place, one fsync per file",
+    }
     if args.pace:
-        from core.store import CHECKPOINT_SECONDS
+        from core.extract.store import CHECKPOINT_SECONDS
 
         interval = CHECKPOINT_SECONDS if args.interval is None else args.interval
-        print(f"  behind a model producing {args.pace} GB/s ({gb / args.pace:.2f} s for all), checkpoints every {interval} s")
+        print(
+            f"  behind a model producing {args.pace} GB/s ({gb / args.pace:.2f} s for all), checkpoints every {interval} s"
+        )
         methods = {
             "baseline": partial(paced_build, gbps=args.pace, interval=interval, background=False),
             "project": partial(paced_build, gbps=args.pace, interval=interval, background=True),
         }
-        labels = {"baseline": "checkpoint fsyncs on the writer thread", "project": "checkpoint fsyncs in the background"}
+        labels = {
+            "baseline": "checkpoint fsyncs on the writer thread",
+            "project": "checkpoint fsyncs in the background",
+        }
     # Both orders, so neither always runs second (behind the other's write-back); the
     # best of each is reported. Each copy is hashed and removed before the next run.
     for name in [*methods, *reversed(methods)][: 2 * args.rounds]:
@@ -142,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             os.sync()
             seconds[name].append(methods[name](root, batches, acts, shape))
-            digests[name].add(sha256_json([sha256_file(root / layer_name(j)) for j in range(args.layers)]))
+            digests[name].add(
+                sha256_json([sha256_file(root / layer_name(j)) for j in range(args.layers)])
+            )
         finally:
             shutil.rmtree(root, ignore_errors=True)
     same = len(digests["baseline"] | digests["project"]) == 1
@@ -150,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  same layer files: {same}")
     for name, what in labels.items():
         runs = ", ".join(f"{t:.2f}" for t in seconds[name])
-        print(f"  {name:<9} {what}: best {best[name]:.2f} s = {gb / best[name]:.2f} GB/s (runs: {runs} s)")
+        print(
+            f"  {name:<9} {what}: best {best[name]:.2f} s = {gb / best[name]:.2f} GB/s (runs: {runs} s)"
+        )
     print(f"ratio: {best['baseline'] / best['project']:.2f}")
     return 0
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.cache import (
+from core.common.cache import (
     ARTIFACT_KINDS,
     SHARED,
     default_cache_root,
@@ -22,6 +22,7 @@ from core.cache import (
     prune_shared,
     shared_files,
 )
+from core.common.config import BuildConfig, ProbeSpec
 
 
 def _layers(text: str) -> tuple[int, ...]:
@@ -45,61 +46,168 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m core",
         description="Spacetime Lens: cache per-layer activations, fit probes, list caches.",
     )
-    parser.add_argument("--cache-root", type=Path, default=None, help="cache folder (default: ./cache or $SPACETIME_CACHE)")
+    parser.add_argument(
+        "--cache-root",
+        type=Path,
+        default=None,
+        help="cache folder (default: ./cache or $SPACETIME_CACHE)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    common = argparse.ArgumentParser(add_help=False)  # what `build` and `analyze` share
+    common.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="registered name (smollm2-135m, gemma3-270m), model folder, .gguf file or Hugging Face id",
+    )
+    common.add_argument(
+        "--dataset",
+        required=True,
+        help="dataset name (see `python -m core datasets`) or a CSV path",
+    )
+    common.add_argument(
+        "--prompt", default=None, help="prompt template name (default: the dataset's main prompt)"
+    )
+    common.add_argument(
+        "--limit", type=int, default=None, help="only the first N entities (quick runs)"
+    )
+    common.add_argument(
+        "--layers",
+        type=_layers,
+        default=None,
+        help="subset of layers, e.g. 0-29:2 or 5,10,15 (default: all)",
+    )
+    common.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available"
+    )
+    common.add_argument(
+        "--dtype",
+        default="auto",
+        help="compute dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16",
+    )
+    common.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a hub model's own code to run (off by default)",
+    )
+
     build = sub.add_parser(
         "build",
+        parents=[common],
         help="build activations and probes for a model on a dataset",
-        description="Build whatever is missing (activations, then one ridge probe per layer) and print a per-layer table.",
+        description="Build whatever is missing (activations, then one ridge probe per layer) "
+        "and print a per-layer table.",
     )
-    build.add_argument("--model", default="smollm2-135m", help="registered name (smollm2-135m, gemma3-270m), model folder, .gguf file or Hugging Face id")
-    build.add_argument("--dataset", required=True, help="dataset name (see `python -m core datasets`) or a CSV path")
-    build.add_argument("--prompt", default=None, help="prompt template name (default: the dataset's main prompt)")
-    build.add_argument("--limit", type=int, default=None, help="only the first N entities (quick runs)")
-    build.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
-    build.add_argument("--dtype", default="auto", help="compute dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16")
-    build.add_argument("--random-init", action="store_true", help="control: a seeded random-initialised copy of the architecture")
-    build.add_argument("--layers", type=_layers, default=None, help="subset of layers, e.g. 0-29:2 or 5,10,15 (default: all)")
-    build.add_argument("--batch-tokens", type=int, default=None, help="token budget per batch, padded tokens (default: 4096 on a CPU, 65536 on a GPU)")
-    build.add_argument("--batch-size", type=int, default=None, help="max entities per batch (default: 64 on a CPU, 1024 on a GPU)")
-    build.add_argument("--method", default="loo", choices=["loo", "gcv"], help="alpha selection: exact leave-one-out or GCV")
-    build.add_argument("--probe-device", default="auto", choices=["auto", "numpy", "cpu", "cuda"], help="where probes are fitted: auto = cuda if available, else numpy (the reference); cpu = torch on the CPU")
-    build.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run (off by default)")
+    build.add_argument(
+        "--random-init",
+        action="store_true",
+        help="control: a seeded random-initialised copy of the architecture",
+    )
+    build.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=None,
+        help="token budget per batch, padded tokens (default: 4096 on a CPU, 65536 on a GPU)",
+    )
+    build.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="max entities per batch (default: 64 on a CPU, 1024 on a GPU)",
+    )
+    build.add_argument(
+        "--method",
+        default="loo",
+        choices=["loo", "gcv"],
+        help="alpha selection: exact leave-one-out or GCV",
+    )
+    build.add_argument(
+        "--probe-device",
+        default="auto",
+        choices=["auto", "numpy", "cpu", "cuda"],
+        help="where probes are fitted: auto = cuda if available, else numpy (the reference); "
+        "cpu = torch on the CPU",
+    )
 
     ana = sub.add_parser(
         "analyze",
+        parents=[common],
         help="controls, block hold-out, prompt transfer, MLP probes and neurons",
-        description="Build (or reuse) activations and probes, then run the research analyses and save them beside the results for the dashboard's Research page.",
+        description="Build (or reuse) activations and probes, then run the research analyses "
+        "and save them beside the results for the dashboard's Research page.",
     )
-    ana.add_argument("--model", default="smollm2-135m", help="registered name, model folder, .gguf file or Hugging Face id")
-    ana.add_argument("--dataset", required=True, help="dataset name or a CSV path")
-    ana.add_argument("--prompt", default=None, help="prompt template name (default: the dataset's main prompt)")
-    ana.add_argument("--limit", type=int, default=None, help="only the first N entities (quick runs)")
-    ana.add_argument("--group", default=None, help="grouping column for the block hold-out (default: the dataset's group column)")
-    ana.add_argument("--layers", type=_layers, default=None, help="subset of layers, as for build")
-    ana.add_argument("--transfer-prompts", default="", help="comma-separated other prompts for cross-prompt transfer, or 'all'")
-    ana.add_argument("--no-mlp", action="store_true", help="skip the MLP probe (the slowest analysis)")
+    ana.add_argument(
+        "--group",
+        default=None,
+        help="grouping column for the block hold-out (default: the dataset's group column)",
+    )
+    ana.add_argument(
+        "--transfer-prompts",
+        default="",
+        help="comma-separated other prompts for cross-prompt transfer, or 'all'",
+    )
+    ana.add_argument(
+        "--no-mlp", action="store_true", help="skip the MLP probe (the slowest analysis)"
+    )
     ana.add_argument("--mlp-hidden", type=int, default=256, help="MLP hidden units")
-    ana.add_argument("--neurons", type=int, default=10, help="top neurons listed per layer and target")
-    ana.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ana.add_argument("--dtype", default="auto")
+    ana.add_argument(
+        "--neurons", type=int, default=10, help="top neurons listed per layer and target"
+    )
 
-    lst = sub.add_parser("list", help="list caches with sizes", description="List cached models, activations and results with their sizes.")
+    lst = sub.add_parser(
+        "list",
+        help="list caches with sizes",
+        description="List cached models, activations and results with their sizes.",
+    )
     lst.add_argument("--kind", choices=list(ARTIFACT_KINDS), default=None)
-    lst.add_argument("--prune", action="store_true", help="delete shared files (entity tables) that no artifact lists any more")
+    lst.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete shared files (entity tables) that no artifact lists any more",
+    )
 
-    sub.add_parser("datasets", help="list datasets", description="Every dataset with source, rows, target and test fraction.")
-    sub.add_parser("models", help="list registered models", description="Registered models and whether they are converted yet.")
-    demo = sub.add_parser("demo", help="rebuild the shipped demo results from scratch", description="Rebuild every shipped result (both models on all six offline datasets, the random-init control and the check slice). Activations are deleted after each build unless --keep-activations.")
+    sub.add_parser(
+        "datasets",
+        help="list datasets",
+        description="Every dataset with source, rows, target and test fraction.",
+    )
+    sub.add_parser(
+        "models",
+        help="list registered models",
+        description="Registered models and whether they are converted yet.",
+    )
+    demo = sub.add_parser(
+        "demo",
+        help="rebuild the shipped demo results from scratch",
+        description="Rebuild every shipped result (both models on all six offline datasets, the random-init control and the check slice). Activations are deleted after each build unless --keep-activations.",
+    )
     demo.add_argument("--only", default=None, help="only builds whose command contains this text")
     demo.add_argument("--keep-activations", action="store_true")
     demo.add_argument("--dry-run", action="store_true", help="print the commands only")
-    board = sub.add_parser("scoreboard", help="best-layer test R2 of the shipped results (Markdown)", description="Print a Markdown table of best-layer test R2 per model x dataset from the results under the cache root.")
-    board.add_argument("--write", type=Path, default=None, metavar="FILE", help="also replace the table between the scoreboard markers in FILE (README.md)")
-    prep = sub.add_parser("prepare", help="convert a model once so later loads take seconds", description="Convert a GGUF model into a safetensors folder under the cache (once).")
-    prep.add_argument("--model", action="append", default=None, help="model name (repeatable; default: the embedded default)")
+    board = sub.add_parser(
+        "scoreboard",
+        help="best-layer test R2 of the shipped results (Markdown)",
+        description="Print a Markdown table of best-layer test R2 per model x dataset from the results under the cache root.",
+    )
+    board.add_argument(
+        "--write",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also replace the table between the scoreboard markers in FILE (README.md)",
+    )
+    prep = sub.add_parser(
+        "prepare",
+        help="convert a model once so later loads take seconds",
+        description="Convert a GGUF model into a safetensors folder under the cache (once).",
+    )
+    prep.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="model name (repeatable; default: the embedded default)",
+    )
     return parser
 
 
@@ -111,12 +219,32 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def build_config(args: argparse.Namespace, root: Path) -> BuildConfig:
+    """The one BuildConfig that `build` (and `analyze`) options describe."""
+    from core.probe.ridge_torch import probe_device_for
+
+    return BuildConfig(
+        model=args.model,
+        dataset=args.dataset,
+        prompt=args.prompt,
+        limit=args.limit,
+        layers=args.layers,
+        random_init=getattr(args, "random_init", False),
+        probe=ProbeSpec(method=getattr(args, "method", "loo")),
+        device=args.device,
+        dtype=args.dtype,
+        max_tokens_per_batch=getattr(args, "batch_tokens", None),
+        max_batch_size=getattr(args, "batch_size", None),
+        probe_device=probe_device_for(getattr(args, "probe_device", "numpy")),
+        trust_remote_code=args.trust_remote_code,
+        cache_root=root,
+    )
+
+
 def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
-    from core.config import ProbeSpec
-    from core.pipeline import build, summary_table
-    from core.probes_torch import probe_device_for
+    from core.results.build import build, summary_table
 
     bars: dict[str, Any] = {}
 
@@ -124,32 +252,23 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
         bar = bars.get(stage)
         if bar is None:
             unit = {"activations": "entity", "probes": "layer", "download": "B"}.get(stage, "it")
-            bar = bars[stage] = tqdm(total=total or None, desc=stage, unit=unit, unit_scale=stage == "download", file=sys.stderr)
+            bar = bars[stage] = tqdm(
+                total=total or None,
+                desc=stage,
+                unit=unit,
+                unit_scale=stage == "download",
+                file=sys.stderr,
+            )
         bar.update(done - bar.n)
         if total and done >= total:
             bar.close()
 
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
-    results = build(
-        model=args.model,
-        dataset=args.dataset,
-        prompt=args.prompt,
-        limit=args.limit,
-        device=args.device,
-        random_init=args.random_init,
-        layers=args.layers,
-        dtype=args.dtype,
-        max_tokens_per_batch=args.batch_tokens,
-        max_batch_size=args.batch_size,
-        probe_spec=ProbeSpec(method=args.method),
-        probe_device=probe_device_for(args.probe_device),
-        cache_root=root,
-        progress=progress,
-        command=command,
-        trust_remote_code=args.trust_remote_code,
-    )
+    results = build(build_config(args, root), progress=progress, command=command)
     table = summary_table(results)
-    print(f"{results.model} on {results.dataset} (prompt {results.prompt!r}), {len(results.entities)} entities")
+    print(
+        f"{results.model} on {results.dataset} (prompt {results.prompt!r}), {len(results.entities)} entities"
+    )
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     if table["edge"].eq("*").any():
         print("* alpha at the edge of the grid")
@@ -177,29 +296,26 @@ def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> i
 
     prompts = [p for p in args.transfer_prompts.split(",") if p]
     if prompts == ["all"]:
-        from core.datasets.registry import load_dataset
+        from core.data.registry import load_dataset
 
         prompts = sorted(load_dataset(args.dataset, cache_root=root).prompts)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     analysis, results = analyze(
-        model=args.model,
-        dataset=args.dataset,
-        prompt=args.prompt,
-        limit=args.limit,
+        build_config(args, root),
         group_column=args.group,
-        layers=args.layers,
         transfer_prompts=prompts,
         mlp=not args.no_mlp,
         mlp_hidden=args.mlp_hidden,
         k_neurons=args.neurons,
-        device=args.device,
-        dtype=args.dtype,
-        cache_root=root,
         progress=progress,
         command=command,
     )
-    table = analysis.controls[analysis.controls["split"] == "test"].pivot_table(index="layer", columns="control", values="r2")
-    print(f"{results.model} on {results.dataset} (prompt {results.prompt!r}), {len(results.entities)} entities: test R2 by control")
+    table = analysis.controls[analysis.controls["split"] == "test"].pivot_table(
+        index="layer", columns="control", values="r2"
+    )
+    print(
+        f"{results.model} on {results.dataset} (prompt {results.prompt!r}), {len(results.entities)} entities: test R2 by control"
+    )
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     if len(analysis.holdout):
         cols = ["layer", "block", "n", "heldout_proximity", "nominal_proximity"]
@@ -210,9 +326,11 @@ def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> i
 
 
 def _cmd_list(args: argparse.Namespace, root: Path) -> int:
-    from core.store import partial_status
+    from core.extract.store import partial_status
 
-    kinds = [args.kind] if args.kind else ["models", "activations", "results", "analysis", "datasets"]
+    kinds = (
+        [args.kind] if args.kind else ["models", "activations", "results", "analysis", "datasets"]
+    )
     total = 0
     for kind in kinds:
         entries = list_artifacts(root, kind)
@@ -221,7 +339,11 @@ def _cmd_list(args: argparse.Namespace, root: Path) -> int:
             size = folder_bytes(folder)
             total += size
             spec = manifest.get("spec", {})
-            label = " ".join(f"{k}={spec[k]}" for k in ("model", "dataset", "prompt", "limit", "random_init") if spec.get(k) not in (None, False))
+            label = " ".join(
+                f"{k}={spec[k]}"
+                for k in ("model", "dataset", "prompt", "limit", "random_init")
+                if spec.get(k) not in (None, False)
+            )
             print(f"  {_human(size):>9}  {folder.name}  {label}")
         if args.prune:
             for path in prune_shared(root, kind):
@@ -237,13 +359,15 @@ def _cmd_list(args: argparse.Namespace, root: Path) -> int:
         for folder in partial:
             status = partial_status(folder) if kind == "activations" else None
             done = f"{status[0]} of {status[1]} batches done; " if status else ""
-            print(f"  {_human(folder_bytes(folder)):>9}  {folder.name}  (unfinished: {done}resumes on the next build)")
+            print(
+                f"  {_human(folder_bytes(folder)):>9}  {folder.name}  (unfinished: {done}resumes on the next build)"
+            )
     print(f"total {_human(total)} under {root}")
     return 0
 
 
 def _cmd_datasets(root: Path) -> int:
-    from core.datasets.registry import dataset_table
+    from core.data.registry import dataset_table
 
     table = dataset_table()
     print(table.to_string(index=False))
@@ -251,7 +375,7 @@ def _cmd_datasets(root: Path) -> int:
 
 
 def _cmd_models(root: Path) -> int:
-    from core.models import model_table
+    from core.extract.models import model_table
 
     for row in model_table(root):
         print(f"{row['name']:<14} converted={row['converted']:<4} {row['description']}")
@@ -260,7 +384,7 @@ def _cmd_models(root: Path) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace, root: Path) -> int:
-    from core.models import DEFAULT_MODEL, resolve_model_path
+    from core.extract.models import DEFAULT_MODEL, resolve_model_path
 
     for name in args.model or [DEFAULT_MODEL]:
         path, weights_hash = resolve_model_path(name, root, progress=print)
@@ -271,7 +395,7 @@ def _cmd_prepare(args: argparse.Namespace, root: Path) -> int:
 def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
     import time
 
-    from core.demo import demo_builds, run_build
+    from core.results.shipped import demo_builds, run_build
 
     builds = [b for b in demo_builds() if not args.only or args.only in b.command()]
     for i, item in enumerate(builds, 1):
@@ -282,12 +406,15 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
         results = run_build(item, root, keep_activations=args.keep_activations)
         best = results.best_layer()
         r2 = float(results.metrics.query("split == 'test' and layer == @best")["r2"].iloc[0])
-        print(f"    best layer {best}: test R2 = {r2:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"    best layer {best}: test R2 = {r2:.4f} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     return 0
 
 
 def _cmd_scoreboard(args: argparse.Namespace, root: Path) -> int:
-    from core.demo import markdown_table, scoreboard, shipped_results, write_scoreboard
+    from core.results.shipped import markdown_table, scoreboard, shipped_results, write_scoreboard
 
     table = scoreboard(shipped_results(root))
     if table.empty:
@@ -304,7 +431,10 @@ def _cmd_scoreboard(args: argparse.Namespace, root: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     root = (args.cache_root or default_cache_root()).resolve()
     try:
         if args.command == "build":
@@ -324,11 +454,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "prepare":
             return _cmd_prepare(args, root)
     except KeyboardInterrupt:
-        print("interrupted: finished batches are kept; run the same command to resume", file=sys.stderr)
+        print(
+            "interrupted: finished batches are kept; run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
-
-

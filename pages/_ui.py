@@ -3,7 +3,7 @@ underscore keeps it out of page discovery).
 
 It owns the session's view state: the URL query string is read once when a
 session starts; after that the widgets drive the state, every value is checked
-against what exists (``core.view_state.resolve``) and the URL is rewritten, so a
+against what exists (``core.ui.view_state.resolve``) and the URL is rewritten, so a
 copied link always reopens the same view.
 """
 
@@ -21,13 +21,19 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import catalog as cat
-from core import figures as figs
-from core import geo
-from core import view_state as vs
 from core.analysis.run import AnalysisResults, analysis_dir
-from core.cache import CacheError, default_cache_root, folder_stamp, read_manifest, verify_files
-from core.results import ProbeResults
+from core.common.cache import (
+    CacheError,
+    default_cache_root,
+    folder_stamp,
+    read_manifest,
+    verify_files,
+)
+from core.results import catalog as cat
+from core.results.probe_results import ProbeResults
+from core.ui import view_state as vs
+from core.viz import figures as figs
+from core.viz import outlines as geo
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +168,7 @@ def try_load(entry: cat.ResultEntry | None) -> tuple[Loaded | None, str | None]:
 
 # ------------------------------------------------------------------ options
 class DashboardOptions:
-    """``core.view_state.Options`` over the catalog and the dataset registry."""
+    """``core.ui.view_state.Options`` over the catalog and the dataset registry."""
 
     def __init__(self, catalog: cat.Catalog, registered: dict[str, str]):
         self.catalog = catalog
@@ -211,7 +217,6 @@ def preferred_defaults(catalog: cat.Catalog) -> vs.Defaults:
     return vs.Defaults(model=model, dataset=dataset, prompt="empty")
 
 
-
 @st.cache_resource(show_spinner="Loading analyses…", max_entries=8)
 def _load_analysis(folder: str, stamp: str) -> AnalysisResults:
     return AnalysisResults.load(Path(folder), verify=True)
@@ -227,8 +232,12 @@ def load_analysis(entry: cat.ResultEntry) -> tuple[AnalysisResults | None, str |
     except CacheError as exc:
         return None, str(exc)
     if int(analysis.manifest.get("n_entities", -1)) != entry.n_entities:
-        return None, f"{folder}: analysis of {analysis.manifest.get('n_entities')} entities, results have {entry.n_entities}"
+        return (
+            None,
+            f"{folder}: analysis of {analysis.manifest.get('n_entities')} entities, results have {entry.n_entities}",
+        )
     return analysis, None
+
 
 # ---------------------------------------------------------------- the state
 @dataclass
@@ -368,7 +377,9 @@ def empty_state(ctx: Context, what: str = "results") -> None:
     if ctx.load_error and ctx.entry is not None:
         st.error(f"The results in {ctx.entry.folder} cannot be read: {ctx.load_error}", icon="⚠️")
         st.caption("Rebuild them (the build replaces a broken folder) with:")
-        st.code(ctx.entry.command or cat.build_command(s.model, s.dataset, s.prompt), language="bash")
+        st.code(
+            ctx.entry.command or cat.build_command(s.model, s.dataset, s.prompt), language="bash"
+        )
         return
     st.warning(
         f"No {what} for model **{cat.model_label(s.model)}** on dataset **{s.dataset}** "
@@ -403,7 +414,11 @@ def selection_caption(ctx: Context) -> None:
     if ctx.state.presentation or ctx.entry is None:
         return
     e = ctx.entry
-    synthetic = " · synthetic demo data" if ctx.loaded and ctx.loaded.results.manifest.get("synthetic") else ""
+    synthetic = (
+        " · synthetic demo data"
+        if ctx.loaded and ctx.loaded.results.manifest.get("synthetic")
+        else ""
+    )
     st.caption(
         f"{cat.model_label(e.model_id)} · {e.dataset} · prompt {e.prompt} · {e.n_entities:,} entities · "
         f"{len(e.layers)} of {e.n_model_layers} layers · results `{e.key}`{synthetic}"
@@ -431,7 +446,9 @@ def layer_frame(ctx: Context) -> pd.DataFrame:
     rows = np.flatnonzero(mask)
     keep = figs.sample_rows(len(rows), ctx.state.max_points)
     rows = rows[keep]
-    frame = figs.prediction_frame(res.entities.iloc[rows], np.asarray(res.predictions[pos])[rows], res.target_names)
+    frame = figs.prediction_frame(
+        res.entities.iloc[rows], np.asarray(res.predictions[pos])[rows], res.target_names
+    )
     frame["name_html"] = ctx.loaded.safe_names[rows]
     if len(keep) < int(mask.sum()):
         ctx.page_notes.append(
@@ -451,7 +468,11 @@ def headline_metrics(ctx: Context) -> None:
 
     cols = st.columns(4)
     cols[0].metric("Layer", f"{ctx.state.layer} / {res.n_model_layers - 1}")
-    cols[1].metric("Test R²", fmt(h.get("test_r2"), "{:.3f}"), help=f"train R² {fmt(h.get('train_r2'), '{:.3f}')}")
+    cols[1].metric(
+        "Test R²",
+        fmt(h.get("test_r2"), "{:.3f}"),
+        help=f"train R² {fmt(h.get('train_r2'), '{:.3f}')}",
+    )
     if res.kind == "space":
         cols[2].metric("Median error (test)", fmt(h.get("test_km_median"), "{:,.0f} km"))
     else:
@@ -544,7 +565,7 @@ def freeze_startup_objects() -> None:
 # --------------------------------------------------------------- live probe
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _probe_model(model_id: str, n_layers: int, d_model: int, root: str, fake: bool) -> Any:
-    from core import live
+    from core.ui import live
 
     model = live.load_probe_model(model_id, n_layers, d_model, cache_root=Path(root))
     freeze_long_lived_objects()  # torch, transformers and the model itself
@@ -553,18 +574,22 @@ def _probe_model(model_id: str, n_layers: int, d_model: int, root: str, fake: bo
 
 def probe_model(ctx: Context) -> Any:
     """The model of the selected results, loaded once per server process (spinner meanwhile)."""
-    from core import live
+    from core.ui import live
 
     assert ctx.entry is not None
     e = ctx.entry
-    with st.spinner(f"Loading {cat.model_label(e.model_id)} (once per server; the first load of a GGUF model converts it, a minute or two)…"):
-        return _probe_model(e.model_id, e.n_model_layers, e.d_model, str(cache_root()), live.fake_model_enabled())
+    with st.spinner(
+        f"Loading {cat.model_label(e.model_id)} (once per server; the first load of a GGUF model converts it, a minute or two)…"
+    ):
+        return _probe_model(
+            e.model_id, e.n_model_layers, e.d_model, str(cache_root()), live.fake_model_enabled()
+        )
 
 
 @st.cache_data(show_spinner=False)
 def _registry_prompt_text(dataset: str, prompt: str) -> str | None:
     try:
-        from core.datasets.registry import load_dataset
+        from core.data.registry import load_dataset
 
         return load_dataset(dataset).prompt_text(prompt)
     except Exception as exc:  # unknown dataset/prompt, missing data package
@@ -589,17 +614,29 @@ def prompt_text(ctx: Context) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _name_prediction(model_key: str, folder: str, stamp: str, prefix: str, name: str, _model: Any, _results: ProbeResults) -> np.ndarray:
-    from core import live
+def _name_prediction(
+    model_key: str,
+    folder: str,
+    stamp: str,
+    prefix: str,
+    name: str,
+    _model: Any,
+    _results: ProbeResults,
+) -> np.ndarray:
+    from core.ui import live
 
     return live.predict_names(_model, _results, prefix, [name])[name]
 
 
-def probe_names(ctx: Context, model: Any, prefix: str, names: Sequence[str]) -> dict[str, np.ndarray]:
+def probe_names(
+    ctx: Context, model: Any, prefix: str, names: Sequence[str]
+) -> dict[str, np.ndarray]:
     """name -> [n_layers, n_targets], each name computed once per (model, results, prompt)."""
     assert ctx.entry is not None and ctx.loaded is not None
     key = f"{model.name}:{model.weights_hash}"
     return {
-        name: _name_prediction(key, str(ctx.entry.folder), ctx.entry.stamp, prefix, name, model, ctx.loaded.results)
+        name: _name_prediction(
+            key, str(ctx.entry.folder), ctx.entry.stamp, prefix, name, model, ctx.loaded.results
+        )
         for name in names
     }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import catalog as cat
-from core import figures as figs
+from core.results import catalog as cat
+from core.viz import figures as figs
 from pages import _ui as ui
 
 ctx = ui.context(__file__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import figures as figs
-from core import live
-from core import view_state as vs
+from core.ui import live
+from core.ui import view_state as vs
+from core.viz import figures as figs
 from pages import _ui as ui
 
 ctx = ui.context(__file__)
@@ -28,7 +28,7 @@ st.text_area(
 )
 if live.fake_model_enabled():
     st.warning(
-        f"{live.FAKE_MODEL_ENV}=1: a tiny random test model stands in for the real one, "
+        f"{live.FAKE_MODEL_ENV} is set: a stand-in test model replaces the real one, "
         "so these predictions are meaningless (test/demo mode).",
         icon="🧪",
     )
@@ -52,10 +52,19 @@ with st.spinner("Running the model…"):
     paths = ui.probe_names(ctx, model, prefix, names)
 layer = ctx.state.layer if ctx.state.layer is not None else int(res.layers[-1])
 if res.kind == "space":
-    fig = figs.live_map_figure(paths, res.layers, layer, ctx.loaded.scope or "world", style=ctx.style, title=f"Predicted position at layer {layer}, and the path across layers")
+    fig = figs.live_map_figure(
+        paths,
+        res.layers,
+        layer,
+        ctx.loaded.scope or "world",
+        style=ctx.style,
+        title=f"Predicted position at layer {layer}, and the path across layers",
+    )
     ui.show_figure(ctx, fig, "live-map")
 else:
-    fig = figs.live_time_figure(paths, res.layers, layer, style=ctx.style, title="Predicted year at each layer")
+    fig = figs.live_time_figure(
+        paths, res.layers, layer, style=ctx.style, title="Predicted year at each layer"
+    )
     ui.show_figure(ctx, fig, "live-years")
 
 if not ctx.state.presentation:

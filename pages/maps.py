@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import figures as figs
+from core.viz import figures as figs
 from pages import _ui as ui
 
 ctx = ui.context(__file__)

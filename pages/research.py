@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import catalog as cat
-from core import figures as figs
-from core.analysis import figures as afigs
 from core.analysis.run import analyze_command
+from core.results import catalog as cat
+from core.viz import analysis_figures as afigs
+from core.viz import figures as figs
 from pages import _ui as ui
 
 ctx = ui.context(__file__)
@@ -27,24 +27,43 @@ command = analyze_command(model_name, s.dataset, s.prompt, entry.limit)
 
 # ------------------------------------------------------------------ controls
 st.subheader("Probe against controls")
-random_entry = None if is_random else ctx.catalog.find(cat.model_id(model_name, True), s.dataset, s.prompt)
+random_entry = (
+    None if is_random else ctx.catalog.find(cat.model_id(model_name, True), s.dataset, s.prompt)
+)
 random_loaded, _ = ui.try_load(random_entry)
 random_metrics = random_loaded.results.metrics if random_loaded else None
 if analysis is not None:
-    fig = afigs.controls_figure(analysis.controls, random_metrics, selected_layer=s.layer, style=ctx.style, title=f"{cat.model_label(s.model)} on {s.dataset}: test split, probe and controls")
+    fig = afigs.controls_figure(
+        analysis.controls,
+        random_metrics,
+        selected_layer=s.layer,
+        style=ctx.style,
+        title=f"{cat.model_label(s.model)} on {s.dataset}: test split, probe and controls",
+    )
     ui.show_figure(ctx, fig, "controls")
     if not s.presentation:
         with st.expander("Linear vs MLP probe and controls, per layer (test R²)"):
             test = analysis.controls[analysis.controls["split"] == "test"]
-            st.dataframe(test.pivot_table(index="layer", columns="control", values="r2"), width="stretch")
+            st.dataframe(
+                test.pivot_table(index="layer", columns="control", values="r2"), width="stretch"
+            )
 else:
     if error:
         st.error(f"The analysis of these results cannot be read: {error}", icon="⚠️")
-    st.info("No analyses for this selection yet (controls, block hold-out, MLP probe, neurons). Compute them with:")
+    st.info(
+        "No analyses for this selection yet (controls, block hold-out, MLP probe, neurons). Compute them with:"
+    )
     st.code(command, language="bash")
     if random_metrics is not None:
         fig = figs.model_comparison_figure(
-            [(cat.model_label(s.model), res.metrics, res.n_model_layers), (cat.model_label(cat.model_id(model_name, True)), random_metrics, res.n_model_layers)],
+            [
+                (cat.model_label(s.model), res.metrics, res.n_model_layers),
+                (
+                    cat.model_label(cat.model_id(model_name, True)),
+                    random_metrics,
+                    res.n_model_layers,
+                ),
+            ],
             style=ctx.style,
             title="Trained vs random-init model (test R²)",
         )
@@ -58,10 +77,21 @@ if analysis is not None and len(analysis.holdout) and analysis.holdout_layers:
         "nominal one (random split). A probe that only memorises blocks fails on held-out ones."
     )
     layer = analysis.holdout_layers[0]
-    ui.show_figure(ctx, afigs.holdout_bars_figure(analysis.holdout, layer, style=ctx.style, title=f"Layer {layer}: held-out vs nominal proximity error"), "holdout")
+    ui.show_figure(
+        ctx,
+        afigs.holdout_bars_figure(
+            analysis.holdout,
+            layer,
+            style=ctx.style,
+            title=f"Layer {layer}: held-out vs nominal proximity error",
+        ),
+        "holdout",
+    )
     table = analysis.holdout[analysis.holdout["layer"] == layer]
     blocks = table.sort_values("n", ascending=False)["block"].tolist()
-    block = st.selectbox("Held-out block", blocks, key="r_block") if not s.presentation else blocks[0]
+    block = (
+        st.selectbox("Held-out block", blocks, key="r_block") if not s.presentation else blocks[0]
+    )
     row = table[table["block"] == block].iloc[0]
     mean = [float(row[f"train_mean_{t}"]) for t in res.target_names]
     fig = afigs.holdout_prediction_figure(
@@ -86,12 +116,22 @@ if analysis is not None and len(analysis.neurons):
     left, right = st.columns(2)
     n_layer = left.selectbox("Layer", layers, index=layers.index(default), key="r_nlayer")
     target = right.selectbox("Target", list(res.target_names), key="r_ntarget")
-    rows = analysis.neurons[(analysis.neurons["layer"] == n_layer) & (analysis.neurons["target"] == target)]
+    rows = analysis.neurons[
+        (analysis.neurons["layer"] == n_layer) & (analysis.neurons["target"] == target)
+    ]
     st.dataframe(rows[["rank", "neuron", "spearman"]], hide_index=True, width="stretch")
     neuron = st.selectbox("Show neuron", rows["neuron"].tolist(), key="r_neuron")
     pos = int(rows.index[rows["neuron"] == neuron][0])
     label = f"L{n_layer} n{neuron}"
-    fig = afigs.neuron_figure(res.entities, np.asarray(analysis.neuron_acts[pos], dtype=np.float64), res.kind, label, scope=ctx.loaded.scope or "world", style=ctx.style, title=f"Neuron {neuron} of layer {n_layer} (Spearman with {target}: {float(rows.loc[pos, 'spearman']):+.3f})")
+    fig = afigs.neuron_figure(
+        res.entities,
+        np.asarray(analysis.neuron_acts[pos], dtype=np.float64),
+        res.kind,
+        label,
+        scope=ctx.loaded.scope or "world",
+        style=ctx.style,
+        title=f"Neuron {neuron} of layer {n_layer} (Spearman with {target}: {float(rows.loc[pos, 'spearman']):+.3f})",
+    )
     ui.show_figure(ctx, fig, "neuron")
 
 # --------------------------------------------------------------- prompts
@@ -103,23 +143,64 @@ if len(prompts) > 1:
         other, _ = ui.try_load(ctx.catalog.find(s.model, s.dataset, p))
         if other is not None:
             runs.append((f"prompt {p}", other.results.metrics, other.results.n_model_layers))
-    ui.show_figure(ctx, figs.model_comparison_figure(runs, style=ctx.style, title="Every prompt of this dataset (test R²)"), "prompts")
+    ui.show_figure(
+        ctx,
+        figs.model_comparison_figure(
+            runs, style=ctx.style, title="Every prompt of this dataset (test R²)"
+        ),
+        "prompts",
+    )
 if analysis is not None and len(analysis.transfer):
     t_layer = int(analysis.transfer["layer"].iloc[0])
-    ui.show_figure(ctx, afigs.transfer_figure(analysis.transfer, t_layer, style=ctx.style, title=f"Cross-prompt transfer at layer {t_layer} (test R²)"), "transfer")
+    ui.show_figure(
+        ctx,
+        afigs.transfer_figure(
+            analysis.transfer,
+            t_layer,
+            style=ctx.style,
+            title=f"Cross-prompt transfer at layer {t_layer} (test R²)",
+        ),
+        "transfer",
+    )
 elif analysis is not None and len(prompts) > 1 and not s.presentation:
     st.caption("Cross-prompt transfer: add `--transfer-prompts all` to the analyze command.")
 
 # ------------------------------------------------------------- animation
 st.subheader("Across layers")
 keep = figs.sample_rows(len(res.entities), min(s.max_points or 2000, 2000))
-anim = afigs.layer_animation_figure(res.entities, res.predictions, [int(v) for v in res.layers], res.target_names, res.kind, scope=ctx.loaded.scope or "world", rows=keep, style=ctx.style, title=f"{cat.model_label(s.model)} on {s.dataset}")
-st.plotly_chart(anim, theme=None, config=figs.plotly_config(ctx.topojson_url, filename="animation"), key="chart_animation")
+anim = afigs.layer_animation_figure(
+    res.entities,
+    res.predictions,
+    [int(v) for v in res.layers],
+    res.target_names,
+    res.kind,
+    scope=ctx.loaded.scope or "world",
+    rows=keep,
+    style=ctx.style,
+    title=f"{cat.model_label(s.model)} on {s.dataset}",
+)
+st.plotly_chart(
+    anim,
+    theme=None,
+    config=figs.plotly_config(ctx.topojson_url, filename="animation"),
+    key="chart_animation",
+)
 if not s.presentation:
     gif_rows = keep[: min(len(keep), 800)]
     st.download_button(
         "GIF (slow: renders every layer)",
-        data=lambda: afigs.animation_gif(afigs.layer_animation_figure(res.entities, res.predictions, [int(v) for v in res.layers], res.target_names, res.kind, scope=ctx.loaded.scope or "world" if ctx.loaded else "world", rows=gif_rows, title=f"{cat.model_label(s.model)} on {s.dataset}")),
+        data=lambda: afigs.animation_gif(
+            afigs.layer_animation_figure(
+                res.entities,
+                res.predictions,
+                [int(v) for v in res.layers],
+                res.target_names,
+                res.kind,
+                scope=ctx.loaded.scope or "world" if ctx.loaded else "world",
+                rows=gif_rows,
+                title=f"{cat.model_label(s.model)} on {s.dataset}",
+            )
+        ),
         file_name=f"animation_{s.model.replace('@', '-')}_{s.dataset}_{s.prompt}.gif",
         mime="image/gif",
         key="gif_animation",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import figures as figs
+from core.viz import figures as figs
 from pages import _ui as ui
 
 ctx = ui.context(__file__)
-st.title("Timelines" if not ctx.state.presentation else f"{ctx.state.dataset} · layer {ctx.state.layer}")
+st.title(
+    "Timelines" if not ctx.state.presentation else f"{ctx.state.dataset} · layer {ctx.state.layer}"
+)
 ui.selection_caption(ctx)
 ui.layer_slider(ctx)
 loaded = ui.require(ctx, "time")
@@ -30,6 +32,11 @@ fig = figs.timeline_figure(
     title=f"True vs predicted year at layer {ctx.state.layer} ({ctx.state.split} entities)",
 )
 ui.show_figure(ctx, fig, "timeline")
-resid = figs.residual_figure(frame, by=ctx.state.residuals_by, style=ctx.style, title=f"Residuals by {ctx.state.residuals_by}")
+resid = figs.residual_figure(
+    frame,
+    by=ctx.state.residuals_by,
+    style=ctx.style,
+    title=f"Residuals by {ctx.state.residuals_by}",
+)
 ui.show_figure(ctx, resid, "residuals")
 ui.show_notes(ctx.page_notes)

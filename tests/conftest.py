@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.datasets.schema import EntityDataset
-from core.datasets.splits import random_split
-from core.models import LoadedModel
-from core.tiny import tiny_model
+from core.data.schema import EntityDataset
+from core.data.splits import random_split
+from core.extract.models import LoadedModel
+from tests.support.tiny import tiny_model
 
 
 @pytest.fixture(scope="session")

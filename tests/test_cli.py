@@ -10,24 +10,60 @@ from core.cli import main
 
 
 def test_build_prints_table_and_best_layer(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = main(["--cache-root", str(cache_root), "build", "--model", "tiny-llama", "--dataset", "world_capitals", "--limit", "80"])
+    code = main(
+        [
+            "--cache-root",
+            str(cache_root),
+            "build",
+            "--model",
+            "tiny-llama",
+            "--dataset",
+            "world_capitals",
+            "--limit",
+            "80",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert re.search(r"^best layer [0-2]: test R2 = -?\d+\.\d{4}$", out, re.M), out
     assert "test_r2" in out and "test_prox_err" in out and "alpha" in out
     code = main(["--cache-root", str(cache_root), "list"])
     listing = capsys.readouterr().out
-    assert "world_capitals" in listing and "activations/ (1)" in listing and "results/ (1)" in listing
+    assert (
+        "world_capitals" in listing and "activations/ (1)" in listing and "results/ (1)" in listing
+    )
 
 
 def test_bad_dataset_is_a_clear_error(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = main(["--cache-root", str(cache_root), "build", "--model", "tiny-llama", "--dataset", "no_such_data"])
+    code = main(
+        [
+            "--cache-root",
+            str(cache_root),
+            "build",
+            "--model",
+            "tiny-llama",
+            "--dataset",
+            "no_such_data",
+        ]
+    )
     assert code == 2
     assert "unknown dataset 'no_such_data'" in capsys.readouterr().err
 
 
 def test_bad_model_is_a_clear_error(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = main(["--cache-root", str(cache_root), "build", "--model", "no-such-model", "--dataset", "world_capitals", "--limit", "5"])
+    code = main(
+        [
+            "--cache-root",
+            str(cache_root),
+            "build",
+            "--model",
+            "no-such-model",
+            "--dataset",
+            "world_capitals",
+            "--limit",
+            "5",
+        ]
+    )
     assert code == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
 
@@ -43,7 +79,21 @@ def test_help(command: str, capsys) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 def test_default_model_end_to_end(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
     """The embedded default model on a real (small) dataset, through the CLI."""
-    code = main(["--cache-root", str(cache_root), "build", "--model", "smollm2-135m", "--dataset", "world_places", "--limit", "1500", "--layers", "10-29:6"])
+    code = main(
+        [
+            "--cache-root",
+            str(cache_root),
+            "build",
+            "--model",
+            "smollm2-135m",
+            "--dataset",
+            "world_places",
+            "--limit",
+            "1500",
+            "--layers",
+            "10-29:6",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     match = re.search(r"best layer (\d+): test R2 = (-?\d+\.\d+)", out)
@@ -54,15 +104,36 @@ def test_default_model_end_to_end(cache_root, capsys) -> None:  # type: ignore[n
 
 def test_analyze_writes_analysis_beside_results(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
     from core.analysis.run import AnalysisResults
-    from core.cache import list_artifacts
+    from core.common.cache import list_artifacts
 
-    argv = ["--cache-root", str(cache_root), "analyze", "--model", "tiny-llama", "--dataset", "world_capitals", "--limit", "120", "--group", "continent", "--mlp-hidden", "16", "--neurons", "3"]
+    argv = [
+        "--cache-root",
+        str(cache_root),
+        "analyze",
+        "--model",
+        "tiny-llama",
+        "--dataset",
+        "world_capitals",
+        "--limit",
+        "120",
+        "--group",
+        "continent",
+        "--mlp-hidden",
+        "16",
+        "--neurons",
+        "3",
+    ]
     code = main(argv)
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "test R2 by control" in out and "shuffled" in out and "name_only" in out and "block hold-out by continent" in out
-    (results_folder, _), = list_artifacts(cache_root, "results")
-    (analysis_folder, manifest), = list_artifacts(cache_root, "analysis")
+    assert (
+        "test R2 by control" in out
+        and "shuffled" in out
+        and "name_only" in out
+        and "block hold-out by continent" in out
+    )
+    ((results_folder, _),) = list_artifacts(cache_root, "results")
+    ((analysis_folder, manifest),) = list_artifacts(cache_root, "analysis")
     assert analysis_folder.name == results_folder.name  # keyed by the results key
     assert manifest["command"].startswith("python -m core --cache-root")
     analysis = AnalysisResults.load(analysis_folder, verify=True)

@@ -16,10 +16,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.activations import HostCopier, last_token_activations
-from core.config import ActivationSpec
-from core.probes import RidgeProbe
-from core.store import build_activations
+from core.common.config import ActivationSpec
+from core.extract.activations import HostCopier, last_token_activations
+from core.extract.store import build_activations
+from core.probe.ridge import RidgeProbe
 from tests.conftest import synthetic_places
 
 torch = pytest.importorskip("torch")
@@ -28,7 +28,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def on_cuda(loaded, dtype):  # type: ignore[no-untyped-def]
     model = copy.deepcopy(loaded.model).to("cuda", dtype)
-    return dataclasses.replace(loaded, model=model, device="cuda", dtype=str(dtype).removeprefix("torch."))
+    return dataclasses.replace(
+        loaded, model=model, device="cuda", dtype=str(dtype).removeprefix("torch.")
+    )
 
 
 def test_host_copier_double_buffers_keep_each_batch() -> None:
@@ -51,7 +53,9 @@ def test_host_copier_peak_waits_for_its_own_tensor() -> None:
     copier = HostCopier("cuda")
     tensor = torch.randn(512, 4096, device="cuda", dtype=torch.bfloat16)
     peak = copier.peak(tensor)
-    later = torch.randn(8192, 8192, device="cuda") @ torch.randn(8192, 8192, device="cuda")  # queued behind it
+    later = torch.randn(8192, 8192, device="cuda") @ torch.randn(
+        8192, 8192, device="cuda"
+    )  # queued behind it
     assert peak() == float(tensor.abs().max())
     tensor[3, 5] = float("nan")
     assert np.isnan(copier.peak(tensor)())
@@ -72,15 +76,17 @@ def test_cuda_store_overlapped_equals_synchronous_and_cpu(tiny, tmp_path, dtype)
         stored = np.asarray(overlapped.layer(layer))
         np.testing.assert_array_equal(stored, np.asarray(synchronous.layer(layer)))
         scale = np.abs(reference[layer]).max()
-        np.testing.assert_allclose(stored.astype(np.float32), reference[layer], rtol=tolerance, atol=tolerance * scale)
+        np.testing.assert_allclose(
+            stored.astype(np.float32), reference[layer], rtol=tolerance, atol=tolerance * scale
+        )
 
 
 @pytest.mark.parametrize("staging", ["pageable", "pinned"])
 @pytest.mark.parametrize("method", ["loo", "gcv"])
 def test_cuda_ridge_matches_numpy(method: str, staging: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import core.probes_torch
+    import core.probe.ridge_torch
 
-    monkeypatch.setattr(core.probes_torch, "STAGING", staging)
+    monkeypatch.setattr(core.probe.ridge_torch, "STAGING", staging)
     rng = np.random.default_rng(3)
     X = (rng.standard_normal((3000, 96)) * np.exp(rng.uniform(-2, 2, 96)) + 5.0).astype(np.float16)
     y = X.astype(np.float64) @ rng.standard_normal((96, 2)) + rng.standard_normal((3000, 2))

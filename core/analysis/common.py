@@ -1,24 +1,11 @@
-"""Helpers shared by the analyses: metrics on a bounded subsample, per-entity proximity."""
+"""Helpers shared by the analyses: the proximity cap, per-entity proximity."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from core.metrics import subsampled_metrics
-
 # Proximity error is O(n^2): above this many rows a split is scored on a seeded subsample.
 MAX_PROXIMITY_ROWS = 4000
-
-
-def score(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    target_names: tuple[str, ...],
-    kind: str,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Metrics with proximity error on at most MAX_PROXIMITY_ROWS rows."""
-    return subsampled_metrics(y_true, y_pred, target_names, kind, MAX_PROXIMITY_ROWS, seed)
 
 
 def _points(y: np.ndarray, target_names: tuple[str, ...], kind: str) -> np.ndarray:

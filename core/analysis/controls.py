@@ -15,10 +15,10 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
-from core.analysis.common import score
-from core.probes import RidgeProbe, alpha_grid
+from core.analysis.common import MAX_PROXIMITY_ROWS
+from core.probe.metrics import split_metrics
+from core.probe.ridge import RidgeProbe, alpha_grid
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,14 @@ def split_rows(
     for split, mask in (("train", ~is_test), ("test", is_test)):
         if mask.sum() < 2:
             continue
-        rows.append({**labels, "split": split, "n": int(mask.sum()), **score(y[mask], pred[mask], target_names, kind)})
+        rows.append(
+            {
+                **labels,
+                "split": split,
+                "n": int(mask.sum()),
+                **split_metrics(y[mask], pred[mask], target_names, kind, MAX_PROXIMITY_ROWS),
+            }
+        )
     return rows
 
 
@@ -51,7 +58,9 @@ def mean_baseline(y: np.ndarray, is_test: np.ndarray) -> np.ndarray:
     return np.broadcast_to(y2[~is_test].mean(axis=0), y2.shape).copy()
 
 
-def shuffled_probe_predictions(x: np.ndarray, y: np.ndarray, is_test: np.ndarray, seed: int = 0) -> np.ndarray:
+def shuffled_probe_predictions(
+    x: np.ndarray, y: np.ndarray, is_test: np.ndarray, seed: int = 0
+) -> np.ndarray:
     """Predictions [n, T] of a ridge probe fitted on permuted training targets."""
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     train = np.flatnonzero(~is_test)
@@ -64,7 +73,13 @@ def name_features(texts: Sequence[str], train: np.ndarray, max_features: int = 4
     """Character 1-3-gram TF-IDF (fitted on the training texts only), dense float64."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), lowercase=True, max_features=max_features, sublinear_tf=True)
+    vec = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(1, 3),
+        lowercase=True,
+        max_features=max_features,
+        sublinear_tf=True,
+    )
     vec.fit([texts[int(i)] for i in np.flatnonzero(train)])
     return np.asarray(vec.transform(list(texts)).toarray(), dtype=np.float64)
 
@@ -92,7 +107,9 @@ def layer_controls(
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     probe = ridge(x[~is_test], y2[~is_test])
     pred = np.asarray(probe.predict(x)).reshape(y2.shape)
-    rows = split_rows(y2, pred, is_test, target_names, kind, layer=layer, control="probe", alpha=probe.alpha_)
+    rows = split_rows(
+        y2, pred, is_test, target_names, kind, layer=layer, control="probe", alpha=probe.alpha_
+    )
     shuffled = shuffled_probe_predictions(x, y2, is_test, seed)
     rows += split_rows(y2, shuffled, is_test, target_names, kind, layer=layer, control="shuffled")
     return rows, pred
@@ -106,17 +123,20 @@ def constant_controls(
     kind: str,
 ) -> list[dict[str, object]]:
     """Controls that do not depend on the layer (train mean, name-only); layer = -1."""
-    rows = split_rows(y, mean_baseline(y, is_test), is_test, target_names, kind, layer=-1, control="mean")
+    rows = split_rows(
+        y, mean_baseline(y, is_test), is_test, target_names, kind, layer=-1, control="mean"
+    )
     for row in rows:
         # A constant prediction ties with every other one, and proximity error counts only
         # strictly closer predictions: it would read 0 (perfect). It is undefined here.
         row["proximity_error"] = float("nan")
-    rows += split_rows(y, name_only_predictions(texts, y, is_test), is_test, target_names, kind, layer=-1, control="name_only")
+    rows += split_rows(
+        y,
+        name_only_predictions(texts, y, is_test),
+        is_test,
+        target_names,
+        kind,
+        layer=-1,
+        control="name_only",
+    )
     return rows
-
-
-def random_init_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """A random-init model's results metrics in the controls table's shape."""
-    out = metrics.copy()
-    out["control"] = "random_init"
-    return out

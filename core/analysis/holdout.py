@@ -15,15 +15,18 @@ import logging
 import numpy as np
 import pandas as pd
 
-from core.analysis.common import proximity_of_rows, score
+from core.analysis.common import MAX_PROXIMITY_ROWS, proximity_of_rows
 from core.analysis.controls import ridge
+from core.probe.metrics import split_metrics
 
 log = logging.getLogger(__name__)
 
 MIN_BLOCK = 5  # smaller blocks are skipped (their proximity error is mostly noise)
 
 
-def blocks_of(groups: pd.Series | np.ndarray, min_size: int = MIN_BLOCK, max_blocks: int = 30) -> list[str]:
+def blocks_of(
+    groups: pd.Series | np.ndarray, min_size: int = MIN_BLOCK, max_blocks: int = 30
+) -> list[str]:
     """The largest blocks (as strings) with at least `min_size` entities."""
     counts = pd.Series(np.asarray(groups, dtype=object)).astype(str).value_counts()
     counts = counts[(counts >= min_size) & (counts.index != "nan") & (counts.index != "")]
@@ -64,20 +67,26 @@ def block_holdout(
         pred = np.asarray(probe.predict(x)).reshape(y2.shape)
         heldout[inside] = pred[inside]
         idx = np.flatnonzero(inside)
-        m = score(y2[inside], pred[inside], target_names, kind)
+        m = split_metrics(y2[inside], pred[inside], target_names, kind, MAX_PROXIMITY_ROWS)
         row: dict[str, object] = {
             "block": block,
             "n": int(inside.sum()),
             "heldout_proximity": float(proximity_of_rows(y2, pred, idx, target_names, kind).mean()),
-            "nominal_proximity": float(proximity_of_rows(y2, nominal_pred, idx, target_names, kind).mean()),
+            "nominal_proximity": float(
+                proximity_of_rows(y2, nominal_pred, idx, target_names, kind).mean()
+            ),
             "heldout_r2": m["r2"],
         }
         if kind == "space":
             row["heldout_km_median"] = m["km_median"]
-            row["nominal_km_median"] = score(y2[inside], nominal_pred[inside], target_names, kind)["km_median"]
+            row["nominal_km_median"] = split_metrics(
+                y2[inside], nominal_pred[inside], target_names, kind, MAX_PROXIMITY_ROWS
+            )["km_median"]
         else:
             row["heldout_mae_year"] = m[f"mae_{target_names[0]}"]
-            row["nominal_mae_year"] = score(y2[inside], nominal_pred[inside], target_names, kind)[f"mae_{target_names[0]}"]
+            row["nominal_mae_year"] = split_metrics(
+                y2[inside], nominal_pred[inside], target_names, kind, MAX_PROXIMITY_ROWS
+            )[f"mae_{target_names[0]}"]
         for j, t in enumerate(target_names):
             row[f"train_mean_{t}"] = float(y2[train, j].mean())
         rows.append(row)

@@ -19,7 +19,9 @@ def spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.nan_to_num(rho, nan=0.0)
 
 
-def top_neurons(x: np.ndarray, y: np.ndarray, target_names: tuple[str, ...], layer: int, k: int = 10) -> pd.DataFrame:
+def top_neurons(
+    x: np.ndarray, y: np.ndarray, target_names: tuple[str, ...], layer: int, k: int = 10
+) -> pd.DataFrame:
     """Per target, the k neurons with the largest |Spearman|: layer, target, rank, neuron, spearman."""
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     rows = []
@@ -27,5 +29,13 @@ def top_neurons(x: np.ndarray, y: np.ndarray, target_names: tuple[str, ...], lay
         rho = spearman_columns(x, y2[:, j])
         order = np.argsort(-np.abs(rho), kind="stable")[:k]
         for rank, neuron in enumerate(order):
-            rows.append({"layer": layer, "target": target, "rank": rank, "neuron": int(neuron), "spearman": float(rho[neuron])})
+            rows.append(
+                {
+                    "layer": layer,
+                    "target": target,
+                    "rank": rank,
+                    "neuron": int(neuron),
+                    "spearman": float(rho[neuron]),
+                }
+            )
     return pd.DataFrame(rows)

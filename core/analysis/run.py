@@ -29,7 +29,7 @@ from core.analysis.holdout import block_holdout
 from core.analysis.mlp import mlp_predictions
 from core.analysis.neurons import top_neurons
 from core.analysis.transfer import cross_prompt_transfer
-from core.cache import (
+from core.common.cache import (
     CacheError,
     artifact_dir,
     atomic_dir,
@@ -37,7 +37,7 @@ from core.cache import (
     verify_files,
     write_manifest,
 )
-from core.datasets.schema import EntityDataset
+from core.data.schema import EntityDataset
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,9 @@ def analysis_dir(cache_root: Path, results_key: str) -> Path:
     return artifact_dir(cache_root, ARTIFACT, results_key)
 
 
-def analyze_command(model: str, dataset: str, prompt: str | None = None, limit: int | None = None) -> str:
+def analyze_command(
+    model: str, dataset: str, prompt: str | None = None, limit: int | None = None
+) -> str:
     parts = ["python", "-m", "core", "analyze", "--model", model, "--dataset", dataset]
     if prompt:
         parts += ["--prompt", prompt]
@@ -88,9 +90,13 @@ class AnalysisResults:
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
             for name in TABLES:
-                getattr(self, name).reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
+                getattr(self, name).reset_index(drop=True).to_parquet(
+                    tmp / f"{name}.parquet", index=False
+                )
             np.save(tmp / "heldout_pred.npy", np.asarray(self.heldout_pred, dtype=np.float32))
-            acts = np.clip(np.asarray(self.neuron_acts, dtype=np.float32), -FLOAT16_CLIP, FLOAT16_CLIP)
+            acts = np.clip(
+                np.asarray(self.neuron_acts, dtype=np.float32), -FLOAT16_CLIP, FLOAT16_CLIP
+            )
             np.save(tmp / "neuron_acts.npy", acts.astype(np.float16))
             manifest = {**self.manifest, **(extra_manifest or {}), "artifact": ARTIFACT}
             write_manifest(tmp, manifest)
@@ -110,7 +116,9 @@ class AnalysisResults:
             tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
             arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
         except (OSError, ValueError) as exc:
-            raise CacheError(f"{folder}: unreadable analysis ({exc}); rebuild with: {manifest.get('command', '')}") from exc
+            raise CacheError(
+                f"{folder}: unreadable analysis ({exc}); rebuild with: {manifest.get('command', '')}"
+            ) from exc
         return cls(**tables, **arrays, manifest=manifest, path=folder)
 
 
@@ -149,7 +157,9 @@ def run_analysis(
         nominal[layer] = pred
         if mlp:
             mlp_pred = mlp_predictions(x, y, is_test, hidden=mlp_hidden, seed=seed)
-            control_rows += split_rows(y, mlp_pred, is_test, names, kind, layer=layer, control="mlp")
+            control_rows += split_rows(
+                y, mlp_pred, is_test, names, kind, layer=layer, control="mlp"
+            )
         table = top_neurons(x, y, names, layer, k_neurons)
         neuron_tables.append(table)
         neuron_acts.append(x[:, table["neuron"].to_numpy()].T)
@@ -159,30 +169,51 @@ def run_analysis(
     controls = pd.DataFrame(control_rows)
     probe_test = controls[(controls["control"] == "probe") & (controls["split"] == "test")]
     if holdout_layers is None:
-        holdout_layers = [int(probe_test.loc[probe_test["r2"].idxmax(), "layer"])] if len(probe_test) else []
+        holdout_layers = (
+            [int(probe_test.loc[probe_test["r2"].idxmax(), "layer"])] if len(probe_test) else []
+        )
     group_column = group_column or dataset.group_column
     holdout_tables, heldout_preds, transfer_tables = [], [], []
     for i, layer in enumerate(holdout_layers):
         x = np.asarray(activations(layer), dtype=np.float64)
         if group_column and group_column in dataset.frame:
-            table, heldout = block_holdout(x, y, dataset.frame[group_column], is_test, names, kind, nominal.get(layer))
+            table, heldout = block_holdout(
+                x, y, dataset.frame[group_column], is_test, names, kind, nominal.get(layer)
+            )
             table.insert(0, "column", group_column)
             table.insert(0, "layer", layer)
             holdout_tables.append(table)
             heldout_preds.append(heldout)
         if other_prompts:
-            sources = {prompt or "main": x, **{p: np.asarray(src(layer), dtype=np.float64) for p, src in other_prompts.items()}}
+            sources = {
+                prompt or "main": x,
+                **{p: np.asarray(src(layer), dtype=np.float64) for p, src in other_prompts.items()},
+            }
             transfer_tables.append(cross_prompt_transfer(sources, y, is_test, names, kind, layer))
         if progress:
             progress("hold-out", i + 1, len(holdout_layers))
     n, n_t = len(y), len(names)
     return AnalysisResults(
         controls=controls,
-        holdout=pd.concat(holdout_tables, ignore_index=True) if holdout_tables else pd.DataFrame(columns=["layer", "column", "block", "n", "heldout_proximity", "nominal_proximity"]),
-        heldout_pred=np.stack(heldout_preds) if heldout_preds else np.zeros((0, n, n_t), dtype=np.float32),
-        neurons=pd.concat(neuron_tables, ignore_index=True) if neuron_tables else pd.DataFrame(columns=["layer", "target", "rank", "neuron", "spearman"]),
-        neuron_acts=np.concatenate(neuron_acts) if neuron_acts else np.zeros((0, n), dtype=np.float32),
-        transfer=pd.concat(transfer_tables, ignore_index=True) if transfer_tables else pd.DataFrame(columns=["layer", "train_prompt", "apply_prompt", "r2", "proximity_error"]),
+        holdout=pd.concat(holdout_tables, ignore_index=True)
+        if holdout_tables
+        else pd.DataFrame(
+            columns=["layer", "column", "block", "n", "heldout_proximity", "nominal_proximity"]
+        ),
+        heldout_pred=np.stack(heldout_preds)
+        if heldout_preds
+        else np.zeros((0, n, n_t), dtype=np.float32),
+        neurons=pd.concat(neuron_tables, ignore_index=True)
+        if neuron_tables
+        else pd.DataFrame(columns=["layer", "target", "rank", "neuron", "spearman"]),
+        neuron_acts=np.concatenate(neuron_acts)
+        if neuron_acts
+        else np.zeros((0, n), dtype=np.float32),
+        transfer=pd.concat(transfer_tables, ignore_index=True)
+        if transfer_tables
+        else pd.DataFrame(
+            columns=["layer", "train_prompt", "apply_prompt", "r2", "proximity_error"]
+        ),
         manifest={
             "kind": kind,
             "target_names": list(names),

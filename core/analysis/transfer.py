@@ -7,8 +7,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from core.analysis.common import score
+from core.analysis.common import MAX_PROXIMITY_ROWS
 from core.analysis.controls import ridge
+from core.probe.metrics import split_metrics
 
 
 def cross_prompt_transfer(
@@ -29,7 +30,17 @@ def cross_prompt_transfer(
     for train_prompt, x_train in activations.items():
         probe = ridge(np.asarray(x_train, dtype=np.float64)[~is_test], y2[~is_test])
         for apply_prompt, x_apply in activations.items():
-            pred = np.asarray(probe.predict(np.asarray(x_apply, dtype=np.float64)[is_test])).reshape(-1, y2.shape[1])
-            m = score(y2[is_test], pred, target_names, kind)
-            rows.append({"layer": layer, "train_prompt": train_prompt, "apply_prompt": apply_prompt, "r2": m["r2"], "proximity_error": m["proximity_error"]})
+            pred = np.asarray(
+                probe.predict(np.asarray(x_apply, dtype=np.float64)[is_test])
+            ).reshape(-1, y2.shape[1])
+            m = split_metrics(y2[is_test], pred, target_names, kind, MAX_PROXIMITY_ROWS)
+            rows.append(
+                {
+                    "layer": layer,
+                    "train_prompt": train_prompt,
+                    "apply_prompt": apply_prompt,
+                    "r2": m["r2"],
+                    "proximity_error": m["proximity_error"],
+                }
+            )
     return pd.DataFrame(rows)

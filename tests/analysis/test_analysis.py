@@ -21,13 +21,15 @@ from core.analysis.mlp import mlp_predictions
 from core.analysis.neurons import spearman_columns, top_neurons
 from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
 from core.analysis.transfer import cross_prompt_transfer
-from core.datasets.schema import EntityDataset
-from core.metrics import proximity_error, regression_metrics
+from core.data.schema import EntityDataset
+from core.probe.metrics import proximity_error, regression_metrics
 
 SPACE = ("lat", "lon")
 
 
-def planted(n: int = 400, d: int = 24, noise: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def planted(
+    n: int = 400, d: int = 24, noise: float = 0.05, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Activations with lat/lon written linearly along two random directions."""
     rng = np.random.default_rng(seed)
     y = np.column_stack([rng.uniform(-50, 60, n), rng.uniform(-170, 170, n)])
@@ -71,7 +73,18 @@ def test_name_only_baseline_reads_spelling_and_not_noise() -> None:
     n = 300
     year = rng.uniform(1000, 2000, n)
     # the century is spelled out in the name: TF-IDF character n-grams can read it
-    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    words = [
+        "alpha",
+        "bravo",
+        "charlie",
+        "delta",
+        "echo",
+        "foxtrot",
+        "golf",
+        "hotel",
+        "india",
+        "juliet",
+    ]
     texts = [f"{words[int((v - 1000) // 100)]} {i}" for i, v in enumerate(year)]
     is_test = rng.random(n) < 0.3
     pred = name_only_predictions(texts, year, is_test)
@@ -90,7 +103,9 @@ def test_proximity_of_rows_matches_metric() -> None:
     assert per_row.mean() == pytest.approx(proximity_error(y, pred, "space"), abs=1e-9)
     years = y[:, 0]
     per_row = proximity_of_rows(years, years + pred[:, 1] / 5, np.arange(len(y)), ("year",), "time")
-    assert per_row.mean() == pytest.approx(proximity_error(years, years + pred[:, 1] / 5, "time"), abs=1e-9)
+    assert per_row.mean() == pytest.approx(
+        proximity_error(years, years + pred[:, 1] / 5, "time"), abs=1e-9
+    )
 
 
 def test_block_holdout_linear_generalises_and_memorised_block_does_not() -> None:
@@ -119,7 +134,9 @@ def test_cross_prompt_transfer() -> None:
     x, y, is_test = planted()
     rng = np.random.default_rng(5)
     rotated = x @ np.linalg.qr(rng.normal(size=(x.shape[1], x.shape[1])))[0]
-    table = cross_prompt_transfer({"a": x, "a2": x * 1.0, "rot": rotated}, y, is_test, SPACE, "space", layer=2)
+    table = cross_prompt_transfer(
+        {"a": x, "a2": x * 1.0, "rot": rotated}, y, is_test, SPACE, "space", layer=2
+    )
     m = table.set_index(["train_prompt", "apply_prompt"])["r2"]
     assert len(table) == 9
     assert m[("a", "a")] > 0.99 and m[("a", "a2")] > 0.99 and m[("rot", "rot")] > 0.99
@@ -157,9 +174,20 @@ def test_planted_neuron_ranks_first() -> None:
     assert rho[2] == pytest.approx(spearmanr(x[:, 2], year).statistic)
 
 
-def _dataset(x_by_layer: dict[int, np.ndarray], y: np.ndarray, is_test: np.ndarray, groups: np.ndarray) -> EntityDataset:
+def _dataset(
+    x_by_layer: dict[int, np.ndarray], y: np.ndarray, is_test: np.ndarray, groups: np.ndarray
+) -> EntityDataset:
     names = [f"place {i}" for i in range(len(y))]
-    frame = pd.DataFrame({"name": names, "text": names, "lat": y[:, 0], "lon": y[:, 1], "is_test": is_test, "continent": groups})
+    frame = pd.DataFrame(
+        {
+            "name": names,
+            "text": names,
+            "lat": y[:, 0],
+            "lon": y[:, 1],
+            "is_test": is_test,
+            "continent": groups,
+        }
+    )
     return EntityDataset(name="planted", kind="space", frame=frame, group_column="continent")
 
 
@@ -170,7 +198,17 @@ def test_run_analysis_saves_and_loads(tmp_path: Path) -> None:
     layers = {0: rng.normal(size=x.shape), 1: x}
     ds = _dataset(layers, y, is_test, groups)
     seen: list[tuple[str, int, int]] = []
-    res = run_analysis(layers.__getitem__, [0, 1], ds, other_prompts={"other": lambda layer: layers[layer] * 2.0}, prompt="empty", mlp=True, mlp_hidden=16, k_neurons=3, progress=lambda *a: seen.append(a))
+    res = run_analysis(
+        layers.__getitem__,
+        [0, 1],
+        ds,
+        other_prompts={"other": lambda layer: layers[layer] * 2.0},
+        prompt="empty",
+        mlp=True,
+        mlp_hidden=16,
+        k_neurons=3,
+        progress=lambda *a: seen.append(a),
+    )
     assert res.holdout_layers == [1]  # the planted layer is the best one
     assert set(res.controls["control"]) == {"mean", "name_only", "probe", "shuffled", "mlp"}
     assert res.heldout_pred.shape == (1, 240, 2)

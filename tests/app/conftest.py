@@ -17,7 +17,7 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from core.synthetic import demo_cache
+from tests.support.synthetic import demo_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboard.py"
@@ -44,7 +44,7 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def demo_env(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("SPACETIME_CACHE", str(demo_root))
-    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "1")
+    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "tests.support.tiny:tiny_model")
     yield demo_root
 
 

@@ -30,12 +30,18 @@ def arr(value: Any) -> np.ndarray:
     """A trace array from chart JSON (plotly packs numpy arrays as base64 'bdata')."""
     if isinstance(value, dict) and "bdata" in value:
         data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        return data.reshape(value["shape"]) if "shape" in value and isinstance(value["shape"], list) else data
+        return (
+            data.reshape(value["shape"])
+            if "shape" in value and isinstance(value["shape"], list)
+            else data
+        )
     return np.asarray(value)
 
 
 def marker_traces(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [t for t in spec["data"] if t.get("mode") == "markers" and t.get("name") != "true position"]
+    return [
+        t for t in spec["data"] if t.get("mode") == "markers" and t.get("name") != "true position"
+    ]
 
 
 def n_points(spec: dict[str, Any]) -> int:
@@ -104,13 +110,20 @@ def test_query_params_round_trip(demo_env: Path) -> None:
 
 
 def test_bad_query_values_fall_back_with_visible_notes(demo_env: Path, tmp_path: Path) -> None:
-    query = {"model": "no-such-model", "dataset": "../../etc/passwd", "layer": "99", "split": "sideways"}
+    query = {
+        "model": "no-such-model",
+        "dataset": "../../etc/passwd",
+        "layer": "99",
+        "split": "sideways",
+    }
     at = make_app(query).run()
     no_exceptions(at)
     notes = texts(at, "info")
     assert len(notes) == 4
     assert any("Model" in n for n in notes) and any("Layer" in n for n in notes)
-    assert at.query_params["model"] == "smollm2-135m" and at.query_params["dataset"] == "world_places"
+    assert (
+        at.query_params["model"] == "smollm2-135m" and at.query_params["dataset"] == "world_places"
+    )
     assert at.query_params["split"] == "test" and at.query_params["layer"] == "5"
     # the notes go away once the state is valid
     at.run()
@@ -151,7 +164,9 @@ def test_layer_is_kept_across_datasets_with_the_same_layers(demo_env: Path) -> N
     assert not at.info
 
 
-@pytest.mark.parametrize(("dataset", "scope_key"), [("us_places", "albers usa"), ("nyc_places", "mercator")])
+@pytest.mark.parametrize(
+    ("dataset", "scope_key"), [("us_places", "albers usa"), ("nyc_places", "mercator")]
+)
 def test_us_and_nyc_maps(demo_env: Path, dataset: str, scope_key: str) -> None:
     at = make_app({"dataset": dataset}).run()
     no_exceptions(at)
@@ -225,7 +240,10 @@ def test_live_probe_space(demo_env: Path) -> None:
     lat_at_5 = arr(big[0]["lat"])[0]
     at.select_slider(key="w_layer").set_value(0).run()
     big0 = [t for t in charts(at)[0]["data"] if t.get("mode") == "markers+text"][0]
-    assert arr(big0["lat"])[0] == pytest.approx(arr(paths[0]["lat"])[0]) and arr(big0["lat"])[0] != lat_at_5
+    assert (
+        arr(big0["lat"])[0] == pytest.approx(arr(paths[0]["lat"])[0])
+        and arr(big0["lat"])[0] != lat_at_5
+    )
 
 
 def test_live_probe_time_and_markup_is_text(demo_env: Path) -> None:
@@ -238,8 +256,10 @@ def test_live_probe_time_and_markup_is_text(demo_env: Path) -> None:
     assert at.dataframe[0].value["name"].iloc[0] == "<img src=x onerror=alert(1)>"  # shown as text
 
 
-def test_live_probe_reports_a_model_that_does_not_load(demo_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import live
+def test_live_probe_reports_a_model_that_does_not_load(
+    demo_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.ui import live
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("weights not converted")
@@ -253,23 +273,31 @@ def test_live_probe_reports_a_model_that_does_not_load(demo_env: Path, monkeypat
 
 
 # ------------------------------------------------------------ empty states
-@pytest.mark.parametrize("page", ["pages/maps.py", "pages/timelines.py", "pages/layers.py", "pages/live_probe.py"])
+@pytest.mark.parametrize(
+    "page", ["pages/maps.py", "pages/timelines.py", "pages/layers.py", "pages/live_probe.py"]
+)
 def test_empty_state_names_the_build_command(empty_env: Path, page: str) -> None:
     at = make_app().run()
     at.switch_page(page).run()
     no_exceptions(at)
     codes = [c.value for c in at.code]
-    assert "python -m core build --model smollm2-135m --dataset world_places --prompt empty" in codes
+    assert (
+        "python -m core build --model smollm2-135m --dataset world_places --prompt empty" in codes
+    )
     assert not charts(at)
 
 
 def test_empty_state_for_a_random_init_control(demo_env: Path) -> None:
     at = make_app({"model": "smollm2-135m@random", "dataset": "us_places"}).run()
     codes = [c.value for c in at.code]
-    assert codes == ["python -m core build --model smollm2-135m --dataset us_places --prompt empty --random-init"]
+    assert codes == [
+        "python -m core build --model smollm2-135m --dataset us_places --prompt empty --random-init"
+    ]
 
 
-def test_unreadable_results_say_how_to_rebuild(tmp_path: Path, demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_results_say_how_to_rebuild(
+    tmp_path: Path, demo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     root = tmp_path / "cache"
@@ -281,7 +309,7 @@ def test_unreadable_results_say_how_to_rebuild(tmp_path: Path, demo_root: Path, 
     no_exceptions(at)
     assert any("cannot be read" in e for e in texts(at, "error"))
     assert [c.value for c in at.code] == [
-        "synthetic results (core.synthetic) for smollm2-135m / world_places / empty"
+        "synthetic results (tests.support.synthetic) for smollm2-135m / world_places / empty"
     ]
     at.switch_page("pages/layers.py").run()
     no_exceptions(at)
@@ -302,7 +330,9 @@ def test_presentation_mode(demo_env: Path) -> None:
 
 
 # ---------------------------------------------------------------- routing
-def test_first_request_for_a_page_goes_through_the_entry_script(demo_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_request_for_a_page_goes_through_the_entry_script(
+    demo_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As on a fresh server: v1 routing runs a page alone; it must come back with controls."""
     monkeypatch.setattr(PagesManager, "__init__", ORIGINAL_PAGES_MANAGER_INIT)
     at = make_app({"dataset": "historical_figures", "layer": "3", "by": "century"}).run()

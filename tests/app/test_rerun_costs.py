@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import streamlit as st
 
-from core import catalog as cat
+from core.results import catalog as cat
 from pages import _ui as ui
 from tests.app.conftest import make_app
 from tests.app.test_pages import charts, no_exceptions
@@ -29,7 +29,9 @@ def fresh_caches() -> Iterator[None]:
     st.cache_resource.clear()
 
 
-def test_opening_view_is_chosen_once_per_catalog(demo_env: Path, fresh_caches: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_opening_view_is_chosen_once_per_catalog(
+    demo_env: Path, fresh_caches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[str] = []
     original = cat.best_model_on
 
@@ -57,7 +59,9 @@ def test_opening_view_is_chosen_once_per_catalog(demo_env: Path, fresh_caches: N
         os.utime(manifest, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
-def test_live_model_and_imports_are_out_of_the_collectors_reach(demo_env: Path, fresh_caches: None) -> None:
+def test_live_model_and_imports_are_out_of_the_collectors_reach(
+    demo_env: Path, fresh_caches: None
+) -> None:
     import torch
 
     at = make_app({"names": "Kyoto"}).run()  # the maps page: no model yet
@@ -74,7 +78,7 @@ def test_live_model_and_imports_are_out_of_the_collectors_reach(demo_env: Path, 
 def test_a_frozen_model_is_still_freed_when_dropped(fresh_caches: None) -> None:
     """Freezing relies on the model holding no reference cycles: were it to, a model the
     cache evicts would keep its weights for the life of the server."""
-    from core.tiny import tiny_model
+    from tests.support.tiny import tiny_model
 
     model = tiny_model(n_layers=2, d_model=32)
     ui.freeze_long_lived_objects()

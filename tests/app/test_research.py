@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.results import ProbeResults
-from core.synthetic import demo_cache, synthetic_analysis
+from core.results.probe_results import ProbeResults
 from tests.app.conftest import make_app
 from tests.app.test_pages import charts, no_exceptions, texts
+from tests.support.synthetic import demo_cache, synthetic_analysis
 
 WORLD = "smollm2-135m__world_places__empty__synthetic"
 
@@ -26,7 +26,7 @@ def research_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def research_env(research_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("SPACETIME_CACHE", str(research_root))
-    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "1")
+    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "tests.support.tiny:tiny_model")
     yield research_root
 
 
@@ -41,23 +41,42 @@ def test_research_page_with_analyses(research_env: Path) -> None:
     assert texts(at, "title") == ["Research"]
     specs = charts(at)
     controls = specs[0]
-    assert {"linear probe", "MLP probe", "shuffled targets", "name only (char n-grams)", "train mean", "random-init model"} <= names(controls)
+    assert {
+        "linear probe",
+        "MLP probe",
+        "shuffled targets",
+        "name only (char n-grams)",
+        "train mean",
+        "random-init model",
+    } <= names(controls)
     assert any(s["layout"].get("barmode") == "group" for s in specs)  # hold-out bars
-    holdout_map = next(s for s in specs if "train mean" in names(s) and any(t.get("type") == "scattergeo" for t in s["data"]))
+    holdout_map = next(
+        s
+        for s in specs
+        if "train mean" in names(s) and any(t.get("type") == "scattergeo" for t in s["data"])
+    )
     assert any(t.get("marker", {}).get("symbol") == "star" for t in holdout_map["data"])
     assert any(t.get("type") == "heatmap" for s in specs for t in s["data"])  # prompt transfer
     anim = specs[-1]
-    assert len(anim["frames"]) == 4 and anim["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
+    assert (
+        len(anim["frames"]) == 4
+        and anim["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Play"
+    )
     assert "prompt coords" in names(next(s for s in specs if "prompt empty" in names(s)))
     # the hold-out block and neuron selectors drive their figures
     blocks = at.selectbox(key="r_block").options
     at.selectbox(key="r_block").set_value(blocks[-1]).run()
     no_exceptions(at)
-    assert any(str(blocks[-1]) in (s["layout"].get("title", {}).get("text") or "") for s in charts(at))
+    assert any(
+        str(blocks[-1]) in (s["layout"].get("title", {}).get("text") or "") for s in charts(at)
+    )
     neurons = at.selectbox(key="r_neuron").options
     at.selectbox(key="r_neuron").set_value(neurons[1]).run()
     no_exceptions(at)
-    assert any(f"Neuron {neurons[1]} " in (s["layout"].get("title", {}).get("text") or "") for s in charts(at))
+    assert any(
+        f"Neuron {neurons[1]} " in (s["layout"].get("title", {}).get("text") or "")
+        for s in charts(at)
+    )
     assert not [e for e in at.code if "analyze" in str(e.value)]
 
 
@@ -66,7 +85,9 @@ def test_research_page_without_analyses_shows_command(research_env: Path) -> Non
     at.switch_page("pages/research.py").run()
     no_exceptions(at)
     commands = [str(e.value) for e in at.code]
-    assert "python -m core analyze --model smollm2-135m --dataset us_places --prompt empty" in commands
+    assert (
+        "python -m core analyze --model smollm2-135m --dataset us_places --prompt empty" in commands
+    )
     assert charts(at)  # the animation works from the results alone
 
 

@@ -1,8 +1,8 @@
 """A real Streamlit server on 127.0.0.1 over a tmp cache, and headless Debian Chromium.
 
-The server gets synthetic results (core.synthetic.demo_cache) and
-SPACETIME_FAKE_MODEL=1, so the live probe runs a tiny random model built in code
-(core.tiny) instead of real weights. Every request a page makes is recorded;
+The server gets synthetic results (tests.support.synthetic.demo_cache) and
+SPACETIME_FAKE_MODEL=tests.support.tiny:tiny_model, so the live probe runs a tiny random model built in code
+(tests.support.tiny) instead of real weights. Every request a page makes is recorded;
 tests assert none leaves 127.0.0.1.
 """
 
@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from core.synthetic import demo_cache
+from tests.support.synthetic import demo_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -43,20 +43,36 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_streamlit(root: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_streamlit(
+    root: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start `streamlit run dashboard.py` on a free loopback port over the cache `root`
     (fake model on); returns the process and its base URL once /_stcore/health answers."""
     port = _free_port()
-    env = {**os.environ, "SPACETIME_CACHE": str(root), "SPACETIME_FAKE_MODEL": "1", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "SPACETIME_CACHE": str(root),
+        "SPACETIME_FAKE_MODEL": "tests.support.tiny:tiny_model",
+        **(extra_env or {}),
+    }
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "streamlit", "run", "dashboard.py",
-                "--server.port", str(port),
-                "--server.address", "127.0.0.1",
-                "--server.headless", "true",
-                "--server.fileWatcherType", "none",
-                "--browser.gatherUsageStats", "false",
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "dashboard.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
             ],
             cwd=ROOT,
             env=env,
@@ -98,7 +114,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian chromium is missing: apt-get install -y chromium (never `playwright install`)")
+        pytest.skip(
+            "Debian chromium is missing: apt-get install -y chromium (never `playwright install`)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

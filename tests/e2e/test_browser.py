@@ -30,7 +30,9 @@ TRACE_NAMES = """() => [...document.querySelectorAll('.js-plotly-plot')]
 
 def wait_for_app(tab, title: str) -> None:  # type: ignore[no-untyped-def]
     tab.get_by_role("heading", name=title, level=1).wait_for(timeout=TIMEOUT)
-    tab.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT)
+    tab.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT
+    )
 
 
 def wait_for_chart(tab) -> None:  # type: ignore[no-untyped-def]
@@ -39,7 +41,9 @@ def wait_for_chart(tab) -> None:  # type: ignore[no-untyped-def]
 
 
 def geo_outline_paths(tab) -> int:  # type: ignore[no-untyped-def]
-    return int(tab.evaluate("() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length"))
+    return int(
+        tab.evaluate("() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length")
+    )
 
 
 def test_timelines_layers_and_navigation_keep_the_state(server: str, page) -> None:  # type: ignore[no-untyped-def]
@@ -51,7 +55,9 @@ def test_timelines_layers_and_navigation_keep_the_state(server: str, page) -> No
     wait_for_chart(page)
     assert page.get_by_text("Page not found").count() == 0
     dataset_box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1)
-    assert "historical_figures" in (dataset_box.inner_text() + str(dataset_box.locator("input").first.input_value()))
+    assert "historical_figures" in (
+        dataset_box.inner_text() + str(dataset_box.locator("input").first.input_value())
+    )
     assert "layer=3" in page.url and "by=century" in page.url
     assert len(page.query_selector_all(".js-plotly-plot")) == 2
     assert "y = x" in page.evaluate(TRACE_NAMES)
@@ -76,7 +82,10 @@ def test_world_map_changes_with_the_layer_slider(server: str, page) -> None:  # 
     page.goto(server + "/")
     wait_for_app(page, "Maps")
     wait_for_chart(page)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length > 10", timeout=TIMEOUT)
+    page.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length > 10",
+        timeout=TIMEOUT,
+    )
     assert any("/app/static/topojson/world_110m.json" in url for url in page.requests)
     assert "layer=5" in page.url
     screenshot(page, "maps-world")
@@ -97,15 +106,22 @@ def test_world_map_changes_with_the_layer_slider(server: str, page) -> None:  # 
     assert page.get_by_test_id("stMetricValue").first.inner_text() == "0 / 5"
 
 
-@pytest.mark.parametrize(("dataset", "topojson"), [("us_places", "usa_110m.json"), ("nyc_places", None)])
-def test_us_and_nyc_maps_use_local_outlines(server: str, page, dataset: str, topojson: str | None) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("dataset", "topojson"), [("us_places", "usa_110m.json"), ("nyc_places", None)]
+)
+def test_us_and_nyc_maps_use_local_outlines(
+    server: str, page, dataset: str, topojson: str | None
+) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{server}/?dataset={dataset}&seg=1")
     wait_for_app(page, "Maps")
     wait_for_chart(page)
     names = page.evaluate(TRACE_NAMES)
     assert "true → predicted" in names
     if topojson:
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length > 10", timeout=TIMEOUT)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot .geo .layer path').length > 10",
+            timeout=TIMEOUT,
+        )
         assert any(url.endswith(f"/app/static/topojson/{topojson}") for url in page.requests)
     else:
         # boroughs are drawn from static/outlines as a trace: no base map is fetched
@@ -125,15 +141,20 @@ def test_live_probe_places_a_typed_name(server: str, page) -> None:  # type: ign
         "() => (" + TRACE_NAMES + ")().some(n => n.startsWith('Kyoto: layer'))", timeout=TIMEOUT
     )
     page.wait_for_function(
-        "() => document.querySelectorAll('.js-plotly-plot .scattergeo .point').length >= 7", timeout=TIMEOUT
+        "() => document.querySelectorAll('.js-plotly-plot .scattergeo .point').length >= 7",
+        timeout=TIMEOUT,
     )
     page.wait_for_url(re.compile(r"names=Kyoto"), timeout=TIMEOUT)
     screenshot(page, "live-probe")
 
 
 def test_live_probe_years_and_presentation_mode(server: str, page) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{server}/live_probe?dataset=historical_figures&names=Napoleon%0AAda+Lovelace&pres=1")
+    page.goto(
+        f"{server}/live_probe?dataset=historical_figures&names=Napoleon%0AAda+Lovelace&pres=1"
+    )
     wait_for_app(page, "Live probe")
-    page.wait_for_function("() => (" + TRACE_NAMES + ")().includes('Ada Lovelace')", timeout=TIMEOUT)
+    page.wait_for_function(
+        "() => (" + TRACE_NAMES + ")().includes('Ada Lovelace')", timeout=TIMEOUT
+    )
     assert not page.get_by_test_id("stSidebar").is_visible()
     screenshot(page, "live-probe-years-presentation")

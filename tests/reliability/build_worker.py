@@ -34,7 +34,9 @@ COMMAND = "python -m core build --model tiny-llama --dataset synthetic_places (r
 def label(call: str, target: str) -> str:
     """'os.replace progress.json', 'os.replace <key>', 'shutil.rmtree .partial-<key>', ..."""
     name = Path(target).name
-    name = re.sub(r"^(\.partial-|\.tmp-)?tiny-llama__.*$", lambda m: (m.group(1) or "") + "<key>", name)
+    name = re.sub(
+        r"^(\.partial-|\.tmp-)?tiny-llama__.*$", lambda m: (m.group(1) or "") + "<key>", name
+    )
     return f"{call} {re.sub(r'[0-9]+', '#', name)}"
 
 
@@ -81,27 +83,32 @@ def run(
     trace_file: str = "",
 ) -> None:
     """Build (or resume) activations and probes under `root`; see the module docstring."""
-    import core.pipeline
-    import core.store
-    from core.pipeline import build
-    from core.tiny import tiny_model
+    import core.extract.store
+    import core.results.build
+    from core.common.config import BuildConfig
+    from core.results.build import build
     from tests.conftest import synthetic_places
+    from tests.support.tiny import tiny_model
 
     # Every batch reaches the ledger (the default checkpoints every few seconds), so a
     # kill at a random moment resumes mid-build rather than from the start.
-    core.store.CHECKPOINT_SECONDS = 0.0
+    core.extract.store.CHECKPOINT_SECONDS = 0.0
     if throttle:
-        core.store.forward_batch_tensor = _slowed(core.store.forward_batch_tensor, throttle)  # type: ignore[assignment]
-        core.pipeline.fit_layer = _slowed(core.pipeline.fit_layer, 4 * throttle)  # type: ignore[assignment]
+        core.extract.store.forward_batch_tensor = _slowed(
+            core.extract.store.forward_batch_tensor, throttle
+        )  # type: ignore[assignment]
+        core.results.build.fit_layer = _slowed(core.results.build.fit_layer, 4 * throttle)  # type: ignore[assignment]
     trace: list[str] = []
     if kill_label or trace_file:
         _commit_points(kill_label, occurrence, after, trace)
     build(
-        model="tiny-llama",
-        dataset=synthetic_places(N_ENTITIES),
+        BuildConfig(
+            model="tiny-llama",
+            dataset=synthetic_places(N_ENTITIES),
+            max_batch_size=BATCH_SIZE,
+            cache_root=Path(root),
+        ),
         loaded=tiny_model(n_layers=N_LAYERS, d_model=D_MODEL),
-        max_batch_size=BATCH_SIZE,
-        cache_root=Path(root),
         command=COMMAND,
     )
     if trace_file:

@@ -13,11 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import live
-from core.activations import last_token_activations
-from core.tiny import tiny_model
+from core.extract.activations import last_token_activations
+from core.ui import live
+from tests.support.tiny import tiny_model
 
-TEXTS = [["Kyoto"], ["Lake Titicaca", "Rome"], ["Ulaanbaatar, Mongolia"], ["A", "Bb", "Ccc"], ["São Paulo"], ["Reykjavík"]]
+TEXTS = [
+    ["Kyoto"],
+    ["Lake Titicaca", "Rome"],
+    ["Ulaanbaatar, Mongolia"],
+    ["A", "Bb", "Ccc"],
+    ["São Paulo"],
+    ["Reykjavík"],
+]
 
 
 def test_concurrent_forward_passes_on_one_model_match_serial() -> None:
@@ -47,14 +54,19 @@ def test_concurrent_forward_passes_on_one_model_match_serial() -> None:
     assert all(not block._forward_hooks for block in model.blocks)  # nothing left registered
 
 
-def test_load_counter_records_each_model_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_counter_records_each_model_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     counter = tmp_path / "loads.txt"
-    monkeypatch.setenv(live.FAKE_MODEL_ENV, "1")
+    monkeypatch.setenv(live.FAKE_MODEL_ENV, "tests.support.tiny:tiny_model")
     monkeypatch.setenv(live.LOAD_COUNTER_ENV, str(counter))
     live.load_probe_model("smollm2-135m", n_layers=2, d_model=16)
     live.load_probe_model("smollm2-135m@random", n_layers=2, d_model=16)
     lines = counter.read_text().splitlines()
-    assert [line.split()[1:3] for line in lines] == [["smollm2-135m", "fake"], ["smollm2-135m@random", "fake"]]
+    assert [line.split()[1:3] for line in lines] == [
+        ["smollm2-135m", "fake"],
+        ["smollm2-135m@random", "fake"],
+    ]
     monkeypatch.delenv(live.LOAD_COUNTER_ENV)
     live.load_probe_model("smollm2-135m", n_layers=2, d_model=16)
     assert len(counter.read_text().splitlines()) == 2  # unset: nothing written

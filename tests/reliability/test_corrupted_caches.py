@@ -17,13 +17,15 @@ from typing import Any
 
 import pytest
 
-from core.cache import MANIFEST, CacheError, artifact_file, list_artifacts, read_manifest
-from core.pipeline import build
-from core.results import FILES, ProbeResults
-from core.store import ActivationStore
-from core.tiny import tiny_model
+from core.common.cache import MANIFEST, CacheError, artifact_file, list_artifacts, read_manifest
+from core.common.config import BuildConfig
+from core.extract.store import ActivationStore
+from core.results.build import build
+from core.results.probe_results import FILES, ProbeResults
 from tests.app.conftest import make_app
 from tests.conftest import single_torch_thread, synthetic_places
+from tests.support.interrupt import stop_after
+from tests.support.tiny import tiny_model
 
 COMMAND = "python -m core build --model tiny-llama --dataset synthetic_places"
 REAL_COMMAND = "python -m core build --model smollm2-135m --dataset world_places --prompt empty"
@@ -43,16 +45,19 @@ def delete(path: Path) -> None:
     path.unlink()
 
 
-DAMAGE: dict[str, Callable[[Path], None]] = {"truncated": truncate, "altered": flip_last_byte, "deleted": delete}
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "truncated": truncate,
+    "altered": flip_last_byte,
+    "deleted": delete,
+}
 
 
 def build_tiny(root: Path) -> ProbeResults:
     return build(
-        model="tiny-llama",
-        dataset=synthetic_places(120),
+        BuildConfig(
+            model="tiny-llama", dataset=synthetic_places(120), max_batch_size=16, cache_root=root
+        ),
         loaded=tiny_model(),
-        max_batch_size=16,
-        cache_root=root,
         command=COMMAND,
     )
 
@@ -62,7 +67,10 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
     names = {p.name for p in folder.iterdir() if p.name != MANIFEST}
     shared = read_manifest(folder).get("shared_files", {}) if (folder / MANIFEST).is_file() else {}
     manifest = {"shared_files": shared}
-    return {name: artifact_file(folder, manifest, name).read_bytes() for name in sorted(names | set(shared))}
+    return {
+        name: artifact_file(folder, manifest, name).read_bytes()
+        for name in sorted(names | set(shared))
+    }
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -94,7 +102,7 @@ def test_damaged_results_file_is_named_with_the_rebuild_command(
     message = str(info.value)
     assert name in message and f"rebuild with: {COMMAND}" in message
     # the command it names repairs it: the broken folder is replaced, byte for byte
-    with caplog.at_level(logging.WARNING, logger="core.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="core.results.build"):
         build_tiny(root)
     assert any(name in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
     assert file_bytes(folder) == original
@@ -102,7 +110,9 @@ def test_damaged_results_file_is_named_with_the_rebuild_command(
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_damaged_activations_are_named_and_rebuilt(built: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_damaged_activations_are_named_and_rebuilt(
+    built: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "cache"
     shutil.copytree(built, root)
     ((folder, _),) = list_artifacts(root, "activations")
@@ -112,9 +122,11 @@ def test_damaged_activations_are_named_and_rebuilt(built: Path, tmp_path: Path, 
         ActivationStore(folder, verify=True)
     for results, _ in list_artifacts(root, "results"):
         shutil.rmtree(results)  # so the build needs the activations again
-    with caplog.at_level(logging.WARNING, logger="core.store"):
+    with caplog.at_level(logging.WARNING, logger="core.extract.store"):
         build_tiny(root)
-    assert any("layer_001.npy" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+    assert any(
+        "layer_001.npy" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records
+    )
     assert file_bytes(folder) == original
 
 
@@ -131,14 +143,14 @@ def test_unreadable_manifest_is_rebuilt(built: Path, tmp_path: Path) -> None:
 
 
 def test_unreadable_batch_plan_restarts_the_partial_build(tmp_path: Path) -> None:
-    from core.config import ActivationSpec
-    from core.store import build_activations, find_partial
+    from core.common.config import ActivationSpec
+    from core.extract.store import build_activations, find_partial
 
     places, tiny = synthetic_places(120), tiny_model()
     spec = ActivationSpec(model="tiny-llama", dataset=places.name, max_batch_size=8)
     reference = build_activations(spec, places, tiny, tmp_path / "ref")
     with pytest.raises(KeyboardInterrupt):
-        build_activations(spec, places, tiny, tmp_path / "cache", stop_after_batches=2)
+        build_activations(spec, places, tiny, tmp_path / "cache", progress=stop_after(2))
     (find_partial(tmp_path / "cache")[0] / "plan.json").write_text('{"key": "tiny')  # torn write
     resumed = build_activations(spec, places, tiny, tmp_path / "cache")
     assert file_bytes(resumed.folder) == file_bytes(reference.folder)
@@ -158,7 +170,7 @@ def app_cache(demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     manifest["command"] = REAL_COMMAND  # what a real build records
     manifest_path.write_text(json.dumps(manifest))
     monkeypatch.setenv("SPACETIME_CACHE", str(root))
-    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "1")
+    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "tests.support.tiny:tiny_model")
     return root
 
 
@@ -168,10 +180,17 @@ def error_texts(at: Any) -> list[str]:
 
 @pytest.mark.parametrize(
     ("name", "damage"),
-    [("predictions.npy", "truncated"), ("coef.npy", "altered"), ("metrics.parquet", "deleted"), ("entities.parquet", "altered")],
+    [
+        ("predictions.npy", "truncated"),
+        ("coef.npy", "altered"),
+        ("metrics.parquet", "deleted"),
+        ("entities.parquet", "altered"),
+    ],
 )
 @pytest.mark.parametrize("page", ["pages/maps.py", "pages/layers.py", "pages/live_probe.py"])
-def test_dashboard_shows_an_error_panel_naming_file_and_command(app_cache: Path, name: str, damage: str, page: str) -> None:
+def test_dashboard_shows_an_error_panel_naming_file_and_command(
+    app_cache: Path, name: str, damage: str, page: str
+) -> None:
     folder = app_cache / "results" / WORLD
     DAMAGE[damage](artifact_file(folder, read_manifest(folder), name))  # entities: the shared table
     at = make_app({**SELECTION, "names": "Kyoto"}).run()
@@ -183,7 +202,9 @@ def test_dashboard_shows_an_error_panel_naming_file_and_command(app_cache: Path,
     assert not at.get("plotly_chart")
 
 
-def test_dashboard_verifies_once_and_again_after_a_change(app_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dashboard_verifies_once_and_again_after_a_change(
+    app_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pages import _ui
 
     calls: list[str] = []

@@ -3,7 +3,7 @@
 * Typed names (empty, blank, 10,000 characters, control characters, right-to-left
   text, emoji, HTML/script, Markdown) reach the live probe without an exception,
   are cleaned and capped, and are shown as text; the model never reads more than
-  ``core.live.MAX_TOKENS`` tokens per name.
+  ``core.ui.live.MAX_TOKENS`` tokens per name.
 * URL values (unknown model/dataset, layer out of range, path-like values) fall
   back with a visible note; an audit hook records every file the dashboard opens,
   lists, creates or deletes while serving them: nothing outside the cache root,
@@ -27,12 +27,12 @@ import streamlit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import live
-from core import view_state as vs
-from core.datasets.schema import DatasetError
-from core.datasets.user_csv import load_user_csv
-from core.tiny import tiny_model
+from core.data.schema import DatasetError
+from core.data.user_csv import load_user_csv
+from core.ui import live
+from core.ui import view_state as vs
 from tests.app.conftest import make_app
+from tests.support.tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["pages/maps.py", "pages/timelines.py", "pages/layers.py", "pages/live_probe.py"]
@@ -54,7 +54,7 @@ TYPED: dict[str, tuple[str, ...]] = {
 @pytest.fixture
 def app_env(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SPACETIME_CACHE", str(demo_root))
-    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "1")
+    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "tests.support.tiny:tiny_model")
     return demo_root
 
 
@@ -98,18 +98,20 @@ def test_names_from_the_url_are_capped_too(app_env: Path) -> None:
     assert list(dict.fromkeys(at.dataframe[0].value["name"])) == ["z" * vs.MAX_NAME_CHARS]
 
 
-def test_live_probe_reads_a_bounded_number_of_tokens(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_probe_reads_a_bounded_number_of_tokens(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """However long the name, the model reads at most MAX_TOKENS tokens, ending with the name's."""
-    import core.activations
+    import core.extract.activations
 
     seen: list[list[int]] = []
-    real = core.activations.forward_batch
+    real = core.extract.activations.forward_batch
 
     def spy(loaded: Any, token_ids: list[list[int]], *args: Any, **kwargs: Any) -> np.ndarray:
         seen.extend(token_ids)
         return real(loaded, token_ids, *args, **kwargs)
 
-    monkeypatch.setattr(core.activations, "forward_batch", spy)
+    monkeypatch.setattr(core.extract.activations, "forward_batch", spy)
     streamlit.cache_data.clear()
     name = "Q" * 10_000  # the character tokenizer of the test model: one token per character
     at = make_app({"names": name}).run()
@@ -121,7 +123,9 @@ def test_live_probe_reads_a_bounded_number_of_tokens(app_env: Path, monkeypatch:
     seen.clear()
     acts = live.name_activations(model, live.probe_texts("p" * 500, ["Kyoto" * 100]), [0, 1, 2])
     assert acts.shape == (3, 1, model.d_model) and np.isfinite(acts).all()
-    assert len(seen[0]) == live.MAX_TOKENS and seen[0][-1] == model.tokenizer.convert_tokens_to_ids("o")
+    assert len(seen[0]) == live.MAX_TOKENS and seen[0][-1] == model.tokenizer.convert_tokens_to_ids(
+        "o"
+    )
 
 
 # --------------------------------------------------------------- URL values
@@ -138,7 +142,15 @@ HOSTILE_QUERY = {
     "names": "../../etc/passwd",
 }
 READ_EVENTS = {"open", "os.listdir", "os.scandir", "glob.glob"}
-WRITE_EVENTS = {"os.mkdir", "os.remove", "os.rename", "os.rmdir", "shutil.rmtree", "os.truncate", "os.chmod"}
+WRITE_EVENTS = {
+    "os.mkdir",
+    "os.remove",
+    "os.rename",
+    "os.rmdir",
+    "shutil.rmtree",
+    "os.truncate",
+    "os.chmod",
+}
 _RECORDING: list[list[tuple[str, str, bool]]] = []
 
 
@@ -190,15 +202,29 @@ def test_hostile_url_values_touch_nothing_outside_the_cache_root(app_env: Path) 
     cache = os.path.realpath(app_env)
     assert events, "the audit hook recorded nothing"
     assert violations(events, cache) == []
-    assert [p for _, p, _ in events if p.startswith(cache + "/results/")], "the pages read no results at all?"
+    assert [p for _, p, _ in events if p.startswith(cache + "/results/")], (
+        "the pages read no results at all?"
+    )
     # the check itself catches what it is meant to
-    assert violations([("open", "/etc/passwd", False), ("os.mkdir", str(ROOT / "x"), True)], cache) != []
+    assert (
+        violations([("open", "/etc/passwd", False), ("os.mkdir", str(ROOT / "x"), True)], cache)
+        != []
+    )
 
 
 def violations(events: Sequence[tuple[str, str, bool]], cache: str) -> list[str]:
     """Accesses outside the cache root, the project and the Python installation (writes:
     outside the cache root and the temp folder)."""
-    readable = [cache, str(ROOT), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), "/proc", "/sys", "/dev", "/usr"]
+    readable = [
+        cache,
+        str(ROOT),
+        os.path.realpath(sys.prefix),
+        os.path.realpath(sys.base_prefix),
+        "/proc",
+        "/sys",
+        "/dev",
+        "/usr",
+    ]
     writable = [cache, os.path.realpath(tempfile.gettempdir())]
     bad = []
     for event, path, writing in events:
@@ -251,8 +277,22 @@ class Offered:
         return self.MODELS
 
 
-PATHS = st.sampled_from(["../../etc/passwd", "/etc/shadow", "..", "~/.ssh/id_rsa", "C:\\Windows\\win.ini", "%2e%2e%2f", "file:///etc/passwd"])
-VALUES = st.one_of(st.text(max_size=300), PATHS, st.sampled_from([*Offered.MODELS, *Offered.DATASETS, "5", "-1", "99", "all", "on"]))
+PATHS = st.sampled_from(
+    [
+        "../../etc/passwd",
+        "/etc/shadow",
+        "..",
+        "~/.ssh/id_rsa",
+        "C:\\Windows\\win.ini",
+        "%2e%2e%2f",
+        "file:///etc/passwd",
+    ]
+)
+VALUES = st.one_of(
+    st.text(max_size=300),
+    PATHS,
+    st.sampled_from([*Offered.MODELS, *Offered.DATASETS, "5", "-1", "99", "all", "on"]),
+)
 QUERIES = st.dictionaries(
     st.one_of(st.sampled_from(sorted(vs.QUERY_KEYS.values())), st.text(max_size=10)),
     st.one_of(VALUES, st.lists(VALUES, max_size=3)),
@@ -267,7 +307,11 @@ def test_any_query_resolves_to_offered_values(query: dict[str, Any]) -> None:
     options = Offered()
     resolution = vs.resolve(vs.read_query(query), options)
     state = resolution.state
-    assert state.model in Offered.MODELS and state.dataset in Offered.DATASETS and state.prompt in Offered.PROMPTS
+    assert (
+        state.model in Offered.MODELS
+        and state.dataset in Offered.DATASETS
+        and state.prompt in Offered.PROMPTS
+    )
     assert state.layer in Offered.LAYERS
     assert state.split in vs.SPLITS and state.points in vs.POINT_CAPS
     assert state.residuals_by in vs.RESIDUAL_BINS and state.compare_metric in vs.LAYER_METRICS
@@ -304,15 +348,23 @@ def test_parse_names_is_idempotent_and_bounded(text: str) -> None:
 
 
 # -------------------------------------------------------- CSV, fuzzed bytes
-CSV_ALPHABET = st.sampled_from(list('name,lat,lon,year,date\n"\r;\t 0123456789.-+eE_NaN\x00\xff') + ["é", "🗼", "\ufeff"])
+CSV_ALPHABET = st.sampled_from(
+    list('name,lat,lon,year,date\n"\r;\t 0123456789.-+eE_NaN\x00\xff') + ["é", "🗼", "\ufeff"]
+)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     body=st.one_of(
         st.binary(max_size=400),
-        st.lists(CSV_ALPHABET, max_size=400).map("".join).map(lambda t: t.encode("utf-8", "surrogatepass")),
-        st.lists(CSV_ALPHABET, max_size=300).map(lambda cs: ("name,lat,lon\n" + "".join(cs)).encode()),
+        st.lists(CSV_ALPHABET, max_size=400)
+        .map("".join)
+        .map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.lists(CSV_ALPHABET, max_size=300).map(
+            lambda cs: ("name,lat,lon\n" + "".join(cs)).encode()
+        ),
     )
 )
 def test_any_bytes_load_or_fail_with_a_message_naming_the_file(tmp_path: Path, body: bytes) -> None:

@@ -32,11 +32,11 @@ from typing import Any
 
 import pytest
 
-from core.cache import MANIFEST, list_artifacts, verify_files
-from core.catalog import discover
-from core.layer_files import read_progress
-from core.results import ProbeResults
-from core.store import ActivationStore
+from core.common.cache import MANIFEST, list_artifacts, verify_files
+from core.extract.layer_files import read_progress
+from core.extract.store import ActivationStore
+from core.results.catalog import discover
+from core.results.probe_results import ProbeResults
 from tests.reliability import build_worker
 
 SEED = 20240917
@@ -52,7 +52,13 @@ VOLATILE = {"created_at", "seconds", "seconds_by_phase"}
 def forkserver() -> Iterator[Any]:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(
-        ["tests.reliability.build_worker", "core.pipeline", "core.tiny", "tests.conftest", "transformers.models.llama.modeling_llama"]
+        [
+            "tests.reliability.build_worker",
+            "core.results.build",
+            "tests.support.tiny",
+            "tests.conftest",
+            "transformers.models.llama.modeling_llama",
+        ]
     )
     yield ctx
 
@@ -104,7 +110,11 @@ def assert_nothing_half_built_is_visible(root: Path) -> None:
 
 
 def snapshot(folder: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
-    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    files = {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
     manifest = json.loads((folder / MANIFEST).read_text())
     return files, {k: v for k, v in manifest.items() if k not in VOLATILE}
 
@@ -117,7 +127,9 @@ def assert_same_as_reference(root: Path, reference: Path) -> None:
         want_files, want_manifest = snapshot(want)
         assert sorted(got_files) == sorted(want_files)
         for name in want_files:
-            assert got_files[name] == want_files[name], f"{kind}/{name} differs from the uninterrupted build"
+            assert got_files[name] == want_files[name], (
+                f"{kind}/{name} differs from the uninterrupted build"
+            )
         assert got_manifest["files"] == want_manifest["files"]
         assert got_manifest == want_manifest
     leftovers = sorted(str(p.relative_to(root)) for p in root.rglob(".*"))
@@ -137,7 +149,9 @@ def restart_stage(root: Path, kind: str) -> None:
         shutil.rmtree(folder)
 
 
-def test_random_sigkills_resume_to_a_byte_identical_build(forkserver: Any, reference: Path, tmp_path: Path) -> None:
+def test_random_sigkills_resume_to_a_byte_identical_build(
+    forkserver: Any, reference: Path, tmp_path: Path
+) -> None:
     rng = random.Random(SEED)
     # How long the throttled stages take, from one uninterrupted throttled run.
     timing_root = tmp_path / "timing"
@@ -168,7 +182,9 @@ def test_random_sigkills_resume_to_a_byte_identical_build(forkserver: Any, refer
         else:
             while proc.is_alive() and stage_folder(root, "activations") is None:
                 time.sleep(0.005)
-            left = 1 - len(list(root.glob("results/.partial-*/layer_*.npz"))) / build_worker.N_LAYERS
+            left = (
+                1 - len(list(root.glob("results/.partial-*/layer_*.npz"))) / build_worker.N_LAYERS
+            )
             delay = rng.uniform(0.05, 0.2 + 0.9 * t_probes * left)
         deadline = time.perf_counter() + delay
         while proc.is_alive() and time.perf_counter() < deadline:
@@ -190,13 +206,19 @@ def test_random_sigkills_resume_to_a_byte_identical_build(forkserver: Any, refer
 
     assert finish(forkserver, root) == 0
     assert_same_as_reference(root, reference)
-    print(f"\nrandom SIGKILLs landed: {kills} in {runs} runs (throttled: activations {t_act:.2f} s, total {t_total:.2f} s)")
+    print(
+        f"\nrandom SIGKILLs landed: {kills} in {runs} runs (throttled: activations {t_act:.2f} s, total {t_total:.2f} s)"
+    )
 
 
 # (label of the commit point, which occurrence in that run, kill after it rather than before)
 COMMIT_KILLS = [
     ("os.replace plan.json", 1, False),  # the plan written, not yet in place
-    ("os.replace progress.json", 1, True),  # an empty ledger: the layer files created, nothing in them
+    (
+        "os.replace progress.json",
+        1,
+        True,
+    ),  # an empty ledger: the layer files created, nothing in them
     ("os.replace progress.json", 4, True),  # three batches committed
     ("os.replace progress.json", 3, False),  # batches written and fsync'd, not yet in the ledger
     ("os.replace manifest.json", 1, True),  # activations complete in .partial-*, not renamed
@@ -209,7 +231,9 @@ COMMIT_KILLS = [
 ]
 
 
-def test_sigkill_at_every_kind_of_commit_point(forkserver: Any, reference: Path, tmp_path: Path) -> None:
+def test_sigkill_at_every_kind_of_commit_point(
+    forkserver: Any, reference: Path, tmp_path: Path
+) -> None:
     trace = json.loads((reference / "trace.json").read_text())
     labels = set(trace)
     # The n-th ledger write must be the same moment in every run: the empty ledger, one
@@ -219,7 +243,9 @@ def test_sigkill_at_every_kind_of_commit_point(forkserver: Any, reference: Path,
     for kill_label, occurrence, after in COMMIT_KILLS:
         assert kill_label in labels, f"{kill_label!r} is no longer a commit point: {sorted(labels)}"
         code = finish(forkserver, root, kill_label=kill_label, occurrence=occurrence, after=after)
-        assert code == -signal.SIGKILL, f"the run meant to die at {kill_label} #{occurrence} exited {code}"
+        assert code == -signal.SIGKILL, (
+            f"the run meant to die at {kill_label} #{occurrence} exited {code}"
+        )
         assert_nothing_half_built_is_visible(root)
     assert finish(forkserver, root) == 0
     assert_same_as_reference(root, reference)

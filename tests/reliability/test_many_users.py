@@ -8,14 +8,14 @@ among them) and switches pages, as fast as the server answers, for
 * no page shows an exception or an error panel, no page script error, no
   ``<script>`` / ``onerror`` typed as a name ever ran, no request left 127.0.0.1,
   the server log has no traceback;
-* the model was loaded once (``SPACETIME_LOAD_COUNTER``: core.live appends a line
+* the model was loaded once (``SPACETIME_LOAD_COUNTER``: core.ui.live appends a line
   per load);
 * the server's memory (RSS, sampled every 0.25 s with psutil) stays under a bound;
 * every action's rerun finishes within ``STUCK_MS`` (a stuck session fails, naming the
   session and its last action; response times are printed, not asserted).
 
 The figures are printed (``pytest -s``) and quoted in docs/reliability.md. The
-server runs the tiny random stand-in model (``SPACETIME_FAKE_MODEL=1``) on
+server runs the tiny random stand-in model (``SPACETIME_FAKE_MODEL=tests.support.tiny:tiny_model``) on
 synthetic results, as in tests/e2e.
 """
 
@@ -39,8 +39,8 @@ import psutil
 import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from core.synthetic import demo_cache
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit, stop_streamlit
+from tests.support.synthetic import demo_cache
 
 
 def run_in_fresh_loop(coro: Any) -> Any:
@@ -50,6 +50,7 @@ def run_in_fresh_loop(coro: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
 
 pytestmark = pytest.mark.e2e
 
@@ -103,7 +104,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ps = psutil.Process(proc.pid)
         while not stop.is_set():
             try:
-                srv.rss.append(ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True)))
+                srv.rss.append(
+                    ps.memory_info().rss
+                    + sum(c.memory_info().rss for c in ps.children(recursive=True))
+                )
             except psutil.Error:
                 return
             stop.wait(0.25)
@@ -165,7 +169,9 @@ def known_disconnect_race(record: str) -> bool:
 def server_log_problems(log: str) -> tuple[list[str], int]:
     """(log records with a traceback or exception, known disconnect races skipped; their count)."""
     starts = [m.start() for m in _LOG_RECORD.finditer(log)] or [0]
-    records = [log[:starts[0]]] + [log[a:b] for a, b in zip(starts, starts[1:] + [len(log)], strict=True)]
+    records = [log[: starts[0]]] + [
+        log[a:b] for a, b in zip(starts, starts[1:] + [len(log)], strict=True)
+    ]
     problems, known = [], 0
     for record in records:
         if "Traceback" not in record and "Exception" not in record:
@@ -181,16 +187,22 @@ def page_error(session: Session, exc: Any) -> None:
     if known_plotly_race(exc):
         session.known_races += 1
     else:
-        session.problems.append(f"session {session.index} during {session.last}: page error {exc} {(exc.stack or '')[:600]}")
+        session.problems.append(
+            f"session {session.index} during {session.last}: page error {exc} {(exc.stack or '')[:600]}"
+        )
 
 
 async def settle(tab: Any, session: Session) -> None:
     """Wait until the script run a change triggered has finished."""
     await tab.wait_for_timeout(150)  # the rerun request reaches the server
     try:
-        await tab.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=STUCK_MS)
+        await tab.wait_for_selector(
+            '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=STUCK_MS
+        )
     except PlaywrightTimeout:
-        raise AssertionError(f"session {session.index} after {session.last}: the rerun had not finished {STUCK_MS / 1000:.0f} s later (page {tab.url})") from None
+        raise AssertionError(
+            f"session {session.index} after {session.last}: the rerun had not finished {STUCK_MS / 1000:.0f} s later (page {tab.url})"
+        ) from None
 
 
 async def check(tab: Any, session: Session, what: str) -> None:
@@ -202,11 +214,16 @@ async def check(tab: Any, session: Session, what: str) -> None:
             session.problems.append(f"session {session.index} after {what}: {kind}: {text[:200]}")
     if not await tab.evaluate(PWN):
         session.problems.append(f"session {session.index} after {what}: a typed script ran")
-    if session.known_races > session.races_redrawn and await tab.locator(".js-plotly-plot .geo").count():
+    if (
+        session.known_races > session.races_redrawn
+        and await tab.locator(".js-plotly-plot .geo").count()
+    ):
         try:
             await tab.wait_for_function(MAPS_DRAWN, timeout=TIMEOUT)
         except PlaywrightTimeout:
-            session.problems.append(f"session {session.index} after {what}: a map stayed without outlines after the plotly.js race")
+            session.problems.append(
+                f"session {session.index} after {what}: a map stayed without outlines after the plotly.js race"
+            )
         session.races_redrawn = session.known_races
 
 
@@ -224,7 +241,11 @@ async def user(browser: Any, base: str, session: Session, clock: Clock) -> None:
     while time.monotonic() < clock.stop_at:
         slider = tab.locator('[data-testid="stSlider"] input[type="range"]')
         box = tab.locator('[data-testid="stTextArea"] textarea')
-        choices = ["page"] + ["layer"] * 2 * min(1, await slider.count()) + ["probe"] * 3 * min(1, await box.count())
+        choices = (
+            ["page"]
+            + ["layer"] * 2 * min(1, await slider.count())
+            + ["probe"] * 3 * min(1, await box.count())
+        )
         action = rng.choice(choices)
         session.last = f"{action} on {page}"
         began = time.monotonic()
@@ -232,7 +253,11 @@ async def user(browser: Any, base: str, session: Session, clock: Clock) -> None:
             await slider.first.focus()
             await tab.keyboard.press(rng.choice(["ArrowLeft", "ArrowRight", "Home", "End"]))
         elif action == "probe":
-            name = rng.choice(HOSTILE_NAMES) if rng.random() < 0.3 else f"Place {session.index}-{rng.randrange(10**6)}"
+            name = (
+                rng.choice(HOSTILE_NAMES)
+                if rng.random() < 0.3
+                else f"Place {session.index}-{rng.randrange(10**6)}"
+            )
             await box.fill(name)
             await box.press("Control+Enter")
             session.names.add(name)
@@ -289,7 +314,13 @@ def test_eight_sessions_for_a_minute(server: Server) -> None:
     server_cpu = after.user + after.system - cpu.user - cpu.system
 
     problems = [p for s in sessions for p in s.problems]
-    foreign = [u for s in sessions for u in s.requests if urlparse(u).scheme not in ("data", "blob", "about") and urlparse(u).hostname != "127.0.0.1"]
+    foreign = [
+        u
+        for s in sessions
+        for u in s.requests
+        if urlparse(u).scheme not in ("data", "blob", "about")
+        and urlparse(u).hostname != "127.0.0.1"
+    ]
     loads = server.load_counter.read_text().splitlines() if server.load_counter.exists() else []
     log_problems, disconnect_races = server_log_problems(server.log.read_text())
     peak = max(server.rss)
@@ -366,11 +397,14 @@ def test_only_the_known_streamlit_disconnect_race_is_let_through() -> None:
         "    data = await websocket.receive_bytes()\n"
         f"{_DISCONNECT_RACE}\n"
     )
-    ours = race.replace("/v/streamlit/web/server/starlette/starlette_websocket.py", "/repo/pages/maps.py")
+    ours = race.replace(
+        "/v/streamlit/web/server/starlette/starlette_websocket.py", "/repo/pages/maps.py"
+    )
     other = race.replace(_DISCONNECT_RACE, "ValueError: bad layer")
     plain = "2026-11-26 10:00:01.000 Exception: something else\n"
     assert server_log_problems("2026-11-26 10:00:00.000 started\n" + race) == ([], 1)
     for bad in (ours, other, plain, "Traceback (most recent call last):\nKeyError: 'x'\n"):
         problems, _ = server_log_problems(race + bad)
-        assert len(problems) == 1 and bad in problems[0], bad  # untimestamped text joins the record before it
-
+        assert len(problems) == 1 and bad in problems[0], (
+            bad
+        )  # untimestamped text joins the record before it

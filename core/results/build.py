@@ -1,0 +1,273 @@
+"""The build: dataset -> activations -> one probe per layer -> ProbeResults.
+
+Each stage is cached under its own key and reused; probe fitting is resumable per
+layer (finished layers are kept in ``results/.partial-<key>/``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.common.cache import CacheError, artifact_dir, build_lock, default_cache_root
+from core.common.config import ActivationSpec, BuildConfig, ProbeSpec
+from core.data.registry import load_dataset
+from core.data.schema import EntityDataset
+from core.extract.activations import default_batching
+from core.extract.models import LoadedModel, load_model
+from core.extract.store import ActivationStore, build_activations
+from core.probe.metrics import MAX_PROXIMITY_ENTITIES, split_metrics
+from core.probe.ridge import RidgeProbe, alpha_grid
+from core.results.probe_results import ProbeResults
+
+log = logging.getLogger(__name__)
+
+StageProgress = Callable[[str, int, int], None]
+
+
+def _verified_results(final: Path) -> ProbeResults | None:
+    """Finished results at `final` whose files match their manifest; None if absent or broken.
+
+    A broken folder (truncated or altered file, unreadable manifest) is logged and
+    left to be rebuilt: the rebuild replaces it atomically. Layers left in
+    ``.partial-<key>`` by a build killed after its final rename are removed.
+    """
+    if not (final / "manifest.json").is_file():
+        return None
+    try:
+        results = ProbeResults.load(final, verify=True)
+    except CacheError as exc:
+        log.warning("%s; rebuilding it", exc)
+        return None
+    shutil.rmtree(final.parent / f".partial-{final.name}", ignore_errors=True)
+    return results
+
+
+def fit_layer(
+    x: np.ndarray,
+    y: np.ndarray,
+    is_test: np.ndarray,
+    probe_spec: ProbeSpec,
+    probe_device: str | None = None,
+) -> RidgeProbe:
+    probe = RidgeProbe(
+        alphas=alpha_grid(*probe_spec.alpha_grid), method=probe_spec.method, device=probe_device
+    )
+    return probe.fit(x[~is_test], y[~is_test])
+
+
+def fit_probes(
+    store: ActivationStore,
+    dataset: EntityDataset,
+    probe_spec: ProbeSpec,
+    cache_root: Path,
+    progress: Callable[[int, int], None] | None = None,
+    command: str = "",
+    probe_device: str | None = None,
+) -> ProbeResults:
+    """Fit one probe per stored layer; resumable per layer; returns saved results.
+
+    probe_device: None fits with numpy (the reference); a torch device ("cuda") fits
+    there (`core.probe.ridge_torch`) from the stored float16 rows, the same to float64
+    rounding. It is not part of the cache key; the manifest records it.
+    """
+    key = probe_spec.key(store.manifest["key"])
+    with build_lock(cache_root, "results", key):
+        return _fit_probes_locked(
+            key, store, dataset, probe_spec, cache_root, progress, command, probe_device
+        )
+
+
+def _fit_probes_locked(
+    key: str,
+    store: ActivationStore,
+    dataset: EntityDataset,
+    probe_spec: ProbeSpec,
+    cache_root: Path,
+    progress: Callable[[int, int], None] | None,
+    command: str,
+    probe_device: str | None,
+) -> ProbeResults:
+    final = artifact_dir(cache_root, "results", key)
+    existing = _verified_results(final)
+    if existing is not None:
+        return existing
+    partial = final.parent / f".partial-{key}"
+    partial.mkdir(parents=True, exist_ok=True)
+    y = dataset.targets()
+    is_test = dataset.is_test()
+    if is_test.all() or (~is_test).sum() < 2:
+        raise ValueError(f"dataset {dataset.name!r}: too few training rows ({(~is_test).sum()})")
+    names = dataset.target_names
+    for position, layer in enumerate(store.layers):
+        layer_file = partial / f"layer_{layer:03d}.npz"
+        if not layer_file.is_file():
+            if probe_device is None:
+                x = np.asarray(store.layer(layer), dtype=np.float64)
+            else:  # stored dtype: float16 rows cross to the device, converted there
+                x = np.asarray(store.layer(layer))
+            probe = fit_layer(x, y, is_test, probe_spec, probe_device)
+            pred = probe.predict(x).reshape(len(y), len(names))
+            tmp = layer_file.with_suffix(".tmp.npz")
+            with open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    pred=pred.astype(np.float32),
+                    coef=np.asarray(probe.coef_, dtype=np.float32).reshape(len(names), -1),
+                    intercept=np.asarray(probe.intercept_, dtype=np.float32).reshape(len(names)),
+                    alpha=np.float64(probe.alpha_),
+                    at_edge=np.bool_(probe.alpha_at_edge_),
+                )
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, layer_file)
+        if progress:
+            progress(position + 1, len(store.layers))
+
+    preds, coefs, intercepts, alphas, rows = [], [], [], [], []
+    for layer in store.layers:
+        with np.load(partial / f"layer_{layer:03d}.npz", allow_pickle=False) as data:
+            pred = data["pred"].astype(np.float64)
+            preds.append(data["pred"])
+            coefs.append(data["coef"])
+            intercepts.append(data["intercept"])
+            alphas.append(float(data["alpha"]))
+            at_edge = bool(data["at_edge"])
+        for split, mask in (("train", ~is_test), ("test", is_test)):
+            if mask.sum() < 2:
+                continue
+            metrics = split_metrics(y[mask], pred[mask], names, dataset.kind)
+            rows.append(
+                {
+                    "layer": layer,
+                    "split": split,
+                    "alpha": alphas[-1],
+                    "alpha_at_edge": at_edge,
+                    "n": int(mask.sum()),
+                    **metrics,
+                }
+            )
+    results = ProbeResults(
+        kind=dataset.kind,
+        target_names=names,
+        layers=np.asarray(store.layers, dtype=int),
+        n_model_layers=int(store.manifest["n_layers_model"]),
+        entities=dataset.entity_table(),
+        predictions=np.stack(preds),
+        coef=np.stack(coefs),
+        intercept=np.stack(intercepts),
+        alphas=np.asarray(alphas),
+        metrics=pd.DataFrame(rows),
+        manifest={
+            "key": key,
+            "spec": store.manifest["spec"],
+            "probe": probe_spec.to_dict(),
+            "activation_key": store.manifest["key"],
+            "model_info": {
+                "name": store.manifest["model"],
+                "weights_hash": store.manifest["weights_hash"],
+                "n_layers": int(store.manifest["n_layers_model"]),
+                "d_model": store.d_model,
+                "compute_dtype": store.manifest["compute_dtype"],
+            },
+            "dataset_hash": dataset.content_hash,
+            "dataset_info": {
+                "name": dataset.name,
+                "source": dataset.source,
+                "licence": dataset.licence,
+                "group_column": dataset.group_column,
+            },
+            "prompt_text": store.manifest["prompt_text"],
+            "max_proximity_entities": MAX_PROXIMITY_ENTITIES,
+            "command": command,
+            "probe_solver": "numpy" if probe_device is None else f"torch:{probe_device}",
+        },
+    )
+    results.save(final)
+    shutil.rmtree(partial, ignore_errors=True)
+    return results
+
+
+def build(
+    config: BuildConfig,
+    *,
+    loaded: LoadedModel | None = None,
+    progress: StageProgress | None = None,
+    command: str = "",
+) -> ProbeResults:
+    """Build whatever is missing for `config` and return its results.
+
+    `loaded` reuses a model already in memory (it must be `config.model`); `command`
+    is recorded in the manifests (default: the CLI line that rebuilds it).
+    """
+    root = Path(config.cache_root) if config.cache_root else default_cache_root()
+    command = command or config.command()
+
+    def stage(name: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(name, done, total)
+
+    if isinstance(config.dataset, str):  # paper datasets download once, reporting bytes
+        entity_data = load_dataset(config.dataset, cache_root=root, progress=stage("download"))
+    else:
+        entity_data = config.dataset
+    entity_data = entity_data.head(config.limit)
+    prompt = config.prompt or entity_data.default_prompt
+    entity_data.prompt_text(prompt)  # fail early on an unknown prompt
+
+    if loaded is None:
+        loaded = load_model(
+            config.model,
+            device=config.device,
+            random_init=config.random_init,
+            seed=ActivationSpec.seed,
+            dtype=config.dtype,
+            cache_root=root,
+            trust_remote_code=config.trust_remote_code,
+            progress=(lambda msg: log.info(msg)),
+        )
+    # Batching is left out of the cache key, so choosing it by device changes no cache.
+    spec = config.activation_spec(
+        entity_data.name, entity_data.default_prompt, default_batching(loaded), config.dtype
+    )
+    results_key = config.probe.key(spec.key(entity_data.content_hash, loaded.weights_hash))
+    existing = _verified_results(artifact_dir(root, "results", results_key))
+    if existing is not None:
+        return existing
+    store = build_activations(
+        spec, entity_data, loaded, root, stage("activations"), command=command
+    )
+    return fit_probes(
+        store,
+        entity_data,
+        config.probe,
+        root,
+        stage("probes"),
+        command=command,
+        probe_device=config.probe_device,
+    )
+
+
+def summary_table(results: ProbeResults) -> pd.DataFrame:
+    """Per-layer: layer, alpha, train R2, test R2, proximity error (test)."""
+    metrics = results.metrics
+    train = metrics[metrics["split"] == "train"].set_index("layer")
+    test = metrics[metrics["split"] == "test"].set_index("layer")
+    table = pd.DataFrame(
+        {
+            "alpha": test["alpha"],
+            "edge": test["alpha_at_edge"].map({True: "*", False: ""}),
+            "train_r2": train["r2"],
+            "test_r2": test["r2"],
+            "test_prox_err": test["proximity_error"],
+        }
+    )
+    table.index.name = "layer"
+    return table

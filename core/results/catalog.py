@@ -1,0 +1,246 @@
+"""Discover probe results in a cache root: what the dashboard can show.
+
+The catalog is built only from folders that ``core.common.cache.list_artifacts`` finds
+under ``<root>/results/``; selections coming from a URL are matched against it by
+value, so no user-supplied string is ever turned into a path.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.common.cache import MANIFEST, list_artifacts
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = (
+    "smollm2-135m"  # = core.extract.models.DEFAULT_MODEL, kept here for the no-torch path
+)
+RANDOM_SUFFIX = "@random"  # model id suffix of randomly initialised controls
+
+
+def model_id(model: str, random_init: bool = False) -> str:
+    """The id a model (or its random-init control) has in selectors and URLs."""
+    return f"{model}{RANDOM_SUFFIX}" if random_init else model
+
+
+def split_model_id(mid: str) -> tuple[str, bool]:
+    """Inverse of :func:`model_id`: (model name, random_init)."""
+    if mid.endswith(RANDOM_SUFFIX):
+        return mid[: -len(RANDOM_SUFFIX)], True
+    return mid, False
+
+
+def model_label(mid: str) -> str:
+    name, random_init = split_model_id(mid)
+    return f"{name} (random init)" if random_init else name
+
+
+def build_command(model: str, dataset: str, prompt: str | None = None) -> str:
+    """The CLI command that builds results for one selection (model may be a model id)."""
+    name, random_init = split_model_id(model)
+    parts = ["python", "-m", "core", "build", "--model", name, "--dataset", dataset]
+    if prompt:
+        parts += ["--prompt", prompt]
+    if random_init:
+        parts.append("--random-init")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """One finished results folder, described by its manifest."""
+
+    folder: Path
+    key: str
+    model: str
+    dataset: str
+    prompt: str
+    random_init: bool
+    kind: str
+    n_entities: int
+    layers: tuple[int, ...]
+    n_model_layers: int
+    d_model: int
+    created_at: str
+    limit: int | None
+    command: str
+    prompt_text: str | None
+    stamp: str  # changes whenever the folder is rewritten (manifest mtime)
+
+    @property
+    def model_id(self) -> str:
+        return model_id(self.model, self.random_init)
+
+    @classmethod
+    def from_manifest(cls, folder: Path, manifest: dict[str, Any]) -> ResultEntry | None:
+        spec = manifest.get("spec", {}) or {}
+        info = manifest.get("model_info", {}) or {}
+        try:
+            layers = tuple(int(x) for x in manifest["layers"])
+            n_model_layers = int(manifest.get("n_model_layers") or info.get("n_layers") or 0)
+            limit = spec.get("limit")
+            prompt_text = manifest.get("prompt_text", spec.get("prompt_text"))
+            entry = cls(
+                folder=folder,
+                key=folder.name,
+                model=str(spec.get("model", "?")),
+                dataset=str(spec.get("dataset", "?")),
+                prompt=str(spec.get("prompt", "empty")),
+                random_init=bool(spec.get("random_init", False)),
+                kind=str(manifest["kind"]),
+                n_entities=int(manifest.get("n_entities", 0)),
+                layers=layers,
+                n_model_layers=n_model_layers or (max(layers) + 1 if layers else 0),
+                d_model=int(manifest.get("d_model") or info.get("d_model") or 0),
+                created_at=str(manifest.get("created_at", "")),
+                limit=int(limit) if limit is not None else None,
+                command=str(manifest.get("command", "")),
+                prompt_text=str(prompt_text) if prompt_text is not None else None,
+                stamp=_stamp(folder),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("skipping %s: manifest lacks results fields (%s)", folder, exc)
+            return None
+        if entry.kind not in ("space", "time") or not entry.layers:
+            log.warning("skipping %s: kind %r, %d layers", folder, entry.kind, len(entry.layers))
+            return None
+        return entry
+
+
+def _stamp(folder: Path) -> str:
+    try:
+        st = (folder / MANIFEST).stat()
+    except OSError:
+        return ""
+    return f"{st.st_mtime_ns}-{st.st_size}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All results found under one cache root."""
+
+    root: Path
+    entries: tuple[ResultEntry, ...] = field(default_factory=tuple)
+
+    def models(self) -> list[str]:
+        """Model ids with any results: trained models first, then random-init controls."""
+        ids = {e.model_id for e in self.entries}
+        return sorted(ids, key=lambda m: (split_model_id(m)[1], m))
+
+    def datasets(self, model: str | None = None) -> list[str]:
+        return sorted({e.dataset for e in self.entries if model is None or e.model_id == model})
+
+    def prompts(self, model: str | None, dataset: str) -> list[str]:
+        found = {
+            e.prompt
+            for e in self.entries
+            if e.dataset == dataset and (model is None or e.model_id == model)
+        }
+        return sorted(found, key=lambda p: (p != "empty", p))
+
+    def find(self, model: str, dataset: str, prompt: str) -> ResultEntry | None:
+        """The best results for a selection: the most entities, then the newest."""
+        hits = [
+            e
+            for e in self.entries
+            if e.model_id == model and e.dataset == dataset and e.prompt == prompt
+        ]
+        if not hits:
+            return None
+        return max(hits, key=lambda e: (e.n_entities, e.created_at, e.key))
+
+    def compare(self, dataset: str, prompt: str) -> list[ResultEntry]:
+        """The best results of every model for one (dataset, prompt), in model order."""
+        out = []
+        for mid in self.models():
+            entry = self.find(mid, dataset, prompt)
+            if entry is not None:
+                out.append(entry)
+        return out
+
+    def kind_of(self, dataset: str) -> str | None:
+        for e in self.entries:
+            if e.dataset == dataset:
+                return e.kind
+        return None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def signature(root: Path) -> tuple[tuple[str, str], ...]:
+    """A cheap fingerprint of the results folder (names and manifest stamps)."""
+    base = Path(root) / "results"
+    if not base.is_dir():
+        return ()
+    out = []
+    for folder in sorted(base.iterdir()):
+        if folder.is_dir() and not folder.name.startswith("."):
+            out.append((folder.name, _stamp(folder)))
+    return tuple(out)
+
+
+def discover(root: Path) -> Catalog:
+    """Every readable results folder under ``<root>/results``."""
+    entries: list[ResultEntry] = []
+    for folder, manifest in list_artifacts(Path(root), "results"):
+        entry = ResultEntry.from_manifest(folder, manifest)
+        if entry is not None:
+            entries.append(entry)
+    log.debug("catalog of %s: %d results", root, len(entries))
+    return Catalog(root=Path(root), entries=tuple(entries))
+
+
+def known_datasets() -> dict[str, str]:
+    """Registered dataset names and kinds (for offering build commands); {} if unavailable."""
+    try:
+        from core.data.registry import list_datasets
+
+        return {spec.name: spec.kind for spec in list_datasets()}
+    except Exception as exc:  # the registry imports optional data packages
+        log.warning("dataset registry unavailable: %s", exc)
+        return {}
+
+
+def known_models(extra: Iterable[str] = ()) -> list[str]:
+    """Registered model names (the default first), then `extra`.
+
+    ``core.extract.models`` imports torch only when a model is loaded, so this stays cheap.
+    """
+    try:
+        from core.extract.models import DEFAULT_MODEL as default
+        from core.extract.models import MODELS
+
+        names = [default, *MODELS]
+    except ImportError as exc:
+        log.warning("core.extract.models unavailable: %s", exc)
+        names = [DEFAULT_MODEL]
+    return list(dict.fromkeys([*names, *extra]))
+
+
+def best_model_on(catalog: Catalog, dataset: str, prompt: str = "empty") -> str | None:
+    """The trained (not random-init) model whose best test R² on `dataset` is highest."""
+    import pandas as pd
+
+    best: tuple[float, str] | None = None
+    for entry in catalog.compare(dataset, prompt):
+        if entry.random_init or entry.limit:
+            continue
+        try:
+            metrics = pd.read_parquet(entry.folder / "metrics.parquet", columns=["split", "r2"])
+        except (OSError, ValueError) as exc:
+            log.warning("cannot read metrics of %s: %s", entry.folder, exc)
+            continue
+        test = metrics[metrics["split"] == "test"]["r2"]
+        if test.empty:
+            continue
+        score = float(test.max())
+        if best is None or score > best[0]:
+            best = (score, entry.model_id)
+    return None if best is None else best[1]

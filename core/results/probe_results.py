@@ -1,0 +1,234 @@
+"""ProbeResults: everything the dashboard draws, saved without activations.
+
+Folder layout (``cache/results/<key>/``)::
+
+    manifest.json       resolved spec, model/dataset info, checksums, command
+    entities.parquet    one row per entity: name, text, targets, is_test, groups; kept
+                        once per content in ``results/_shared/<sha256>.parquet``
+                        (every model on a dataset has the same table) and listed in the
+                        manifest's "shared_files"; an own copy in the folder also loads
+    metrics.parquet     one row per (layer, split): alpha, r2, r2_<t>, spearman_<t>,
+                        mae_<t>, and for space km_mean, km_median, proximity_error
+    predictions.npy     [n_layers, n_entities, n_targets]: float16 minus a per-target
+                        offset (manifest "prediction_offset") when float16's step there
+                        is at most 1% of the target's spread, else float32 in target
+                        units; loaded back as target units (see `encode_predictions`)
+    coef.npy            [n_layers, n_targets, d_model] float32, target units
+    intercept.npy       [n_layers, n_targets] float32
+    alphas.npy          [n_layers] float64, the ridge penalty chosen per layer
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.common.cache import (
+    CacheError,
+    artifact_file,
+    atomic_dir,
+    put_shared,
+    read_manifest,
+    verify_files,
+    write_manifest,
+)
+
+ENTITIES = "entities.parquet"
+FILES = (
+    ENTITIES,
+    "metrics.parquet",
+    "predictions.npy",
+    "coef.npy",
+    "intercept.npy",
+    "alphas.npy",
+)
+
+
+@dataclass(eq=False)
+class ProbeResults:
+    """Per-layer probes of one (model, dataset, prompt) run."""
+
+    kind: str  # "space" | "time"
+    target_names: tuple[str, ...]
+    layers: np.ndarray  # [n_layers] block indices (0-based)
+    n_model_layers: int
+    entities: pd.DataFrame
+    predictions: np.ndarray  # [n_layers, n_entities, n_targets]
+    coef: np.ndarray  # [n_layers, n_targets, d_model]
+    intercept: np.ndarray  # [n_layers, n_targets]
+    alphas: np.ndarray  # [n_layers]
+    metrics: pd.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def model(self) -> str:
+        return str(self.manifest.get("spec", {}).get("model", "?"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.manifest.get("spec", {}).get("dataset", "?"))
+
+    @property
+    def prompt(self) -> str:
+        return str(self.manifest.get("spec", {}).get("prompt", "?"))
+
+    def layer_position(self, layer: int) -> int:
+        """Index into the stored arrays of a model layer number."""
+        hits = np.flatnonzero(self.layers == layer)
+        if hits.size == 0:
+            raise KeyError(f"layer {layer} not in results (have {self.layers.tolist()})")
+        return int(hits[0])
+
+    def predictions_at(self, layer: int) -> pd.DataFrame:
+        """Entities joined with predicted targets (``pred_<t>``) at one layer."""
+        frame = self.entities.copy()
+        preds = self.predictions[self.layer_position(layer)].astype(np.float64)
+        for j, target in enumerate(self.target_names):
+            frame[f"pred_{target}"] = preds[:, j]
+        return frame
+
+    def best_layer(self, split: str = "test", metric: str = "r2") -> int:
+        rows = self.metrics[self.metrics["split"] == split]
+        return int(rows.loc[rows[metric].idxmax(), "layer"])
+
+    def predict(self, activations: np.ndarray) -> np.ndarray:
+        """Apply every layer's probe.
+
+        activations: [n_layers, d_model] (one entity) or [n_layers, n, d_model];
+        returns [n_layers, n_targets] or [n_layers, n, n_targets] in target units.
+        """
+        acts = np.asarray(activations, dtype=np.float32)
+        coef = self.coef.astype(np.float32)
+        if acts.ndim == 2:
+            return np.einsum("ld,ltd->lt", acts, coef) + self.intercept
+        return np.einsum("lnd,ltd->lnt", acts, coef) + self.intercept[:, None, :]
+
+    # --------------------------------------------------------------------- io
+    def save(self, folder: Path, extra_manifest: dict[str, Any] | None = None) -> Path:
+        """Write atomically into `folder` (replaced only once complete)."""
+        folder = Path(folder)
+        stored, offset = encode_predictions(self.predictions, self.entities, self.target_names)
+        shared = {ENTITIES: put_shared(folder, entity_table_bytes(self.entities), ".parquet")}
+        with atomic_dir(folder) as tmp:
+            self.metrics.reset_index(drop=True).to_parquet(tmp / "metrics.parquet", index=False)
+            np.save(tmp / "predictions.npy", stored)
+            np.save(tmp / "coef.npy", self.coef.astype(np.float32))
+            np.save(tmp / "intercept.npy", self.intercept.astype(np.float32))
+            np.save(tmp / "alphas.npy", self.alphas.astype(np.float64))
+            manifest = dict(self.manifest)
+            manifest.update(extra_manifest or {})
+            manifest.update(
+                {
+                    "artifact": "results",
+                    "kind": self.kind,
+                    "target_names": list(self.target_names),
+                    "layers": [int(x) for x in self.layers],
+                    "n_model_layers": int(self.n_model_layers),
+                    "n_entities": int(len(self.entities)),
+                    "d_model": int(self.coef.shape[-1]),
+                    "shared_files": shared,
+                    "prediction_offset": offset,
+                }
+            )
+            write_manifest(tmp, manifest)
+        self.path = folder
+        self.manifest = read_manifest(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path, verify: bool = False, rebuild_hint: str = "") -> ProbeResults:
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        if manifest.get("artifact") != "results":
+            raise CacheError(f"{folder}: not a results artifact")
+        missing = [name for name in FILES if not artifact_file(folder, manifest, name).is_file()]
+        if missing:
+            hint = rebuild_hint or str(manifest.get("command", ""))
+            raise CacheError(
+                f"{folder}: missing {missing}" + (f"; rebuild with: {hint}" if hint else "")
+            )
+        if verify:
+            verify_files(folder, manifest, rebuild_hint or str(manifest.get("command", "")))
+        try:
+            return cls(
+                kind=manifest["kind"],
+                target_names=tuple(manifest["target_names"]),
+                layers=np.asarray(manifest["layers"], dtype=int),
+                n_model_layers=int(manifest["n_model_layers"]),
+                entities=pd.read_parquet(artifact_file(folder, manifest, ENTITIES)),
+                metrics=pd.read_parquet(folder / "metrics.parquet"),
+                predictions=decode_predictions(
+                    np.load(folder / "predictions.npy", mmap_mode="r", allow_pickle=False),
+                    manifest.get("prediction_offset"),
+                ),
+                coef=np.load(folder / "coef.npy", allow_pickle=False),
+                intercept=np.load(folder / "intercept.npy", allow_pickle=False),
+                alphas=np.load(folder / "alphas.npy", allow_pickle=False),
+                manifest=manifest,
+                path=folder,
+            )
+        except (KeyError, ValueError, OSError) as exc:
+            raise CacheError(
+                f"{folder}: unreadable results ({exc})"
+                + (f"; rebuild with: {rebuild_hint or manifest.get('command', '')}")
+            ) from exc
+
+
+def entity_table_bytes(entities: pd.DataFrame) -> bytes:
+    """The entity table as parquet bytes: deterministic, so equal tables share one file.
+
+    zstd at a high level: names and ids are most of the shipped results' size, and the
+    table is written once per dataset but read on every dashboard start.
+    """
+    buffer = io.BytesIO()
+    entities.reset_index(drop=True).to_parquet(
+        buffer, index=False, compression="zstd", compression_level=19
+    )
+    return buffer.getvalue()
+
+
+# float16 rounding must stay far below any probe's error: at R² <= 0.99 the residual
+# spread is >= 10% of the target's, so a step of 1% of it (error <= 0.5%) is invisible.
+_MAX_STEP_OF_SPREAD = 0.01
+
+
+def encode_predictions(
+    predictions: np.ndarray, entities: pd.DataFrame, target_names: tuple[str, ...]
+) -> tuple[np.ndarray, list[float] | None]:
+    """Compact storage for predictions: float16 around a per-target offset, or float32.
+
+    Subtracting the median prediction keeps float16's steps small where values are
+    far from zero (NYC longitudes near -74 would otherwise round to a 5 km grid, years
+    near 2000 to whole years). Returns (array to store, offsets or None for float32).
+    """
+    preds = np.asarray(predictions, dtype=np.float32)
+    offsets = []
+    for j, target in enumerate(target_names):
+        column = preds[..., j]
+        finite = column[np.isfinite(column)]
+        offset = float(np.float32(np.median(finite))) if finite.size else 0.0
+        spread = (
+            float(np.nanstd(np.asarray(entities[target], dtype=np.float64)))
+            if target in entities
+            else 0.0
+        )
+        largest = float(np.max(np.abs(finite - offset))) if finite.size else 0.0
+        step = float(np.spacing(np.float16(min(largest, 60000.0))))
+        if not spread > 0 or largest > 60000.0 or step > _MAX_STEP_OF_SPREAD * spread:
+            return preds, None
+        offsets.append(offset)
+    return (preds - np.asarray(offsets, dtype=np.float32)).astype(np.float16), offsets
+
+
+def decode_predictions(stored: np.ndarray, offsets: list[float] | None) -> np.ndarray:
+    """Target units again; float32 arrays (no offsets) stay memory-mapped."""
+    if offsets is None:
+        return stored
+    return stored.astype(np.float32) + np.asarray(offsets, dtype=np.float32)

@@ -1,0 +1,123 @@
+"""Shipped demo results: the default view, the scoreboard, and a bit-exact rebuild of the check slice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.common.cache import default_cache_root
+from core.results.catalog import best_model_on, discover
+from core.results.probe_results import ProbeResults
+from core.results.published import PAPER_ROWS
+from core.results.shipped import CHECK_SLICE, markdown_table, scoreboard, shipped_results
+from tests.support.synthetic import save_synthetic, space_entities, synthetic_results
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_default_view_is_the_best_world_model(cache_root) -> None:  # type: ignore[no-untyped-def]
+    world = space_entities(300, "world", seed=1)
+    for model, skill, rand in (
+        ("smollm2-135m", 0.5, False),
+        ("gemma3-270m", 1.0, False),
+        ("smollm2-135m", 1.5, True),
+    ):
+        save_synthetic(
+            cache_root,
+            synthetic_results(
+                world, "space", 6, 16, model, "world_places", skill=skill, random_init=rand
+            ),
+        )
+    catalog = discover(cache_root)
+    # the random-init control scores "best" here but is a control, never the default
+    assert best_model_on(catalog, "world_places") == "gemma3-270m"
+    assert best_model_on(catalog, "us_places") is None
+
+
+def test_scoreboard_table(cache_root) -> None:  # type: ignore[no-untyped-def]
+    world = space_entities(300, "world", seed=1)
+    res = synthetic_results(world, "space", 6, 16, "smollm2-135m", "world_places")
+    save_synthetic(cache_root, res)
+    table = scoreboard(shipped_results(cache_root))
+    test = res.metrics[res.metrics["split"] == "test"]
+    best = test.loc[test["r2"].idxmax()]
+    assert (
+        table.loc["smollm2-135m", "world_places"] == f"{best['r2']:.2f} (L{int(best['layer'])}/6)"
+    )
+    text = markdown_table(table)
+    assert text.splitlines()[0].startswith("| model | world_places")
+    # the paper's Llama-2 rows follow the shipped ones, labelled and at their fixed layer
+    assert list(table.index) == ["smollm2-135m"] + [f"{row.model} (paper)" for row in PAPER_ROWS]
+    for row in PAPER_ROWS:
+        for dataset, r2 in row.test_r2.items():
+            assert (
+                table.loc[f"{row.model} (paper)", dataset]
+                == f"{r2:.3f} (L{row.layer}/{row.n_layers}, fixed)"
+            )
+    assert list(scoreboard(shipped_results(cache_root), with_paper=False).index) == ["smollm2-135m"]
+
+
+def _shipped_slice() -> ProbeResults:
+    model, dataset, limit = CHECK_SLICE
+    for res in shipped_results(default_cache_root()):
+        spec = res.manifest["spec"]
+        if (
+            spec["model"] == model
+            and spec["dataset"] == dataset
+            and spec.get("limit") == limit
+            and not spec["random_init"]
+        ):
+            return res
+    raise AssertionError(
+        f"the shipped check slice {CHECK_SLICE} is missing from {default_cache_root()}/results"
+    )
+
+
+@pytest.mark.slow
+def test_check_slice_reproduces_shipped_numbers(cache_root) -> None:  # type: ignore[no-untyped-def]
+    """Run the exact command recorded in the shipped manifest; the numbers must be identical.
+
+    It runs as its own process, as a user would run it (a process whose imports loaded
+    another OpenMP runtime first can differ in the last float bits).
+    """
+    shipped = _shipped_slice()
+    command = shipped.manifest["command"].split()
+    assert command[:3] == ["python", "-m", "core"]
+    subprocess.run(
+        [sys.executable, "-m", "core", "--cache-root", str(cache_root), *command[3:]],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
+    assert shipped.path is not None
+    rebuilt = ProbeResults.load(cache_root / "results" / shipped.path.name)  # same cache key
+    np.testing.assert_array_equal(rebuilt.predictions, shipped.predictions)
+    np.testing.assert_array_equal(rebuilt.coef, shipped.coef)
+    np.testing.assert_array_equal(rebuilt.alphas, shipped.alphas)
+    pd.testing.assert_frame_equal(rebuilt.metrics, shipped.metrics)
+
+
+def test_shipped_results_verify() -> None:
+    """Every shipped result matches its manifest checksums and records the command that made it."""
+    results = shipped_results(default_cache_root())
+    assert results, "no shipped results"
+    for res in results:
+        assert res.path is not None
+        ProbeResults.load(res.path, verify=True)
+        assert res.manifest["command"].startswith("python -m core build --model ")
+        assert "activations" not in {p.name for p in res.path.iterdir()}
+
+
+def test_readme_scoreboard_matches_shipped_results() -> None:
+    """The README table is generated from the shipped results, never typed by hand."""
+    from core.results.shipped import readme_scoreboard
+
+    expected = markdown_table(scoreboard(shipped_results(default_cache_root())))
+    assert readme_scoreboard(REPO / "README.md") == expected, (
+        "run: python -m core scoreboard --write README.md"
+    )

@@ -1,0 +1,212 @@
+"""URL query state: parsing, fallbacks with notes, and round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from core.ui import view_state as vs
+
+
+class FakeOptions:
+    """Two models; world_places has results for both, years only for one."""
+
+    def models(self) -> Sequence[str]:
+        return ["smollm2-135m", "gemma3-270m", "smollm2-135m@random"]
+
+    def datasets(self, model: str) -> Sequence[str]:
+        if model == "gemma3-270m":
+            return ["world_places"]
+        return ["world_places", "historical_figures", "us_places"]
+
+    def prompts(self, model: str, dataset: str) -> Sequence[str]:
+        return ["empty", "coords"] if dataset == "world_places" else ["empty"]
+
+    def layers(self, model: str, dataset: str, prompt: str) -> Sequence[int]:
+        if dataset == "us_places":
+            return []  # registered, no results yet
+        return list(range(18)) if model == "gemma3-270m" else list(range(30))
+
+    def default_layer(self, model: str, dataset: str, prompt: str) -> int | None:
+        return 12
+
+    def groups(self, model: str, dataset: str, prompt: str) -> Sequence[str]:
+        return (
+            ["group", "continent", "country"] if dataset == "world_places" else ["group", "decade"]
+        )
+
+    def compare_models(self, dataset: str, prompt: str) -> Sequence[str]:
+        return ["smollm2-135m", "gemma3-270m"]
+
+
+OPTS = FakeOptions()
+
+
+def resolve(query: Mapping[str, object]) -> vs.Resolution:
+    return vs.resolve(vs.read_query(query), OPTS)
+
+
+def test_defaults_without_query() -> None:
+    res = resolve({})
+    assert res.notes == []
+    s = res.state
+    assert (s.model, s.dataset, s.prompt, s.layer, s.split) == (
+        "smollm2-135m",
+        "world_places",
+        "empty",
+        12,
+        "test",
+    )
+    assert not s.segments and not s.presentation and s.names == ()
+
+
+def test_full_round_trip() -> None:
+    state = vs.ViewState(
+        model="gemma3-270m",
+        dataset="world_places",
+        prompt="coords",
+        layer=17,
+        split="all",
+        color="country",
+        segments=True,
+        presentation=True,
+        residuals_by="century",
+        compare=("gemma3-270m", "smollm2-135m"),
+        compare_metric="proximity_error",
+        names=("Kyoto", "Lake Titicaca"),
+        points="all",
+    )
+    query = vs.to_query(state)
+    assert (
+        query["model"] == "gemma3-270m"
+        and query["seg"] == "1"
+        and query["names"] == "Kyoto\nLake Titicaca"
+    )
+    again = vs.resolve(vs.read_query(query), OPTS)
+    assert again.notes == []
+    assert again.state == state
+
+
+def test_defaults_are_left_out_of_the_url() -> None:
+    query = vs.to_query(resolve({}).state)
+    assert set(query) == {"model", "dataset", "prompt", "layer", "split"}
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "expected", "fragment"),
+    [
+        ({"model": "gpt-17"}, "model", "smollm2-135m", "Model 'gpt-17'"),
+        ({"dataset": "mars_places"}, "dataset", "world_places", "Dataset"),
+        ({"prompt": "nope"}, "prompt", "empty", "Prompt"),
+        ({"layer": "99"}, "layer", 12, "Layer '99'"),
+        ({"layer": "-1"}, "layer", 12, "Layer"),
+        ({"layer": "abc"}, "layer", 12, "Layer"),
+        ({"split": "validation"}, "split", "test", "Split"),
+        ({"seg": "maybe"}, "segments", False, "Segments"),
+        ({"by": "millennium"}, "residuals_by", "decade", "Residual"),
+        ({"pts": "123"}, "points", vs.DEFAULT_POINTS, "Point cap"),
+        ({"color": "shoe_size"}, "color", "", "Colour column"),
+    ],
+)
+def test_bad_values_fall_back_with_a_note(
+    query: dict[str, str], field: str, expected: object, fragment: str
+) -> None:
+    res = resolve(query)
+    assert getattr(res.state, field) == expected
+    assert len(res.notes) == 1 and fragment in res.notes[0]
+
+
+def test_layer_out_of_range_for_the_other_model() -> None:
+    res = resolve({"model": "gemma3-270m", "layer": "25"})
+    assert res.state.layer == 12
+    assert "0–17" in res.notes[0]
+
+
+def test_dataset_without_results_for_that_model_falls_back() -> None:
+    res = resolve({"model": "gemma3-270m", "dataset": "historical_figures"})
+    assert res.state.dataset == "world_places" and res.notes
+
+
+def test_registered_dataset_without_results_keeps_no_layer() -> None:
+    res = resolve({"dataset": "us_places"})
+    assert res.state.dataset == "us_places" and res.state.layer is None and res.notes == []
+
+
+def test_path_like_values_are_only_compared_never_opened(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read")
+    res = resolve({"dataset": str(secret), "model": "../../etc/passwd", "prompt": "/etc/shadow"})
+    assert (res.state.model, res.state.dataset, res.state.prompt) == (
+        "smollm2-135m",
+        "world_places",
+        "empty",
+    )
+    assert len(res.notes) == 3
+    # notes show a sanitised, shortened value
+    assert all("/" not in note.split("is not")[0] for note in res.notes)
+
+
+def test_notes_escape_markup_and_cap_length() -> None:
+    res = resolve({"model": "<script>alert(1)</script>" + "x" * 500})
+    assert "<" not in res.notes[0] and ">" not in res.notes[0]
+    assert len(res.notes[0]) < 200
+
+
+def test_names_are_capped_cleaned_and_deduplicated() -> None:
+    text = (
+        "Kyoto\n\n  Kyoto \nParis\x00\x07\n"
+        + "\n".join(f"n{i}" for i in range(20))
+        + "\n"
+        + "y" * 300
+    )
+    names, notes = vs.parse_names(text)
+    assert names[:2] == ("Kyoto", "Paris")
+    assert len(names) == vs.MAX_NAMES
+    assert all(len(n) <= vs.MAX_NAME_CHARS for n in names)
+    assert any("first" in n for n in notes)
+
+
+def test_long_name_is_cut() -> None:
+    names, notes = vs.parse_names("z" * 200)
+    assert names == ("z" * vs.MAX_NAME_CHARS,) and notes
+
+
+def test_list_values_take_the_last_and_unknown_keys_are_ignored() -> None:
+    raw = vs.read_query({"layer": ["3", "5"], "evil": "x", "split": "train"})
+    assert raw == {"layer": "5", "split": "train"}
+
+
+def test_compare_keeps_only_offered_models() -> None:
+    res = resolve({"cmp": "gemma3-270m,ghost,smollm2-135m,gemma3-270m"})
+    assert res.state.compare == ("gemma3-270m", "smollm2-135m")
+    assert "ghost" in res.notes[0]
+
+
+def test_query_string_is_percent_encoded() -> None:
+    state = resolve({"names": "Kyoto & Osaka\nSão Paulo"}).state
+    qs = vs.query_string(state)
+    assert "names=Kyoto+%26+Osaka%0AS%C3%A3o+Paulo" in qs
+
+
+def test_empty_catalog_keeps_defaults() -> None:
+    class Empty(FakeOptions):
+        def models(self) -> Sequence[str]:
+            return []
+
+        def datasets(self, model: str) -> Sequence[str]:
+            return []
+
+        def prompts(self, model: str, dataset: str) -> Sequence[str]:
+            return []
+
+        def layers(self, model: str, dataset: str, prompt: str) -> Sequence[int]:
+            return []
+
+    res = vs.resolve({}, Empty())
+    assert (res.state.model, res.state.dataset, res.state.prompt, res.state.layer) == (
+        "smollm2-135m",
+        "world_places",
+        "empty",
+        None,
+    )
