@@ -44,15 +44,18 @@ def tokenize(
     """Token ids per text with the tokenizer's own special tokens.
 
     ``max_tokens`` keeps the *last* tokens of an over-long text, so the entity's final
-    token (the one probed) is always kept.
+    token (the one probed) is always kept, and a leading special (start) token with them;
+    a text that starts with a word keeps no first word spliced onto its tail.
     """
     encoded = loaded.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    special = set(getattr(loaded.tokenizer, "all_special_ids", ()) or ())
     ids: list[list[int]] = []
     for i, row in enumerate(encoded):
         if not row:
             raise ValueError(f"text {i} ({texts[i]!r}) tokenises to nothing")
         if max_tokens is not None and len(row) > max_tokens:
-            row = row[:1] + row[-(max_tokens - 1) :] if max_tokens > 1 else row[-1:]
+            head = row[:1] if row[0] in special and max_tokens > 1 else []
+            row = head + row[len(row) - (max_tokens - len(head)) :]
         ids.append(list(row))
     return ids
 

@@ -2,7 +2,7 @@
 
 Gurnee & Tegmark (2023), "Language Models Represent Space and Time": test R² of the
 ridge probe on Llama-2 models, as printed (to three decimals) by the authors'
-notebook ``paper_results/nonlinearity.ipynb`` (cells 16-17, the linear-vs-MLP table)
+notebook ``paper_results/nonlinearity.ipynb`` (cells 10 and 12, the linear-vs-MLP table)
 in github.com/wesg52/world-models. These are facts quoted with their source, not data
 derived here. What differs from the shipped results, so a reader compares like with like:
 
@@ -95,3 +95,72 @@ def paper_scoreboard_rows() -> list[dict[str, str]]:
         for row in PAPER_ROWS
         for dataset, r2 in row.test_r2.items()
     ]
+
+
+@dataclass(frozen=True)
+class PublishedBaseline:
+    """A published control or baseline: what a probe must beat, as its authors printed it."""
+
+    arm: str  # what was probed
+    what_it_controls: str
+    source: str
+    test_r2: dict[str, float]  # dataset -> test R² (places: mean of lat and lon)
+
+
+REPLICATION = (
+    "YarinBeni/HUJI-THESIS--YARIN, v_1/src/world_models/results/RESULTS.md "
+    "(best-layer test R², the paper's CSVs and split, empty prompt)"
+)
+STATIC = "Barenholtz, arXiv 2603.04317 (elanbarenholtz/static-embeddings-space-time)"
+
+# Published numbers only; the shipped results' own controls are computed here.
+PUBLISHED_BASELINES: tuple[PublishedBaseline, ...] = (
+    PublishedBaseline(
+        "Llama-2-7B (replication)",
+        "the paper's number, reproduced independently at the best layer",
+        REPLICATION,
+        {
+            "world_places": 0.859,
+            "us_places": 0.788,
+            "nyc_places": 0.249,
+            "historical_figures": 0.784,
+            "artworks": 0.770,
+            "headlines": 0.592,
+        },
+    ),
+    PublishedBaseline(
+        "Llama-2-7B, random init",
+        "architecture and tokens without learned weights",
+        REPLICATION,
+        {
+            "world_places": 0.298,
+            "us_places": 0.297,
+            "nyc_places": 0.070,
+            "historical_figures": 0.281,
+            "artworks": 0.046,
+            "headlines": 0.260,
+        },
+    ),
+    PublishedBaseline(
+        "TF-IDF of the names alone",
+        "what the spelling of the name gives, with no language model",
+        REPLICATION,
+        {
+            "world_places": 0.642,
+            "us_places": 0.536,
+            "nyc_places": 0.389,
+            "historical_figures": 0.645,
+            "artworks": 0.116,
+            "headlines": 0.448,
+        },
+    ),
+    PublishedBaseline(
+        "fastText word vectors", "a static embedding, no context", STATIC, {"world_places": 0.59}
+    ),
+    PublishedBaseline(
+        "Word2Vec word vectors", "a static embedding, no context", STATIC, {"world_places": 0.56}
+    ),
+    PublishedBaseline(
+        "GloVe word vectors", "a static embedding, no context", STATIC, {"world_places": 0.50}
+    ),
+)

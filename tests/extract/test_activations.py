@@ -83,6 +83,16 @@ def test_truncation_keeps_last_token(tiny) -> None:  # type: ignore[no-untyped-d
     assert ids[-5:] == tokenize(tiny, ["Paris"])[0][-5:]
     out = forward_batch(tiny, [ids])
     assert np.isfinite(out).all()
+    assert ids[0] == tiny.tokenizer.bos_token_id  # the start token survives truncation
+
+
+def test_truncation_splices_no_first_word_without_a_start_token() -> None:
+    """A tokenizer that adds no start token (SmolLM2's GGUF) keeps just the last tokens."""
+    no_bos = tiny_model(add_bos=False)
+    text = "Q" + "x" * 40 + "Paris"
+    ids = tokenize(no_bos, [text], max_tokens=8)[0]
+    assert ids == tokenize(no_bos, [text])[0][-8:]
+    assert no_bos.tokenizer.convert_ids_to_tokens(ids[0]) == "x"
 
 
 def test_batching_follows_the_device_and_stays_out_of_the_cache_key(
