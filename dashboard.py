@@ -13,12 +13,14 @@ import logging
 import streamlit as st
 
 from core.results import catalog as cat
-from pages import _ui as ui
+from pages._loaders import freeze_startup_objects
+from pages._state import mark_entry_ran, pending_page, sync_state, widget_key
+from pages._widgets import show_notes
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 # url_path = file stem: on a fresh server the first request is routed by file name
-# (see pages/_ui.context), so the names must agree or the browser shows "Page not found".
+# (see pages/_state.context), so the names must agree or the browser shows "Page not found".
 PAGES = {
     "maps.py": st.Page("pages/maps.py", title="Maps", url_path="maps", default=True),
     "timelines.py": st.Page("pages/timelines.py", title="Timelines", url_path="timelines"),
@@ -42,41 +44,48 @@ PRESENTATION_CSS = """
 # beyond itself (an emoji favicon is an inline data: URI).
 st.set_page_config(page_title="Spacetime Lens", page_icon="🧭", layout="wide")
 
-ctx = ui.sync_state()
+ctx = sync_state()
 state = ctx.state
 page = st.navigation(list(PAGES.values()), position="hidden" if state.presentation else "sidebar")
-target = ui.pending_page()
+target = pending_page()
 if target in PAGES and PAGES[target] is not page:
-    st.switch_page(PAGES[target])  # back to the page a first request asked for (see ui.context)
+    # back to the page a first request asked for (see pages/_state.context)
+    st.switch_page(PAGES[target])
 
 with st.sidebar:
     st.markdown("### Spacetime Lens")
-    st.selectbox("Model", ctx.options.models(), key="w_model", format_func=cat.model_label)
-    st.selectbox("Dataset", ctx.options.datasets(state.model), key="w_dataset")
-    st.selectbox("Prompt", ctx.options.prompts(state.model, state.dataset), key="w_prompt")
+    st.selectbox(
+        "Model", ctx.options.models(), key=widget_key("model"), format_func=cat.model_label
+    )
+    st.selectbox("Dataset", ctx.options.datasets(state.model), key=widget_key("dataset"))
+    st.selectbox(
+        "Prompt", ctx.options.prompts(state.model, state.dataset), key=widget_key("prompt")
+    )
     st.segmented_control(
         "Split",
         ["test", "train", "all"],
-        key="w_split",
+        key=widget_key("split"),
         help="Which entities the maps and timelines show.",
     )
     st.toggle(
-        "Presentation mode", key="w_pres", help="Large fonts, controls hidden; the URL keeps it."
+        "Presentation mode",
+        key=widget_key("pres"),
+        help="Large fonts, controls hidden; the URL keeps it.",
     )
     if ctx.entry is None:
         st.caption("No results for this selection yet.")
 
 
 def _exit_presentation() -> None:
-    st.session_state["w_pres"] = False
+    st.session_state[widget_key("pres")] = False
 
 
 if state.presentation:
     st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
     st.button("Exit presentation", on_click=_exit_presentation, key="exit_pres", type="tertiary")
 
-ui.show_notes(ctx.notes)
+show_notes(ctx.notes)
 
-ui.mark_entry_ran()
-ui.freeze_startup_objects()  # before page.run(): a page may end the run with st.stop()
+mark_entry_ran()
+freeze_startup_objects()  # before page.run(): a page may end the run with st.stop()
 page.run()

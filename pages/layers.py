@@ -6,13 +6,15 @@ import streamlit as st
 
 from core.results import catalog as cat
 from core.viz import figures as figs
-from pages import _ui as ui
+from pages._loaders import try_load
+from pages._state import context, widget_key
+from pages._widgets import empty_state, selection_caption, show_figure
 
-ctx = ui.context(__file__)
+ctx = context(__file__)
 st.title("Layers")
-ui.selection_caption(ctx)
+selection_caption(ctx)
 if ctx.loaded is None:
-    ui.empty_state(ctx)
+    empty_state(ctx)
     st.stop()
 
 res = ctx.loaded.results
@@ -23,7 +25,7 @@ fig = figs.layer_curves_figure(
     style=ctx.style,
     title=f"{cat.model_label(ctx.state.model)} on {ctx.state.dataset}: probe quality by layer",
 )
-ui.show_figure(ctx, fig, "layers")
+show_figure(ctx, fig, "layers")
 
 st.subheader("Models compared over normalised depth")
 entries = ctx.catalog.compare(ctx.state.dataset, ctx.state.prompt)
@@ -33,15 +35,15 @@ if not ctx.state.presentation:
     left.multiselect(
         "Models",
         offered,
-        key="w_cmp",
+        key=widget_key("cmp"),
         format_func=cat.model_label,
         placeholder="every model with results",
     )
-    right.segmented_control("Metric", ["r2", "proximity_error"], key="w_metric")
+    right.segmented_control("Metric", ["r2", "proximity_error"], key=widget_key("metric"))
 chosen = [e for e in entries if not ctx.state.compare or e.model_id in ctx.state.compare]
 runs = []
 for e in chosen:
-    other, _ = ui.try_load(e)
+    other, _ = try_load(e)
     if other is not None:
         runs.append((cat.model_label(e.model_id), other.results.metrics, e.n_model_layers))
 cmp_fig = figs.model_comparison_figure(
@@ -49,13 +51,14 @@ cmp_fig = figs.model_comparison_figure(
     metric=ctx.state.compare_metric,
     split="test",
     style=ctx.style,
-    title=f"{ctx.state.dataset}, prompt {ctx.state.prompt}: test {ctx.state.compare_metric.replace('_', ' ')}",
+    title=f"{ctx.state.dataset}, prompt {ctx.state.prompt}: "
+    f"test {ctx.state.compare_metric.replace('_', ' ')}",
 )
-ui.show_figure(ctx, cmp_fig, "models")
+show_figure(ctx, cmp_fig, "models")
 
 st.subheader("Ridge penalty per layer")
 alpha_fig = figs.alpha_figure(res.metrics, res.alphas, res.layers, style=ctx.style)
-ui.show_figure(ctx, alpha_fig, "alphas")
+show_figure(ctx, alpha_fig, "alphas")
 if not ctx.state.presentation:
     with st.expander("Per-layer metrics table"):
         st.dataframe(res.metrics, hide_index=True)

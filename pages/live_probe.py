@@ -8,23 +8,26 @@ import streamlit as st
 from core.ui import live
 from core.ui import view_state as vs
 from core.viz import figures as figs
-from pages import _ui as ui
+from pages._loaders import probe_model, probe_names, prompt_text
+from pages._state import context, widget_key
+from pages._widgets import empty_state, layer_slider, selection_caption, show_figure, show_notes
 
-ctx = ui.context(__file__)
+ctx = context(__file__)
 st.title("Live probe")
-ui.selection_caption(ctx)
-ui.layer_slider(ctx)
+selection_caption(ctx)
+layer_slider(ctx)
 if ctx.loaded is None:
-    ui.empty_state(ctx, what="probes")
+    empty_state(ctx, what="probes")
     st.stop()
 res = ctx.loaded.results
 
 st.text_area(
     "Names, one per line",
-    key="w_names",
+    key=widget_key("names"),
     max_chars=vs.MAX_NAMES_CHARS,
     placeholder="Kyoto\nLake Titicaca" if res.kind == "space" else "Napoleon\nAda Lovelace",
-    help=f"Up to {vs.MAX_NAMES} names of up to {vs.MAX_NAME_CHARS} characters; press Ctrl+Enter or click outside to run.",
+    help=f"Up to {vs.MAX_NAMES} names of up to {vs.MAX_NAME_CHARS} characters; "
+    "press Ctrl+Enter or click outside to run.",
 )
 if live.fake_model_enabled():
     st.warning(
@@ -38,7 +41,7 @@ if not names:
     st.stop()
 
 try:
-    model = ui.probe_model(ctx)
+    model = probe_model(ctx)
 except Exception as exc:  # missing package, conversion failure, out of memory
     st.error(f"Could not load the model: {exc}")
     st.stop()
@@ -47,9 +50,9 @@ if problem:
     st.error(f"These probes do not fit the loaded model: {problem}.")
     st.stop()
 
-prefix = ui.prompt_text(ctx)
+prefix = prompt_text(ctx)
 with st.spinner("Running the model…"):
-    paths = ui.probe_names(ctx, model, prefix, names)
+    paths = probe_names(ctx, model, prefix, names)
 layer = ctx.state.layer if ctx.state.layer is not None else int(res.layers[-1])
 if res.kind == "space":
     fig = figs.live_map_figure(
@@ -60,12 +63,12 @@ if res.kind == "space":
         style=ctx.style,
         title=f"Predicted position at layer {layer}, and the path across layers",
     )
-    ui.show_figure(ctx, fig, "live-map")
+    show_figure(ctx, fig, "live-map")
 else:
     fig = figs.live_time_figure(
         paths, res.layers, layer, style=ctx.style, title="Predicted year at each layer"
     )
-    ui.show_figure(ctx, fig, "live-years")
+    show_figure(ctx, fig, "live-years")
 
 if not ctx.state.presentation:
     rows = []
@@ -79,4 +82,4 @@ if not ctx.state.presentation:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     if prefix:
         st.caption(f"The model reads each name after the prompt prefix {prefix!r}.")
-ui.show_notes(ctx.page_notes)
+show_notes(ctx.page_notes)

@@ -9,20 +9,22 @@ from core.analysis.run import analyze_command
 from core.results import catalog as cat
 from core.viz import analysis_figures as afigs
 from core.viz import figures as figs
-from pages import _ui as ui
+from pages._loaders import load_analysis, try_load
+from pages._state import context
+from pages._widgets import empty_state, selection_caption, show_figure
 
-ctx = ui.context(__file__)
+ctx = context(__file__)
 st.title("Research")
-ui.selection_caption(ctx)
+selection_caption(ctx)
 if ctx.loaded is None or ctx.entry is None:
-    ui.empty_state(ctx)
+    empty_state(ctx)
     st.stop()
 
 res = ctx.loaded.results
 entry = ctx.entry
 s = ctx.state
 model_name, is_random = cat.split_model_id(s.model)
-analysis, error = ui.load_analysis(entry)
+analysis, error = load_analysis(entry)
 command = analyze_command(model_name, s.dataset, s.prompt, entry.limit)
 
 # ------------------------------------------------------------------ controls
@@ -30,7 +32,7 @@ st.subheader("Probe against controls")
 random_entry = (
     None if is_random else ctx.catalog.find(cat.model_id(model_name, True), s.dataset, s.prompt)
 )
-random_loaded, _ = ui.try_load(random_entry)
+random_loaded, _ = try_load(random_entry)
 random_metrics = random_loaded.results.metrics if random_loaded else None
 if analysis is not None:
     fig = afigs.controls_figure(
@@ -40,7 +42,7 @@ if analysis is not None:
         style=ctx.style,
         title=f"{cat.model_label(s.model)} on {s.dataset}: test split, probe and controls",
     )
-    ui.show_figure(ctx, fig, "controls")
+    show_figure(ctx, fig, "controls")
     if not s.presentation:
         with st.expander("Linear vs MLP probe and controls, per layer (test R²)"):
             test = analysis.controls[analysis.controls["split"] == "test"]
@@ -51,7 +53,8 @@ else:
     if error:
         st.error(f"The analysis of these results cannot be read: {error}", icon="⚠️")
     st.info(
-        "No analyses for this selection yet (controls, block hold-out, MLP probe, neurons). Compute them with:"
+        "No analyses for this selection yet (controls, block hold-out, MLP probe, neurons). "
+        "Compute them with:"
     )
     st.code(command, language="bash")
     if random_metrics is not None:
@@ -67,27 +70,30 @@ else:
             style=ctx.style,
             title="Trained vs random-init model (test R²)",
         )
-        ui.show_figure(ctx, fig, "random_init")
+        show_figure(ctx, fig, "random_init")
 
 # ------------------------------------------------------------- hold-out
 if analysis is not None and len(analysis.holdout) and analysis.holdout_layers:
     st.subheader(f"Block hold-out by {analysis.group_column}")
     st.caption(
         "Each block is left out of training in turn; its proximity error is compared with the "
-        "nominal one (random split). A probe that only memorises blocks fails on held-out ones."
+        "nominal one: the block's test rows under the probe trained on every training row. "
+        "A probe that only memorises blocks fails on held-out ones. The layer is the one with "
+        "the best training leave-one-out R²."
     )
     layer = analysis.holdout_layers[0]
-    ui.show_figure(
+    by_block = analysis.holdout[analysis.holdout["column"] == analysis.group_column]
+    show_figure(
         ctx,
         afigs.holdout_bars_figure(
-            analysis.holdout,
+            by_block,
             layer,
             style=ctx.style,
             title=f"Layer {layer}: held-out vs nominal proximity error",
         ),
         "holdout",
     )
-    table = analysis.holdout[analysis.holdout["layer"] == layer]
+    table = by_block[by_block["layer"] == layer]
     blocks = table.sort_values("n", ascending=False)["block"].tolist()
     block = (
         st.selectbox("Held-out block", blocks, key="r_block") if not s.presentation else blocks[0]
@@ -106,7 +112,7 @@ if analysis is not None and len(analysis.holdout) and analysis.holdout_layers:
         style=ctx.style,
         title=f"{block} held out: predictions of a probe that never saw it (star: train mean)",
     )
-    ui.show_figure(ctx, fig, "holdout_map")
+    show_figure(ctx, fig, "holdout_map")
 
 # -------------------------------------------------------------- neurons
 if analysis is not None and len(analysis.neurons):
@@ -130,9 +136,10 @@ if analysis is not None and len(analysis.neurons):
         label,
         scope=ctx.loaded.scope or "world",
         style=ctx.style,
-        title=f"Neuron {neuron} of layer {n_layer} (Spearman with {target}: {float(rows.loc[pos, 'spearman']):+.3f})",
+        title=f"Neuron {neuron} of layer {n_layer} "
+        f"(Spearman with {target}: {float(rows.loc[pos, 'spearman']):+.3f})",
     )
-    ui.show_figure(ctx, fig, "neuron")
+    show_figure(ctx, fig, "neuron")
 
 # --------------------------------------------------------------- prompts
 prompts = ctx.options.prompts(s.model, s.dataset)
@@ -140,10 +147,10 @@ if len(prompts) > 1:
     st.subheader("Prompt sensitivity")
     runs = []
     for p in prompts:
-        other, _ = ui.try_load(ctx.catalog.find(s.model, s.dataset, p))
+        other, _ = try_load(ctx.catalog.find(s.model, s.dataset, p))
         if other is not None:
             runs.append((f"prompt {p}", other.results.metrics, other.results.n_model_layers))
-    ui.show_figure(
+    show_figure(
         ctx,
         figs.model_comparison_figure(
             runs, style=ctx.style, title="Every prompt of this dataset (test R²)"
@@ -152,7 +159,7 @@ if len(prompts) > 1:
     )
 if analysis is not None and len(analysis.transfer):
     t_layer = int(analysis.transfer["layer"].iloc[0])
-    ui.show_figure(
+    show_figure(
         ctx,
         afigs.transfer_figure(
             analysis.transfer,

@@ -13,6 +13,8 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from core.ui import view_state as vs
+from pages._state import WIDGETS, widget_key
 from tests.app.conftest import make_app
 
 ORIGINAL_PAGES_MANAGER_INIT = PagesManager.__init__
@@ -56,6 +58,15 @@ def no_exceptions(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def test_widget_keys_follow_their_url_parameters() -> None:
+    """Every synced widget's key is its URL parameter's, prefixed (bench/ and
+    tests/reliability drive widgets by these keys)."""
+    assert {fld: f"w_{key}" for fld, key in vs.QUERY_KEYS.items()} == WIDGETS
+    assert widget_key("layer") == "w_layer" and widget_key("seg") == "w_seg"
+    with pytest.raises(KeyError):
+        widget_key("segments")  # a view-state field, not a URL parameter
+
+
 # -------------------------------------------------------------------- maps
 def test_maps_default_view(demo_env: Path) -> None:
     at = make_app().run()
@@ -77,7 +88,7 @@ def test_layer_slider_changes_map_metrics_and_url(demo_env: Path) -> None:
     at = make_app().run()
     before = charts(at)[0]
     r2_before = at.metric[1].value
-    at.select_slider(key="w_layer").set_value(1).run()
+    at.select_slider(key=widget_key("layer")).set_value(1).run()
     no_exceptions(at)
     assert at.query_params["layer"] == "1"
     assert at.metric[0].value == "1 / 5"
@@ -100,10 +111,10 @@ def test_query_params_round_trip(demo_env: Path) -> None:
     no_exceptions(at)
     assert not at.info, texts(at, "info")
     assert at.query_params == query
-    assert at.selectbox(key="w_model").value == "gemma3-270m"
-    assert at.select_slider(key="w_layer").value == 2
-    assert at.selectbox(key="w_color").value == "continent"
-    assert at.toggle(key="w_seg").value is True
+    assert at.selectbox(key=widget_key("model")).value == "gemma3-270m"
+    assert at.select_slider(key=widget_key("layer")).value == 2
+    assert at.selectbox(key=widget_key("color")).value == "continent"
+    assert at.toggle(key=widget_key("seg")).value is True
     spec = charts(at)[0]
     assert any(t.get("name") == "true → predicted" for t in spec["data"])
     assert n_points(spec) == 300  # split=all, no point cap
@@ -133,33 +144,33 @@ def test_bad_query_values_fall_back_with_visible_notes(demo_env: Path, tmp_path:
 def test_split_colour_and_segments_drive_the_map(demo_env: Path) -> None:
     at = make_app().run()
     n_test = n_points(charts(at)[0])
-    at.button_group(key="w_split").set_value("train").run()
+    at.button_group(key=widget_key("split")).set_value("train").run()
     n_train = n_points(charts(at)[0])
-    at.button_group(key="w_split").set_value("all").run()
+    at.button_group(key=widget_key("split")).set_value("all").run()
     assert n_points(charts(at)[0]) == n_test + n_train == 300
-    at.selectbox(key="w_color").set_value("continent").run()
+    at.selectbox(key=widget_key("color")).set_value("continent").run()
     assert at.query_params["color"] == "continent"
-    at.toggle(key="w_seg").set_value(True).run()
+    at.toggle(key=widget_key("seg")).set_value(True).run()
     assert at.query_params["seg"] == "1"
     assert any(t.get("mode") == "lines" for t in charts(at)[0]["data"])
 
 
 def test_model_without_results_for_the_dataset_shows_its_build_command(demo_env: Path) -> None:
     at = make_app({"dataset": "historical_figures"}).run()
-    at.selectbox(key="w_model").set_value("gemma3-270m").run()
+    at.selectbox(key=widget_key("model")).set_value("gemma3-270m").run()
     no_exceptions(at)
     assert at.query_params["dataset"] == "historical_figures" and "layer" not in at.query_params
     assert [c.value for c in at.code] == [
         "python -m core build --model gemma3-270m --dataset historical_figures --prompt empty"
     ]
-    at.selectbox(key="w_dataset").set_value("world_places").run()
+    at.selectbox(key=widget_key("dataset")).set_value("world_places").run()
     assert at.query_params["layer"] == "5" and charts(at)
 
 
 def test_layer_is_kept_across_datasets_with_the_same_layers(demo_env: Path) -> None:
     at = make_app({"layer": "3"}).run()
     assert at.query_params["layer"] == "3"
-    at.selectbox(key="w_dataset").set_value("us_places").run()
+    at.selectbox(key=widget_key("dataset")).set_value("us_places").run()
     assert at.query_params["layer"] == "3"  # same layers: kept
     assert not at.info
 
@@ -190,11 +201,11 @@ def test_timelines_page(demo_env: Path) -> None:
     assert any(t.get("name") == "y = x" for t in scatter["data"])
     assert resid["data"][0]["type"] == "box"
     decade_bins = len(arr(resid["data"][0]["x"]))
-    at.button_group(key="w_by").set_value("century").run()
+    at.button_group(key=widget_key("by")).set_value("century").run()
     assert at.query_params["by"] == "century"
     assert len(arr(charts(at)[1]["data"][0]["x"])) < decade_bins
     before = charts(at)[0]["data"]
-    at.select_slider(key="w_layer").set_value(0).run()
+    at.select_slider(key=widget_key("layer")).set_value(0).run()
     assert charts(at)[0]["data"] != before
     assert at.query_params["layer"] == "0"
 
@@ -211,10 +222,10 @@ def test_layers_page(demo_env: Path) -> None:
     assert max(arr(t["x"]).max() for t in compare["data"]) <= 1.0
     assert any("edge" in t["name"] for t in alphas["data"])
     assert not at.select_slider  # no layer slider on this page
-    at.multiselect(key="w_cmp").set_value(["gemma3-270m"]).run()
+    at.multiselect(key=widget_key("cmp")).set_value(["gemma3-270m"]).run()
     assert at.query_params["cmp"] == "gemma3-270m"
     assert len(charts(at)[1]["data"]) == 1
-    at.button_group(key="w_metric").set_value("proximity_error").run()
+    at.button_group(key=widget_key("metric")).set_value("proximity_error").run()
     assert at.query_params["metric"] == "proximity_error"
     assert "proximity error" in charts(at)[1]["layout"]["yaxis"]["title"]["text"]
 
@@ -225,7 +236,7 @@ def test_live_probe_space(demo_env: Path) -> None:
     at.switch_page("pages/live_probe.py").run()
     no_exceptions(at)
     assert not charts(at)
-    at.text_area(key="w_names").input("Kyoto\nLake Titicaca").run()
+    at.text_area(key=widget_key("names")).input("Kyoto\nLake Titicaca").run()
     no_exceptions(at)
     assert at.query_params["names"] == "Kyoto\nLake Titicaca"
     assert any("SPACETIME_FAKE_MODEL" in w for w in texts(at, "warning"))
@@ -238,7 +249,7 @@ def test_live_probe_space(demo_env: Path) -> None:
     assert len(table) == 12 and set(table["name"]) == {"Kyoto", "Lake Titicaca"}
     # the selected layer moves the big point along the path
     lat_at_5 = arr(big[0]["lat"])[0]
-    at.select_slider(key="w_layer").set_value(0).run()
+    at.select_slider(key=widget_key("layer")).set_value(0).run()
     big0 = [t for t in charts(at)[0]["data"] if t.get("mode") == "markers+text"][0]
     assert (
         arr(big0["lat"])[0] == pytest.approx(arr(paths[0]["lat"])[0])
@@ -322,8 +333,8 @@ def test_presentation_mode(demo_env: Path) -> None:
     spec = charts(at)[0]
     assert spec["layout"]["font"]["size"] == 22
     assert not at.get("download_button")
-    assert all(s.key != "w_color" for s in at.selectbox)  # page controls are hidden
-    assert at.select_slider(key="w_layer").value == 5  # the slider stays for the talk
+    assert all(s.key != widget_key("color") for s in at.selectbox)  # page controls are hidden
+    assert at.select_slider(key=widget_key("layer")).value == 5  # the slider stays for the talk
     at.button(key="exit_pres").click().run()
     assert "pres" not in at.query_params
     assert charts(at)[0]["layout"]["font"]["size"] == 13
@@ -339,6 +350,6 @@ def test_first_request_for_a_page_goes_through_the_entry_script(
     at.switch_page("pages/timelines.py").run()
     no_exceptions(at)
     assert texts(at, "title") == ["Timelines"]
-    assert at.selectbox(key="w_dataset").value == "historical_figures"
+    assert at.selectbox(key=widget_key("dataset")).value == "historical_figures"
     assert at.query_params["by"] == "century" and at.query_params["layer"] == "3"
     assert len(charts(at)) == 2

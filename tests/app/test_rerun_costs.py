@@ -15,7 +15,7 @@ import pytest
 import streamlit as st
 
 from core.results import catalog as cat
-from pages import _ui as ui
+from pages._loaders import freeze_long_lived_objects
 from tests.app.conftest import make_app
 from tests.app.test_pages import charts, no_exceptions
 
@@ -81,7 +81,7 @@ def test_a_frozen_model_is_still_freed_when_dropped(fresh_caches: None) -> None:
     from tests.support.tiny import tiny_model
 
     model = tiny_model(n_layers=2, d_model=32)
-    ui.freeze_long_lived_objects()
+    freeze_long_lived_objects()
     weight = weakref.ref(next(model.model.parameters()))
     network = weakref.ref(model.model)
     del model

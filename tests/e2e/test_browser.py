@@ -49,7 +49,7 @@ def geo_outline_paths(tab) -> int:  # type: ignore[no-untyped-def]
 def test_timelines_layers_and_navigation_keep_the_state(server: str, page) -> None:  # type: ignore[no-untyped-def]
     # First in this file, so on a fresh server: its first request for a page URL is
     # routed by file name, and the page must come back through dashboard.py with the
-    # shared controls and the URL's state (see pages/_ui.context).
+    # shared controls and the URL's state (see pages/_state.context).
     page.goto(f"{server}/timelines?dataset=historical_figures&layer=3&by=century")
     wait_for_app(page, "Timelines")
     wait_for_chart(page)

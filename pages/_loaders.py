@@ -1,0 +1,286 @@
+"""Cached loads shared by dashboard.py and the pages (not a page: the leading underscore
+keeps it out of page discovery).
+
+Everything read from the cache root goes through ``st.cache_data`` or
+``st.cache_resource`` here: the catalog and the view it opens on, verified results,
+analyses, the live probe's model and its name predictions. The garbage-collector
+freeze that keeps long-lived objects out of every rerun's collection lives here too.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import streamlit as st
+
+from core.analysis.run import AnalysisResults, analysis_dir
+from core.common.cache import (
+    CacheError,
+    default_cache_root,
+    folder_stamp,
+    read_manifest,
+    verify_files,
+)
+from core.results import catalog as cat
+from core.results.probe_results import ProbeResults
+from core.ui import view_state as vs
+from core.viz import figures as figs
+from core.viz import outlines as geo
+
+if TYPE_CHECKING:
+    from pages._state import Context
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------ the catalog
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _catalog(root: str, signature: tuple[tuple[str, str], ...]) -> cat.Catalog:
+    return cat.discover(Path(root))
+
+
+def cache_root() -> Path:
+    return default_cache_root()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _defaults(root: str, signature: tuple[tuple[str, str], ...]) -> vs.Defaults:
+    # keyed like the catalog: reading every world result's metrics once per rerun was
+    # a tenth of the server's time under 8 busy sessions (docs/reliability.md)
+    return preferred_defaults(_catalog(root, signature))
+
+
+def catalog_and_defaults() -> tuple[cat.Catalog, vs.Defaults]:
+    """The results under the cache root and the view they open on, both cached until a
+    results folder is added, removed or rewritten (its manifest's stamp changes)."""
+    root = str(cache_root())
+    signature = cat.signature(Path(root))
+    return _catalog(root, signature), _defaults(root, signature)
+
+
+@st.cache_data(show_spinner=False)
+def known_datasets() -> dict[str, str]:
+    return cat.known_datasets()
+
+
+def preferred_defaults(catalog: cat.Catalog) -> vs.Defaults:
+    models = catalog.models()
+    # Open on the model that places the world best (the live probe then starts with it).
+    model = cat.best_model_on(catalog, "world_places") or (
+        cat.DEFAULT_MODEL if (not models or cat.DEFAULT_MODEL in models) else models[0]
+    )
+    datasets = catalog.datasets(model)
+    dataset = "world_places" if (not datasets or "world_places" in datasets) else datasets[0]
+    return vs.Defaults(model=model, dataset=dataset, prompt="empty")
+
+
+# ------------------------------------------------------------- results
+@dataclass
+class Loaded:
+    """A results folder read once per server process, with what the views derive from it."""
+
+    entry: cat.ResultEntry
+    results: ProbeResults
+    groups: list[str]  # colour columns, the default first
+    best_layer: int
+    scope: str | None
+    safe_names: np.ndarray  # HTML-escaped names, computed once
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _verify(folder: str, stamp: str) -> str | None:
+    """Checksums of a results folder against its manifest: None if they match, else why.
+
+    Cached per (folder, every file's size and mtime), so each folder is hashed once
+    per server process and again only after one of its files changes.
+    """
+    try:
+        manifest = read_manifest(Path(folder))
+        verify_files(Path(folder), manifest, str(manifest.get("command", "")))
+    except CacheError as exc:
+        return str(exc)
+    return None
+
+
+@st.cache_resource(show_spinner="Loading results…", max_entries=12)
+def _load(folder: str, stamp: str, _entry: cat.ResultEntry) -> Loaded:
+    results = ProbeResults.load(Path(folder))
+    preferred = (results.manifest.get("dataset_info") or {}).get("group_column")
+    groups = figs.group_columns(results.entities)
+    default = figs.default_group_column(results.entities, preferred)
+    if default:
+        groups = [default] + [g for g in groups if g != default]
+    try:
+        best = results.best_layer("test", "r2")
+    except (KeyError, ValueError):
+        best = int(results.layers[-1])
+    scope = None
+    if results.kind == "space":
+        ent = results.entities
+        scope = geo.scope_for(_entry.dataset, ent["lat"].to_numpy(), ent["lon"].to_numpy())
+    return Loaded(
+        entry=_entry,
+        results=results,
+        groups=groups,
+        best_layer=best,
+        scope=scope,
+        safe_names=figs.escape_names(results.entities["name"]),
+    )
+
+
+def load(entry: cat.ResultEntry) -> Loaded:
+    """The results of `entry`, verified against their manifest's checksums on first use."""
+    stamp = folder_stamp(entry.folder)
+    problem = _verify(str(entry.folder), stamp)
+    if problem:
+        raise CacheError(problem)
+    return _load(str(entry.folder), stamp, entry)
+
+
+def try_load(entry: cat.ResultEntry | None) -> tuple[Loaded | None, str | None]:
+    """(results, None), or (None, why) for a folder that cannot be read."""
+    if entry is None:
+        return None, None
+    try:
+        return load(entry), None
+    except (CacheError, OSError, ValueError, KeyError) as exc:
+        log.warning("cannot read %s: %s", entry.folder, exc)
+        return None, str(exc)
+
+
+# ------------------------------------------------------------ analyses
+@st.cache_resource(show_spinner="Loading analyses…", max_entries=8)
+def _load_analysis(folder: str, stamp: str) -> AnalysisResults:
+    return AnalysisResults.load(Path(folder), verify=True)
+
+
+def load_analysis(entry: cat.ResultEntry) -> tuple[AnalysisResults | None, str | None]:
+    """The ``analysis`` artifact of a results entry (None if absent), or why it is
+    unreadable."""
+    folder = analysis_dir(entry.folder.parent.parent, entry.key)
+    if not (folder / "manifest.json").is_file():
+        return None, None
+    try:
+        analysis = _load_analysis(str(folder), folder_stamp(folder))
+    except CacheError as exc:
+        return None, str(exc)
+    if int(analysis.manifest.get("n_entities", -1)) != entry.n_entities:
+        return (
+            None,
+            f"{folder}: analysis of {analysis.manifest.get('n_entities')} entities, "
+            f"results have {entry.n_entities}",
+        )
+    return analysis, None
+
+
+# ------------------------------------------------------ garbage collection
+def freeze_long_lived_objects() -> None:
+    """Move every object alive now out of the garbage collector's reach (``gc.freeze``).
+
+    Streamlit runs a full collection after every script run (``runner.postScriptGC``),
+    holding the GIL, so every session of the server waits for it. Once the live probe
+    has imported torch and transformers and built its model, a full collection walks
+    ~290,000 objects: 0.1 s per rerun on the 2-core machine, 40% of the server's CPU
+    time under 8 busy sessions (docs/reliability.md). Those objects live as long as the
+    process, so there is nothing in them to collect. Frozen objects are still freed by
+    reference counting (a model the cache evicts goes with its weights:
+    tests/app/test_rerun_costs.py); only cycles among them are no longer looked for.
+    Collecting first keeps the garbage of the moment out of the frozen set.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@st.cache_resource(show_spinner=False)
+def freeze_startup_objects() -> None:
+    """Once per server process, after the first run has imported the app's modules."""
+    freeze_long_lived_objects()
+
+
+# --------------------------------------------------------------- live probe
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _probe_model(model_id: str, n_layers: int, d_model: int, root: str, fake: bool) -> Any:
+    from core.ui import live
+
+    model = live.load_probe_model(model_id, n_layers, d_model, cache_root=Path(root))
+    freeze_long_lived_objects()  # torch, transformers and the model itself
+    return model
+
+
+def probe_model(ctx: Context) -> Any:
+    """The model of the selected results, loaded once per server process (spinner
+    meanwhile)."""
+    from core.ui import live
+
+    assert ctx.entry is not None
+    e = ctx.entry
+    with st.spinner(
+        f"Loading {cat.model_label(e.model_id)} (once per server; the first load of a GGUF "
+        "model converts it, a minute or two)…"
+    ):
+        return _probe_model(
+            e.model_id, e.n_model_layers, e.d_model, str(cache_root()), live.fake_model_enabled()
+        )
+
+
+@st.cache_data(show_spinner=False)
+def _registry_prompt_text(dataset: str, prompt: str) -> str | None:
+    try:
+        from core.data.registry import load_dataset
+
+        return load_dataset(dataset).prompt_text(prompt)
+    except Exception as exc:  # unknown dataset/prompt, missing data package
+        log.warning("no prompt text for %s/%s: %s", dataset, prompt, exc)
+        return None
+
+
+def prompt_text(ctx: Context) -> str:
+    """The prefix the results were built with (manifest first, then the dataset registry)."""
+    assert ctx.entry is not None
+    if ctx.entry.prompt_text is not None:
+        return ctx.entry.prompt_text
+    if ctx.entry.prompt == "empty":
+        return ""
+    text = _registry_prompt_text(ctx.entry.dataset, ctx.entry.prompt)
+    if text is None:
+        ctx.page_notes.append(
+            f"The results do not record the text of prompt {ctx.entry.prompt!r}; "
+            "names are probed without a prefix."
+        )
+        return ""
+    return text
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _name_prediction(
+    model_key: str,
+    folder: str,
+    stamp: str,
+    prefix: str,
+    name: str,
+    _model: Any,
+    _results: ProbeResults,
+) -> np.ndarray:
+    from core.ui import live
+
+    return live.predict_names(_model, _results, prefix, [name])[name]
+
+
+def probe_names(
+    ctx: Context, model: Any, prefix: str, names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """name -> [n_layers, n_targets], each name computed once per (model, results, prompt)."""
+    assert ctx.entry is not None and ctx.loaded is not None
+    key = f"{model.name}:{model.weights_hash}"
+    return {
+        name: _name_prediction(
+            key, str(ctx.entry.folder), ctx.entry.stamp, prefix, name, model, ctx.loaded.results
+        )
+        for name in names
+    }
