@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of bench/README.md in one short run, for a session lent a GPU
+# The GPU measurements of bench/runs.md in one short run, for a session lent a GPU
 # (the `device` tool: an H100 or H200, torch preinstalled, no network).
 #
 #   bench/gpu_prepare.sh                  # here, first: stage the tokenizer and paper CSV
