@@ -59,7 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--model",
         default="smollm2-135m",
-        help="registered name (smollm2-135m, gemma3-270m), model folder, .gguf file or Hugging Face id",
+        help=(
+            "registered name (smollm2-135m, gemma3-270m), model folder, .gguf file "
+            "or Hugging Face id"
+        ),
     )
     common.add_argument(
         "--dataset",
@@ -140,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     ana.add_argument(
         "--group",
         default=None,
-        help="grouping column for the block hold-out (default: the dataset's group column)",
+        help="block column for the hold-out (default: the paper's block for the dataset, "
+        "else its group column, then entity type)",
     )
     ana.add_argument(
         "--transfer-prompts",
@@ -180,7 +184,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="rebuild the shipped demo results from scratch",
-        description="Rebuild every shipped result (both models on all six offline datasets, the random-init control and the check slice). Activations are deleted after each build unless --keep-activations.",
+        description=(
+            "Rebuild every shipped result (both models on all six offline datasets, "
+            "the random-init control and the check slice). "
+            "Activations are deleted after each build unless --keep-activations."
+        ),
     )
     demo.add_argument("--only", default=None, help="only builds whose command contains this text")
     demo.add_argument("--keep-activations", action="store_true")
@@ -188,7 +196,10 @@ def _parser() -> argparse.ArgumentParser:
     board = sub.add_parser(
         "scoreboard",
         help="best-layer test R2 of the shipped results (Markdown)",
-        description="Print a Markdown table of best-layer test R2 per model x dataset from the results under the cache root.",
+        description=(
+            "Print a Markdown table of best-layer test R2 per model x dataset "
+            "from the results under the cache root."
+        ),
     )
     board.add_argument(
         "--write",
@@ -267,7 +278,8 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
     results = build(build_config(args, root), progress=progress, command=command)
     table = summary_table(results)
     print(
-        f"{results.model} on {results.dataset} (prompt {results.prompt!r}), {len(results.entities)} entities"
+        f"{results.model} on {results.dataset} (prompt {results.prompt!r}), "
+        f"{len(results.entities)} entities"
     )
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     if table["edge"].eq("*").any():
@@ -314,12 +326,13 @@ def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> i
         index="layer", columns="control", values="r2"
     )
     print(
-        f"{results.model} on {results.dataset} (prompt {results.prompt!r}), {len(results.entities)} entities: test R2 by control"
+        f"{results.model} on {results.dataset} (prompt {results.prompt!r}), "
+        f"{len(results.entities)} entities: test R2 by control"
     )
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     if len(analysis.holdout):
-        cols = ["layer", "block", "n", "heldout_proximity", "nominal_proximity"]
-        print(f"block hold-out by {analysis.group_column}:")
+        cols = ["layer", "column", "block", "n", "n_test", "heldout_proximity", "nominal_proximity"]
+        print("block hold-out (nominal: the block's test rows):")
         print(analysis.holdout[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"analysis: {analysis.path}")
     return 0
@@ -360,7 +373,8 @@ def _cmd_list(args: argparse.Namespace, root: Path) -> int:
             status = partial_status(folder) if kind == "activations" else None
             done = f"{status[0]} of {status[1]} batches done; " if status else ""
             print(
-                f"  {_human(folder_bytes(folder)):>9}  {folder.name}  (unfinished: {done}resumes on the next build)"
+                f"  {_human(folder_bytes(folder)):>9}  {folder.name}  "
+                f"(unfinished: {done}resumes on the next build)"
             )
     print(f"total {_human(total)} under {root}")
     return 0

@@ -28,6 +28,15 @@ def ridge(x: np.ndarray, y: np.ndarray, alphas: np.ndarray | None = None) -> Rid
     return RidgeProbe(alphas=alpha_grid() if alphas is None else alphas).fit(x, y)
 
 
+def loo_r2(probe: RidgeProbe) -> float:
+    """Leave-one-out R² on the probe's own training rows at its chosen alpha.
+
+    The solver's error is the mean squared LOO residual of z-scored targets (each of
+    variance 1 on the training rows), so 1 minus it is the LOO R² averaged over targets.
+    """
+    return 1.0 - float(probe.cv_errors_[probe.alpha_index_])
+
+
 def split_rows(
     y: np.ndarray,
     pred: np.ndarray,
@@ -110,6 +119,10 @@ def layer_controls(
     rows = split_rows(
         y2, pred, is_test, target_names, kind, layer=layer, control="probe", alpha=probe.alpha_
     )
+    # the training rows' leave-one-out R² (z units, mean over targets): what layer
+    # choices use, so no choice looks at test rows
+    for row in rows:
+        row["loo_r2"] = loo_r2(probe) if row["split"] == "train" else float("nan")
     shuffled = shuffled_probe_predictions(x, y2, is_test, seed)
     rows += split_rows(y2, shuffled, is_test, target_names, kind, layer=layer, control="shuffled")
     return rows, pred

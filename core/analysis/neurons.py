@@ -22,7 +22,10 @@ def spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def top_neurons(
     x: np.ndarray, y: np.ndarray, target_names: tuple[str, ...], layer: int, k: int = 10
 ) -> pd.DataFrame:
-    """Per target, the k neurons with the largest |Spearman|: layer, target, rank, neuron, spearman."""
+    """Per target, the k neurons with the largest |Spearman|.
+
+    Columns: layer, target, rank, neuron, spearman.
+    """
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     rows = []
     for j, target in enumerate(target_names):

@@ -117,9 +117,42 @@ class AnalysisResults:
             arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
         except (OSError, ValueError) as exc:
             raise CacheError(
-                f"{folder}: unreadable analysis ({exc}); rebuild with: {manifest.get('command', '')}"
+                f"{folder}: unreadable analysis ({exc}); "
+                f"rebuild with: {manifest.get('command', '')}"
             ) from exc
         return cls(**tables, **arrays, manifest=manifest, path=folder)
+
+
+# The paper's hold-out blocks per dataset (country, state, borough, death century,
+# decade, year); entity type is held out as a second run where a dataset has it.
+PAPER_BLOCKS: dict[str, str] = {
+    "world_places": "country",
+    "us_places": "state",
+    "nyc_places": "borough",
+    "historical_figures": "century",
+    "artworks": "decade",
+    "headlines": "group",  # the calendar year
+}
+
+
+def best_train_layer(controls: pd.DataFrame) -> list[int]:
+    """[the layer whose probe has the best training leave-one-out R²] (test rows unused)."""
+    train = controls[(controls["control"] == "probe") & (controls["split"] == "train")]
+    train = train.dropna(subset=["loo_r2"]) if "loo_r2" in train else train.iloc[0:0]
+    return [int(train.loc[train["loo_r2"].idxmax(), "layer"])] if len(train) else []
+
+
+def holdout_columns(dataset: EntityDataset, group_column: str | None) -> list[str]:
+    """The block columns: the one asked for, else the paper's block for this dataset (else
+    its group column), then entity type when the dataset has more than one."""
+    wanted = (
+        (group_column,) if group_column else (PAPER_BLOCKS.get(dataset.name), dataset.group_column)
+    )
+    columns = [c for c in wanted if c and c in dataset.frame][:1]
+    types = dataset.frame.get("entity_type")
+    if group_column is None and types is not None and types.nunique() > 1:
+        columns.append("entity_type")
+    return list(dict.fromkeys(columns))
 
 
 def run_analysis(
@@ -139,7 +172,7 @@ def run_analysis(
     """Every analysis on one dataset's activations (`activations(layer)` -> [n, d]).
 
     holdout_layers: layers for the block hold-out and prompt transfer (default: the
-    layer where the ordinary probe's test R² is best). other_prompts: prompt ->
+    layer where the ordinary probe's training leave-one-out R² is best). other_prompts: prompt ->
     activation source of the same entities under another prompt (for transfer).
     """
     y = dataset.targets()
@@ -160,30 +193,28 @@ def run_analysis(
             control_rows += split_rows(
                 y, mlp_pred, is_test, names, kind, layer=layer, control="mlp"
             )
-        table = top_neurons(x, y, names, layer, k_neurons)
+        table = top_neurons(x[~is_test], y[~is_test], names, layer, k_neurons)  # train only
         neuron_tables.append(table)
         neuron_acts.append(x[:, table["neuron"].to_numpy()].T)
         if progress:
             progress("layers", i + 1, len(layers))
         log.info("analysis: layer %d done", layer)
     controls = pd.DataFrame(control_rows)
-    probe_test = controls[(controls["control"] == "probe") & (controls["split"] == "test")]
     if holdout_layers is None:
-        holdout_layers = (
-            [int(probe_test.loc[probe_test["r2"].idxmax(), "layer"])] if len(probe_test) else []
-        )
-    group_column = group_column or dataset.group_column
+        holdout_layers = best_train_layer(controls)
+    columns = holdout_columns(dataset, group_column)
     holdout_tables, heldout_preds, transfer_tables = [], [], []
     for i, layer in enumerate(holdout_layers):
         x = np.asarray(activations(layer), dtype=np.float64)
-        if group_column and group_column in dataset.frame:
+        for column in columns:
             table, heldout = block_holdout(
-                x, y, dataset.frame[group_column], is_test, names, kind, nominal.get(layer)
+                x, y, dataset.frame[column], is_test, names, kind, nominal.get(layer)
             )
-            table.insert(0, "column", group_column)
+            table.insert(0, "column", column)
             table.insert(0, "layer", layer)
             holdout_tables.append(table)
-            heldout_preds.append(heldout)
+            if column == columns[0]:
+                heldout_preds.append(heldout)
         if other_prompts:
             sources = {
                 prompt or "main": x,
@@ -220,7 +251,7 @@ def run_analysis(
             "layers": [int(v) for v in layers],
             "holdout_layers": [int(v) for v in holdout_layers] if heldout_preds else [],
             "transfer_layers": [int(v) for v in holdout_layers] if transfer_tables else [],
-            "group_column": group_column if heldout_preds else None,
+            "group_column": columns[0] if heldout_preds else None,
             "prompts": [prompt or "main", *sorted(other_prompts or {})],
             "n_entities": int(n),
             "dataset": dataset.name,

@@ -23,6 +23,7 @@ from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
 from core.analysis.transfer import cross_prompt_transfer
 from core.data.schema import EntityDataset
 from core.probe.metrics import proximity_error, regression_metrics
+from core.probe.ridge import RidgeProbe
 
 SPACE = ("lat", "lon")
 
@@ -130,6 +131,26 @@ def test_block_holdout_linear_generalises_and_memorised_block_does_not() -> None
     assert {"train_mean_lat", "train_mean_lon", "heldout_km_median"} <= set(table2.columns)
 
 
+def test_block_holdout_nominal_scores_only_the_blocks_test_rows() -> None:
+    """The nominal probe trained on the block's training rows: scoring them would flatter it."""
+    rng = np.random.default_rng(3)
+    n = 400
+    blocks = np.array(["A", "B"])[rng.integers(0, 2, n)]
+    y = rng.uniform([-60, -170], [60, 170], size=(n, 2))
+    is_test = rng.random(n) < 0.25
+    x = rng.normal(size=(n, 4))
+    # a "nominal" probe that memorised its training rows and guesses on test rows
+    nominal = np.where(is_test[:, None], rng.uniform([-60, -170], [60, 170], (n, 2)), y)
+    table, _ = block_holdout(x, y, blocks, is_test, SPACE, "space", nominal_pred=nominal)
+    for block in ("A", "B"):
+        row = table.set_index("block").loc[block]
+        rows = np.flatnonzero((blocks == block) & is_test)
+        expected = proximity_of_rows(y, nominal, rows, SPACE, "space").mean()
+        assert row["n_test"] == len(rows)
+        assert row["nominal_proximity"] == pytest.approx(expected)
+        assert row["nominal_proximity"] > 0.2  # guessing, not the memorised training rows
+
+
 def test_cross_prompt_transfer() -> None:
     x, y, is_test = planted()
     rng = np.random.default_rng(5)
@@ -222,3 +243,54 @@ def test_run_analysis_saves_and_loads(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(back.controls, res.controls)
     np.testing.assert_allclose(back.heldout_pred, res.heldout_pred, rtol=1e-6)
     assert back.group_column == "continent" and back.manifest["files"]
+
+
+def test_holdout_layer_is_chosen_on_training_rows_only() -> None:
+    from core.analysis.run import best_train_layer
+
+    controls = pd.DataFrame(
+        [
+            {"control": "probe", "split": "train", "layer": 3, "r2": 0.9, "loo_r2": 0.60},
+            {"control": "probe", "split": "test", "layer": 3, "r2": 0.4, "loo_r2": np.nan},
+            {"control": "probe", "split": "train", "layer": 7, "r2": 0.8, "loo_r2": 0.55},
+            {"control": "probe", "split": "test", "layer": 7, "r2": 0.7, "loo_r2": np.nan},
+        ]
+    )
+    assert best_train_layer(controls) == [3]  # layer 7 wins on test rows, which are not used
+
+
+def test_loo_r2_matches_brute_force_leave_one_out() -> None:
+    from core.analysis.controls import loo_r2, ridge
+
+    x, y, is_test = planted(n=120, noise=1.0)
+    train = ~is_test
+    probe = ridge(x[train], y[train])
+    z = (y[train] - y[train].mean(0)) / y[train].std(0)
+    errors = []
+    for i in range(int(train.sum())):
+        keep = np.arange(int(train.sum())) != i
+        refit = RidgeProbe(alphas=[probe.alpha_]).fit(x[train][keep], y[train][keep])
+        pred = (refit.predict(x[train][i : i + 1]) - y[train].mean(0)) / y[train].std(0)
+        errors.append(((pred - z[i]) ** 2).mean())
+    assert loo_r2(probe) == pytest.approx(1 - np.mean(errors), abs=1e-6)
+
+
+def test_holdout_blocks_follow_the_paper_then_entity_type() -> None:
+    from core.analysis.run import holdout_columns
+    from core.data.schema import EntityDataset
+
+    frame = pd.DataFrame(
+        {
+            "name": ["a", "b", "c"],
+            "text": ["a", "b", "c"],
+            "lat": [1.0, 2.0, 3.0],
+            "lon": [1.0, 2.0, 3.0],
+            "is_test": [False, False, True],
+            "group": ["Europe", "Asia", "Asia"],
+            "country": ["France", "Japan", "Japan"],
+            "entity_type": ["city", "city", "airport"],
+        }
+    )
+    world = EntityDataset(name="world_places", kind="space", frame=frame, group_column="group")
+    assert holdout_columns(world, None) == ["country", "entity_type"]
+    assert holdout_columns(world, "group") == ["group"]
