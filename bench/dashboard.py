@@ -1,8 +1,9 @@
 """Dashboard speed: server-side rerun after a layer change, and one live probe.
 
-    python -m bench.dashboard                     # 30,000 entities x 30 layers unless real results exist
-    python -m bench.dashboard --entities 8000     # quicker
-    python -m bench.dashboard --skip-live         # rerun benchmark only
+    python -m bench.dashboard                  # 30,000 entities x 30 layers unless real
+                                               # results exist
+    python -m bench.dashboard --entities 8000  # quicker
+    python -m bench.dashboard --skip-live      # rerun benchmark only
 
 1. Rerun after a layer change on the largest world dataset: the maps page of
    dashboard.py driven by Streamlit's AppTest (the script run a server does after
@@ -164,7 +165,10 @@ def time_reruns(
 
 
 def summary(times: Sequence[float]) -> str:
-    return f"median {statistics.median(times):7.1f} ms  (min {min(times):.1f}, max {max(times):.1f}, n={len(times)})"
+    return (
+        f"median {statistics.median(times):7.1f} ms  "
+        f"(min {min(times):.1f}, max {max(times):.1f}, n={len(times)})"
+    )
 
 
 def bench_reruns(args: argparse.Namespace, root: Path) -> float | None:
@@ -183,7 +187,8 @@ def bench_reruns(args: argparse.Namespace, root: Path) -> float | None:
         save_synthetic(Path(tmp.name), results)
         print(
             f"results: synthetic, {len(frame):,} entities x {args.layers} layers from {source} "
-            f"(built in {time.perf_counter() - start:.1f} s; no world_* results with >= {args.entities:,} entities in {root})"
+            f"(built in {time.perf_counter() - start:.1f} s; no world_* results with "
+            f">= {args.entities:,} entities in {root})"
         )
         entry = pick_results(Path(tmp.name), 1)
         assert entry is not None
@@ -234,7 +239,7 @@ def bench_collection_after_live(entry: cat.ResultEntry, query: dict[str, str], r
     has loaded its model (torch, transformers and the weights in memory). It runs after
     the browser is told the run finished, so no single rerun's time shows it; it holds
     the GIL, so every other session of the server waits for it. The project freezes the
-    long-lived objects (pages/_ui.freeze_long_lived_objects); the baseline is what
+    long-lived objects (pages/_loaders.freeze_long_lived_objects); the baseline is what
     Streamlit walks without that."""
     import gc
 
@@ -266,12 +271,14 @@ def bench_collection_after_live(entry: cat.ResultEntry, query: dict[str, str], r
     gc.unfreeze()
     base, tracked = collections(), len(gc.get_objects())
     print(
-        f"\nStreamlit's collection after every script run, once the live probe has loaded {what} ({tracked:,} objects):"
+        "\nStreamlit's collection after every script run, once the live probe has loaded "
+        f"{what} ({tracked:,} objects):"
     )
     print(f"  project ({frozen:,} long-lived objects frozen)  {summary(project)}")
     print(f"  baseline (none frozen)                      {summary(base)}")
     print(
-        f"  baseline / project = {statistics.median(base) / max(statistics.median(project), 1e-3):.0f}"
+        "  baseline / project = "
+        f"{statistics.median(base) / max(statistics.median(project), 1e-3):.0f}"
     )
     del loaded
 
@@ -289,7 +296,8 @@ def bench_live(args: argparse.Namespace, root: Path) -> None:
     if not default_model_converted(root):
         print(
             f"\nlive probe: SKIPPED: {DEFAULT_MODEL} is not converted under {root} yet "
-            f"(the first load converts the GGUF, a minute or two; run `python -m core build --model {DEFAULT_MODEL} "
+            "(the first load converts the GGUF, a minute or two; run "
+            f"`python -m core build --model {DEFAULT_MODEL} "
             "--dataset world_capitals` or open the live probe once)."
         )
         return
@@ -333,28 +341,36 @@ def bench_live(args: argparse.Namespace, root: Path) -> None:
     texts = [prefix + names[i % len(names)] for i in range(args.live_reps)]
     times = timed(live.LIVE_THREADS)
     print(
-        f"\nlive probe, one name through {loaded.name} ({loaded.n_layers} layers, d={loaded.d_model}, "
-        f"{loaded.device}, {loaded.dtype}; loaded in {load_s:.1f} s) and {len(results.layers)} layer probes ({what}):"
+        f"\nlive probe, one name through {loaded.name} "
+        f"({loaded.n_layers} layers, d={loaded.d_model}, "
+        f"{loaded.device}, {loaded.dtype}; loaded in {load_s:.1f} s) "
+        f"and {len(results.layers)} layer probes ({what}):"
     )
     print(
-        f"  project: live probe, {live.LIVE_THREADS or 'default'} torch thread(s) (tokenise, forward, all probes)  {summary(times)}"
+        f"  project: live probe, {live.LIVE_THREADS or 'default'} torch thread(s) "
+        f"(tokenise, forward, all probes)  {summary(times)}"
     )
     ok = "meets" if statistics.median(times) <= LIVE_TARGET_MS else "MISSES"
     print(f"  target <= {LIVE_TARGET_MS:.0f} ms: {ok}")
     print(
-        f"  reference: plain forward, same threads                                {summary(plain_forward_times(loaded, texts, live.LIVE_THREADS))}"
+        "  reference: plain forward, same threads                                "
+        f"{summary(plain_forward_times(loaded, texts, live.LIVE_THREADS))}"
     )
     if not args.skip_threads_baseline:
         default = torch_default_threads()
         base = timed(default)
         print(
-            f"  baseline: live probe on torch's default {default} threads                         {summary(base)}"
+            f"  baseline: live probe on torch's default {default} threads"
+            f"                         {summary(base)}"
         )
         print(
-            f"  reference: plain forward, {default} threads                                     {summary(plain_forward_times(loaded, texts, default))}"
+            f"  reference: plain forward, {default} threads"
+            "                                     "
+            f"{summary(plain_forward_times(loaded, texts, default))}"
         )
         print(
-            f"  live probe: default threads / one thread = {statistics.median(base) / statistics.median(times):.2f}"
+            "  live probe: default threads / one thread = "
+            f"{statistics.median(base) / statistics.median(times):.2f}"
         )
 
 
@@ -406,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch threads {torch.get_num_threads()}"
     )
     root = default_cache_root()
     ratio = bench_reruns(args, root)

@@ -349,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode or not line:
             # keep going: one failed variant should not cost a GPU session the other numbers
             print(
-                f"{method} FAILED (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}",
+                f"{method} FAILED (exit {proc.returncode}):\n"
+                f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}",
                 file=sys.stderr,
             )
             continue
@@ -362,9 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         if on_cuda
         else f"CPU ({os.cpu_count()} cores)"
     )
-    print(
-        f"extraction, {args.model if not args.gpu else f'Llama-2-{args.shape}-shaped random bf16'} on {where}"
-    )
+    what = args.model if not args.gpu else f"Llama-2-{args.shape}-shaped random bf16"
+    print(f"extraction, {what} on {where}")
     for method, r in results.items():
         extra = (
             f"  {r['model_tflops']:.3g} TFLOP/s  peak CUDA {r['peak_cuda_mb']:.0f} MB"
@@ -379,15 +379,18 @@ def main(argv: list[str] | None = None) -> int:
         if "phases" in r:
             phases = r["phases"]
             print(
-                f"  {method:<16} time by phase: setup {phases['setup']:.2f} s, forward {phases['forward']:.2f} s, "
-                f"waiting on the writer {phases['write_wait']:.2f} s, last writes and fsync {phases['sync']:.2f} s, "
+                f"  {method:<16} time by phase: setup {phases['setup']:.2f} s, "
+                f"forward {phases['forward']:.2f} s, "
+                f"waiting on the writer {phases['write_wait']:.2f} s, "
+                f"last writes and fsync {phases['sync']:.2f} s, "
                 f"checksums {phases['finish']:.2f} s"
             )
     if args.gpu:
         ceiling = matmul_ceiling_tflops(args.device)
         for method, r in results.items():
             print(
-                f"  {method:<16} MFU {100 * r['model_tflops'] / ceiling:.1f}% of a {ceiling:.3g} TFLOP/s bf16 matmul ceiling"
+                f"  {method:<16} MFU {100 * r['model_tflops'] / ceiling:.1f}% "
+                f"of a {ceiling:.3g} TFLOP/s bf16 matmul ceiling"
             )
         for method, r in results.items():
             if "phases" in r:
@@ -395,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                     r["model_tflops"] * r["seconds"] / max(r["phases"]["forward"], 1e-9)
                 )
                 print(
-                    f"  {method:<16} forward passes alone: MFU {100 * forward_tflops / ceiling:.1f}%"
+                    f"  {method:<16} forward passes alone: "
+                    f"MFU {100 * forward_tflops / ceiling:.1f}%"
                 )
     if set(methods) - set(results):
         return 1

@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(label: str, ms: float) -> None:
         print(
-            f"  {label:<15} {ms:8.1f} ms per batch  MFU {100 * flops / (ms / 1000) / 1e12 / ceiling:5.1f}%",
+            f"  {label:<15} {ms:8.1f} ms per batch  "
+            f"MFU {100 * flops / (ms / 1000) / 1e12 / ceiling:5.1f}%",
             flush=True,
         )
 
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         sync()
         print(
             f"  compile  {time.perf_counter() - start:8.1f} s (first pass); "
-            f"max |compiled - eager| / max |eager| = {float((compiled - reference).abs().max() / reference.abs().max()):.2e}"
+            "max |compiled - eager| / max |eager| = "
+            f"{float((compiled - reference).abs().max() / reference.abs().max()):.2e}"
         )
         report("compiled", time_ms(extract))
     return 0

@@ -106,7 +106,8 @@ def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
     y = np.concatenate([y_train, y_test])
     del X_train, X_test
     print(
-        f"sweep: {args.sweep} layers, n={args.n}+{n_test}, d={d}, float16 rows, device={args.device or 'numpy'}"
+        f"sweep: {args.sweep} layers, n={args.n}+{n_test}, d={d}, float16 rows, "
+        f"device={args.device or 'numpy'}"
     )
     if args.device and args.device.startswith("cuda"):
         import torch
@@ -133,7 +134,8 @@ def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
     total = sum(times)
     print(
         f"same alpha: {first[0].alpha_ == reference.alpha_} ({first[0].alpha_:.3g}); "
-        f"test R2 {r2_dev.mean():.4f}, max rel diff {np.max(np.abs(r2_dev - r2_ref) / np.abs(r2_ref)):.2e}"
+        f"test R2 {r2_dev.mean():.4f}, "
+        f"max rel diff {np.max(np.abs(r2_dev - r2_ref) / np.abs(r2_ref)):.2e}"
     )
     print(
         f"sweep of {args.sweep} layers: {total:.1f} s ({total / args.sweep:.2f} s per layer; "
@@ -151,7 +153,8 @@ def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
             for _ in range(args.compare_staging):
                 fit_and_predict(X, y, args.n, alphas, args.device)
             print(
-                f"rows staged {staging}: {(time.perf_counter() - start) / args.compare_staging:.2f} s per layer "
+                f"rows staged {staging}: "
+                f"{(time.perf_counter() - start) / args.compare_staging:.2f} s per layer "
                 f"({args.compare_staging} layers)",
                 flush=True,
             )
@@ -166,7 +169,8 @@ def run_sweep(args: argparse.Namespace, n_test: int, alphas: np.ndarray) -> int:
         )
         # wall time beside the table's totals: what neither counts is host-side numpy work
         print(
-            f"one more layer under torch.profiler (device {args.device}): {time.perf_counter() - start:.2f} s wall"
+            f"one more layer under torch.profiler (device {args.device}): "
+            f"{time.perf_counter() - start:.2f} s wall"
         )
         print(table)
     return 0
@@ -236,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{d:>5} {row['t_project']:>10.2f} {row['t_baseline']:>10.2f} "
             f"{row['t_baseline'] / row['t_project']:>8.1f} {row['same_alpha']!s:>10} "
-            f"{row['alpha_project']:>9.3g} {row['r2_project']:>8.4f} {row['r2_max_rel_diff']:>15.2e}",
+            f"{row['alpha_project']:>9.3g} {row['r2_project']:>8.4f} "
+            f"{row['r2_max_rel_diff']:>15.2e}",
             flush=True,
         )
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

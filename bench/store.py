@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     batches = batches_of(args.n, args.batch)
     gb = args.n * args.layers * args.d * 2 / 1e9
     print(
-        f"storage: {args.n} entities x {args.layers} layers x d={args.d} float16 = {gb:.2f} GB, batches of {args.batch}"
+        f"storage: {args.n} entities x {args.layers} layers x d={args.d} float16 = {gb:.2f} GB, "
+        f"batches of {args.batch}"
     )
     seconds: dict[str, list[float]] = {"baseline": [], "project": []}
     digests: dict[str, set[str]] = {"baseline": set(), "project": set()}
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
 
         interval = CHECKPOINT_SECONDS if args.interval is None else args.interval
         print(
-            f"  behind a model producing {args.pace} GB/s ({gb / args.pace:.2f} s for all), checkpoints every {interval} s"
+            f"  behind a model producing {args.pace} GB/s ({gb / args.pace:.2f} s for all), "
+            f"checkpoints every {interval} s"
         )
         methods = {
             "baseline": partial(paced_build, gbps=args.pace, interval=interval, background=False),
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, what in labels.items():
         runs = ", ".join(f"{t:.2f}" for t in seconds[name])
         print(
-            f"  {name:<9} {what}: best {best[name]:.2f} s = {gb / best[name]:.2f} GB/s (runs: {runs} s)"
+            f"  {name:<9} {what}: best {best[name]:.2f} s = {gb / best[name]:.2f} GB/s "
+            f"(runs: {runs} s)"
         )
     print(f"ratio: {best['baseline'] / best['project']:.2f}")
     return 0

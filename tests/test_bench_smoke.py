@@ -1,6 +1,7 @@
 """The GPU benchmark code paths, run small on the CPU so they keep working between GPU
-sessions, and the dashboard benchmark on a tiny synthetic cache. Nothing about speed is asserted: only that each prints its report and that the
-probe sweep agrees with the numpy reference."""
+sessions, and the dashboard benchmark on a tiny synthetic cache. Nothing about speed is
+asserted: only that each prints its report and that the probe sweep agrees with the numpy
+reference."""
 
 from __future__ import annotations
 

@@ -210,7 +210,8 @@ def _check_file(path: Path, meta: dict[str, Any], hint: str, label: str = "") ->
         raise CacheError(f"{where}: listed in the manifest but missing{hint}")
     if path.stat().st_size != meta["bytes"]:
         raise CacheError(
-            f"{where}: size {path.stat().st_size} != {meta['bytes']} in the manifest (truncated?){hint}"
+            f"{where}: size {path.stat().st_size} != {meta['bytes']} in the manifest "
+            f"(truncated?){hint}"
         )
     if sha256_file(path) != meta["sha256"]:
         raise CacheError(f"{where}: checksum differs from the manifest (altered?){hint}")

@@ -16,7 +16,7 @@ import sqlite3
 import numpy as np
 import pandas as pd
 
-from core.data.frames import decade_of, finalize
+from core.data.frames import decade_of, finish_dataset
 from core.data.prompts import ART_PROMPTS
 from core.data.schema import DatasetError, EntityDataset
 from core.data.sources import install_hint, package_file
@@ -100,15 +100,15 @@ def build() -> EntityDataset:
     frame = frame.drop_duplicates("name", keep="first")
     frame["decade"] = decade_of(frame["year"])
     frame["group"] = frame["decade"].astype(str) + "s"
-    frame = finalize(frame, "time", split_by="creator")
-    return EntityDataset(
+    return finish_dataset(
+        frame,
         name=NAME,
         kind="time",
-        frame=frame,
         prompts=ART_PROMPTS,
-        default_prompt="empty",
         source=SOURCE,
         licence=LICENCE,
-        group_column="group",
-        description='Films as "<director>\'s <title>" (target: release year; test split by director)',
+        description=(
+            'Films as "<director>\'s <title>" (target: release year; test split by director)'
+        ),
+        split_by="creator",
     )

@@ -6,8 +6,9 @@ Entities that share a text are resolved in three steps:
    city of the same name), then higher ``score`` (log10 population), then by name.
 2. The top row keeps the bare text if it is *dominant*: it has a better priority than the
    runner-up, or a known score at least ``log10(2)`` higher (twice the population: the
-   paper's rule for US places; an unknown score never dominates). Every other row of the group, and the top row when it is not
-   dominant, is qualified as ``"text, qualifier"`` (e.g. "Springfield, Illinois").
+   paper's rule for US places; an unknown score never dominates). Every other row of the
+   group, and the top row when it is not dominant, is qualified as ``"text, qualifier"``
+   (e.g. "Springfield, Illinois").
 3. Any text still shared after qualification keeps only its top-ranked row.
 """
 
@@ -31,7 +32,8 @@ def resolve_duplicates(
     priority: pd.Series | None = None,
     label: str = "",
 ) -> pd.DataFrame:
-    """Apply the rule above to ``frame["text"]`` (ties broken by ``source_id``); unique texts out."""
+    """Apply the rule above to ``frame["text"]`` (ties broken by ``source_id``); unique
+    texts out."""
     work = frame.reset_index(drop=True).copy()
     n = len(work)
     work["_q"] = qualifier.reset_index(drop=True).fillna("").astype(str).to_numpy()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from core.data.schema import SPACE_TARGETS, TIME_TARGETS, DatasetError
+from core.data.schema import SPACE_TARGETS, TIME_TARGETS, DatasetError, EntityDataset, Kind
 from core.data.splits import group_split, hash_order, random_split
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,36 @@ def finalize(
     lead = [c for c in LEADING_COLUMNS if c in frame]
     rest = sorted(c for c in frame if c not in lead)
     return frame[lead + rest]
+
+
+def finish_dataset(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    kind: Kind,
+    prompts: dict[str, str],
+    source: str,
+    licence: str,
+    description: str,
+    split_by: str | None = None,
+    keep_split: bool = False,
+) -> EntityDataset:
+    """The common tail of a dataset builder: :func:`finalize` the table, then wrap it.
+
+    The table must already have its ``name`` and ``group`` columns; the dataset gets
+    the ``"empty"`` default prompt and ``group`` as its grouping column.
+    """
+    return EntityDataset(
+        name=name,
+        kind=kind,
+        frame=finalize(frame, kind, split_by=split_by, keep_split=keep_split),
+        prompts=prompts,
+        default_prompt="empty",
+        source=source,
+        licence=licence,
+        group_column="group",
+        description=description,
+    )
 
 
 def check_range(frame: pd.DataFrame, column: str, low: float, high: float) -> None:

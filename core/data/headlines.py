@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.dates import fractional_year
-from core.data.frames import finalize
+from core.data.frames import finish_dataset
 from core.data.prompts import HEADLINE_PROMPTS
 from core.data.schema import DatasetError, EntityDataset
 from core.data.sources import install_hint, package_file
@@ -123,15 +123,12 @@ def build() -> EntityDataset:
     frame["date"] = frame["when"].dt.strftime("%Y-%m-%d")
     frame["name"] = frame["text"]
     frame["group"] = np.floor(frame["year"]).astype(int).astype(str)
-    frame = finalize(frame.drop(columns=["raw", "when"]), "time")
-    return EntityDataset(
+    return finish_dataset(
+        frame.drop(columns=["raw", "when"]),
         name=NAME,
         kind="time",
-        frame=frame,
         prompts=HEADLINE_PROMPTS,
-        default_prompt="empty",
         source=SOURCE,
         licence=LICENCE,
-        group_column="group",
         description="Dated news headlines, 2011-2017 (target: fractional publication year)",
     )

@@ -15,7 +15,7 @@ import logging
 
 import pandas as pd
 
-from core.data.frames import century_label, decade_of, finalize
+from core.data.frames import century_label, decade_of, finish_dataset
 from core.data.prompts import PERSON_PROMPTS
 from core.data.schema import EntityDataset
 from core.data.sources import wordnet_file
@@ -108,15 +108,12 @@ def build() -> EntityDataset:
     frame["decade"] = decade_of(frame["year"])
     frame["century"] = century_label(frame["year"])
     frame["group"] = frame["century"]
-    frame = finalize(frame, "time")
-    return EntityDataset(
+    return finish_dataset(
+        frame,
         name=NAME,
         kind="time",
-        frame=frame,
         prompts=PERSON_PROMPTS,
-        default_prompt="empty",
         source=SOURCE,
         licence=LICENCE,
-        group_column="group",
         description="People with a known death year (target: death year; BC negative)",
     )

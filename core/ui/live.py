@@ -7,8 +7,9 @@ compatibility check, and names -> per-layer predictions.
 Test/demo hook: with ``SPACETIME_FAKE_MODEL=<module>:<function>`` in the environment,
 :func:`load_probe_model` calls that function as ``factory(n_layers=, d_model=, seed=)``
 (the tests pass ``tests.support.tiny:tiny_model``: character tokenizer, random weights)
-for a stand-in shaped like the results' model instead of loading real weights. Browser tests use it so they need no converted model; its
-predictions are meaningless, and the dashboard says so on the page.
+for a stand-in shaped like the results' model instead of loading real weights. Browser
+tests use it so they need no converted model; its predictions are meaningless, and the
+dashboard says so on the page.
 
 Load counter: with ``SPACETIME_LOAD_COUNTER=<path>`` in the environment, every
 call of :func:`load_probe_model` (real or fake model) appends one line
@@ -88,7 +89,8 @@ def _stand_in_factory() -> Callable[..., LoadedModel]:
     module_name, _, function = spec.partition(":")
     if not module_name or not function:
         raise ValueError(
-            f"{FAKE_MODEL_ENV}={spec!r}: expected <module>:<function>, e.g. tests.support.tiny:tiny_model"
+            f"{FAKE_MODEL_ENV}={spec!r}: expected <module>:<function>, "
+            "e.g. tests.support.tiny:tiny_model"
         )
     return getattr(importlib.import_module(module_name), function)
 

@@ -242,7 +242,8 @@ def resolve(
         parsed_bool = parse_bool(raw.get(fld), default)
         if parsed_bool is None:
             notes.append(
-                f"{label} value {shown(raw.get(fld))!r} is not on/off; using {'on' if default else 'off'}."
+                f"{label} value {shown(raw.get(fld))!r} is not on/off; "
+                f"using {'on' if default else 'off'}."
             )
             parsed_bool = default
         flags[fld] = parsed_bool

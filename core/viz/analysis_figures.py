@@ -189,7 +189,8 @@ def neuron_figure(
     style: Style | None = None,
     title: str | None = None,
 ) -> go.Figure:
-    """One neuron's activation: coloured at each entity's true position (space) or against year (time)."""
+    """One neuron's activation: coloured at each entity's true position (space) or against
+    year (time)."""
     style = style or Style()
     act = np.asarray(activation, dtype=np.float64)
     names = _safe_names(entities)

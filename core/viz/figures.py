@@ -572,7 +572,9 @@ def alpha_figure(
                 mode="markers",
                 name="at the grid edge (widen the grid)",
                 marker={"symbol": "x", "size": style.marker_size + 8, "color": "#d62728"},
-                hovertemplate="layer %{x}: alpha %{y:.3g} is at the edge of the grid<extra></extra>",
+                hovertemplate=(
+                    "layer %{x}: alpha %{y:.3g} is at the edge of the grid<extra></extra>"
+                ),
             )
         )
     _layout(fig, style, title, height=int(style.height * 0.6))
@@ -619,7 +621,10 @@ def live_map_figure(
                 legendgroup=safe,
                 customdata=layer_list,
                 text=[safe] * len(path),
-                hovertemplate="<b>%{text}</b><br>layer %{customdata}<br>%{lat:.2f}°, %{lon:.2f}°<extra></extra>",
+                hovertemplate=(
+                    "<b>%{text}</b><br>layer %{customdata}<br>"
+                    "%{lat:.2f}°, %{lon:.2f}°<extra></extra>"
+                ),
             )
         )
         fig.add_trace(
@@ -638,7 +643,8 @@ def live_map_figure(
                 name=f"{safe}: layer {layer_list[pos]}",
                 legendgroup=safe,
                 hovertemplate=(
-                    f"<b>{safe}</b><br>layer {layer_list[pos]}<br>%{{lat:.2f}}°, %{{lon:.2f}}°<extra></extra>"
+                    f"<b>{safe}</b><br>layer {layer_list[pos]}<br>"
+                    "%{lat:.2f}°, %{lon:.2f}°<extra></extra>"
                 ),
             )
         )

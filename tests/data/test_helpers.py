@@ -156,7 +156,8 @@ def test_xlsx_reader(tmp_path: Path) -> None:
     ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
     strings = f"<sst {ns}><si><t>name</t></si><si><t>lat</t></si><si><t>Etna</t></si></sst>"
     sheet = (
-        f'<worksheet {ns}><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>'
+        f'<worksheet {ns}><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c>'
+        '<c r="B1" t="s"><v>1</v></c></row>'
         '<row r="2"><c r="A2" t="s"><v>2</v></c><c r="B2"><v>37.75</v></c></row>'
         '<row r="3"><c r="A3" t="inlineStr"><is><t>Fuji</t></is></c></row></sheetData></worksheet>'
     )

@@ -35,15 +35,19 @@ needs_paper_data = pytest.mark.skipif(
     "entity_datasets beside the checkout, or set SPACETIME_PAPER_DIR)",
 )
 
-PEOPLE_CSV = """wiki_id,name,description,gender,country,occupation,birth_year,death_year,cause_of_death,age,death_century,death_decade,is_test
+PEOPLE_CSV = """wiki_id,name,description,gender,country,occupation,birth_year,death_year,\
+cause_of_death,age,death_century,death_decade,is_test
 Q517,Napoleon,French emperor,Male,France,military officer,1769,1821,,51,18,182,False
 Q1048,Julius Caesar,Roman general,Male,Ancient Rome,politician,-100,-44,homicide,56,-1,-5,True
 Q254,Wolfgang Amadeus Mozart,Austrian composer,Male,Austria,composer,1756,1791,,35,17,179,False
 Q1035,Charles Darwin,English naturalist,Male,United Kingdom,naturalist,1809,1882,,73,18,188,False
 """
-HEADLINE_CSV = """headline,word_count,pub_date,print_section,print_page,section,news_desk,year,is_trump,is_test
-Obama Signs Health Care Overhaul Into Law.,900,2010-03-23T12:00:00+0000,A,1,U.S.,National,2010,False,False
-Pilgrims Arrive in Mecca for Annual Hajj.,700,2020-07-29T08:00:00+0000,A,9,World,Foreign,2020,False,True
+HEADLINE_CSV = """headline,word_count,pub_date,print_section,print_page,section,news_desk,\
+year,is_trump,is_test
+Obama Signs Health Care Overhaul Into Law.,900,2010-03-23T12:00:00+0000,A,1,U.S.,National,\
+2010,False,False
+Pilgrims Arrive in Mecca for Annual Hajj.,700,2020-07-29T08:00:00+0000,A,9,World,Foreign,\
+2020,False,True
 Senate Passes Tax Bill.,800,2017-12-20T05:00:00+0000,A,1,U.S.,Politics,2017,False,False
 """
 

@@ -1,4 +1,5 @@
-"""A user's CSV: column detection, and an error naming file, line, column and value for bad input."""
+"""A user's CSV: column detection, and an error naming file, line, column and value for
+bad input."""
 
 from __future__ import annotations
 

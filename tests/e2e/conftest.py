@@ -1,9 +1,9 @@
 """A real Streamlit server on 127.0.0.1 over a tmp cache, and headless Debian Chromium.
 
 The server gets synthetic results (tests.support.synthetic.demo_cache) and
-SPACETIME_FAKE_MODEL=tests.support.tiny:tiny_model, so the live probe runs a tiny random model built in code
-(tests.support.tiny) instead of real weights. Every request a page makes is recorded;
-tests assert none leaves 127.0.0.1.
+SPACETIME_FAKE_MODEL=tests.support.tiny:tiny_model, so the live probe runs a tiny random
+model built in code (tests.support.tiny) instead of real weights. Every request a page
+makes is recorded; tests assert none leaves 127.0.0.1.
 """
 
 from __future__ import annotations

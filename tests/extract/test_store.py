@@ -228,13 +228,15 @@ import core.extract.store
 from core.extract.store import build_activations
 from tests.support.interrupt import stop_after
 from tests.support.tiny import tiny_model
-core.extract.store.CHECKPOINT_SECONDS = 0.0  # every batch reaches the ledger, so kills land mid-build
+core.extract.store.CHECKPOINT_SECONDS = 0.0  # every batch reaches the ledger, \
+so kills land mid-build
 from tests.conftest import synthetic_places
 ds = synthetic_places(400)
 slow = float(sys.argv[2])
 def progress(done, total):
     time.sleep(slow)
-build_activations(ActivationSpec(model="tiny-llama", dataset=ds.name, max_batch_size=8), ds, tiny_model(), Path(sys.argv[1]), progress=progress)
+build_activations(ActivationSpec(model="tiny-llama", dataset=ds.name, max_batch_size=8), \
+ds, tiny_model(), Path(sys.argv[1]), progress=progress)
 """
 
 
@@ -303,7 +305,10 @@ def test_a_full_disk_is_a_clear_error_before_any_work(
     monkeypatch.setattr(os, "posix_fallocate", disk_full)
     with pytest.raises(
         CacheError,
-        match=r"needs 0\.00 GB \(3 layers x 120 entities x 32 float16\), [\d.]+ GB is free.*SPACETIME_CACHE",
+        match=(
+            r"needs 0\.00 GB \(3 layers x 120 entities x 32 float16\), "
+            r"[\d.]+ GB is free.*SPACETIME_CACHE"
+        ),
     ):
         build_activations(spec_for(places), places, tiny, cache_root)
     assert not find_partial(cache_root)  # nothing left half-made
@@ -338,7 +343,8 @@ def progress(done, total):
 if len(sys.argv) > 3:  # imports done: wait for the go-ahead
     while not Path(sys.argv[3]).exists():
         time.sleep(0.01)
-store = build_activations(ActivationSpec(model="tiny-llama", dataset=ds.name, max_batch_size=8), ds, tiny_model(), Path(sys.argv[1]), progress=progress)
+store = build_activations(ActivationSpec(model="tiny-llama", dataset=ds.name, \
+max_batch_size=8), ds, tiny_model(), Path(sys.argv[1]), progress=progress)
 print("built", store.folder.name)
 """
 

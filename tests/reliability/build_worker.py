@@ -50,7 +50,8 @@ def _slowed(fn: Callable[..., Any], seconds: float) -> Callable[..., Any]:
 
 
 def _commit_points(kill_label: str, occurrence: int, after: bool, trace: list[str]) -> None:
-    """Record every commit point in `trace`; SIGKILL at the `occurrence`-th one labelled `kill_label`."""
+    """Record every commit point in `trace`; SIGKILL at the `occurrence`-th one labelled
+    `kill_label`."""
     seen = [0]
 
     def wrap(call: str, fn: Callable[..., Any]) -> Callable[..., Any]:

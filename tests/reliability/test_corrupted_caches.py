@@ -205,16 +205,16 @@ def test_dashboard_shows_an_error_panel_naming_file_and_command(
 def test_dashboard_verifies_once_and_again_after_a_change(
     app_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pages import _ui
+    from pages import _loaders
 
     calls: list[str] = []
-    real = _ui.verify_files
+    real = _loaders.verify_files
 
     def counting(folder: Path, manifest: dict[str, Any], hint: str = "") -> None:
         calls.append(Path(folder).name)
         real(folder, manifest, hint)
 
-    monkeypatch.setattr(_ui, "verify_files", counting)
+    monkeypatch.setattr(_loaders, "verify_files", counting)
     at = make_app(SELECTION).run()
     at.select_slider(key="w_layer").set_value(2).run()
     at.switch_page("pages/layers.py").run()

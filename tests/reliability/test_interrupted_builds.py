@@ -207,7 +207,8 @@ def test_random_sigkills_resume_to_a_byte_identical_build(
     assert finish(forkserver, root) == 0
     assert_same_as_reference(root, reference)
     print(
-        f"\nrandom SIGKILLs landed: {kills} in {runs} runs (throttled: activations {t_act:.2f} s, total {t_total:.2f} s)"
+        f"\nrandom SIGKILLs landed: {kills} in {runs} runs "
+        f"(throttled: activations {t_act:.2f} s, total {t_total:.2f} s)"
     )
 
 

@@ -15,8 +15,9 @@ among them) and switches pages, as fast as the server answers, for
   session and its last action; response times are printed, not asserted).
 
 The figures are printed (``pytest -s``) and quoted in docs/reliability.md. The
-server runs the tiny random stand-in model (``SPACETIME_FAKE_MODEL=tests.support.tiny:tiny_model``) on
-synthetic results, as in tests/e2e.
+server runs the tiny random stand-in model
+(``SPACETIME_FAKE_MODEL=tests.support.tiny:tiny_model``) on synthetic results, as in
+tests/e2e.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ HOSTILE_NAMES = [
     '"><b>bold</b>',
 ]
 # every geographic map on the page has drawn its land outlines
-MAPS_DRAWN = "() => [...document.querySelectorAll('.js-plotly-plot .geo')].every(g => g.querySelectorAll('.layer path').length > 10)"
+MAPS_DRAWN = (
+    "() => [...document.querySelectorAll('.js-plotly-plot .geo')]"
+    ".every(g => g.querySelectorAll('.layer path').length > 10)"
+)
 PAGES = {"Maps": "maps", "Live probe": "live_probe", "Layers": "layers", "Timelines": "timelines"}
 
 
@@ -148,7 +152,10 @@ def known_plotly_race(exc: Any) -> bool:
 
 
 _LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d ", re.MULTILINE)
-_DISCONNECT_RACE = 'starlette.websockets.WebSocketDisconnected: Cannot call "send" once a close message has been sent.'
+_DISCONNECT_RACE = (
+    "starlette.websockets.WebSocketDisconnected: "
+    'Cannot call "send" once a close message has been sent.'
+)
 
 
 def known_disconnect_race(record: str) -> bool:
@@ -188,7 +195,8 @@ def page_error(session: Session, exc: Any) -> None:
         session.known_races += 1
     else:
         session.problems.append(
-            f"session {session.index} during {session.last}: page error {exc} {(exc.stack or '')[:600]}"
+            f"session {session.index} during {session.last}: "
+            f"page error {exc} {(exc.stack or '')[:600]}"
         )
 
 
@@ -201,7 +209,8 @@ async def settle(tab: Any, session: Session) -> None:
         )
     except PlaywrightTimeout:
         raise AssertionError(
-            f"session {session.index} after {session.last}: the rerun had not finished {STUCK_MS / 1000:.0f} s later (page {tab.url})"
+            f"session {session.index} after {session.last}: "
+            f"the rerun had not finished {STUCK_MS / 1000:.0f} s later (page {tab.url})"
         ) from None
 
 
@@ -222,7 +231,8 @@ async def check(tab: Any, session: Session, what: str) -> None:
             await tab.wait_for_function(MAPS_DRAWN, timeout=TIMEOUT)
         except PlaywrightTimeout:
             session.problems.append(
-                f"session {session.index} after {what}: a map stayed without outlines after the plotly.js race"
+                f"session {session.index} after {what}: "
+                "a map stayed without outlines after the plotly.js race"
             )
         session.races_redrawn = session.known_races
 
@@ -331,10 +341,13 @@ def test_eight_sessions_for_a_minute(server: Server) -> None:
             actions[k] = actions.get(k, 0) + v
     print(
         f"\n{SESSIONS} sessions, {SOAK_SECONDS:.0f} s of actions ({wall:.0f} s with page loads): "
-        f"{sum(actions.values())} actions {actions}, per session {[sum(s.actions.values()) for s in sessions]}; "
+        f"{sum(actions.values())} actions {actions}, "
+        f"per session {[sum(s.actions.values()) for s in sessions]}; "
         f"{len(set().union(*(s.names for s in sessions)))} distinct names probed; "
-        f"latency median {statistics.median(latencies):.2f} s, p95 {latencies[int(0.95 * (len(latencies) - 1))]:.2f} s, "
-        f"max {latencies[-1]:.2f} s; server CPU {server_cpu:.0f} s; model loads {len(loads)}; server RSS at start {server.rss[0] / 2**20:.0f} MiB, "
+        f"latency median {statistics.median(latencies):.2f} s, "
+        f"p95 {latencies[int(0.95 * (len(latencies) - 1))]:.2f} s, "
+        f"max {latencies[-1]:.2f} s; server CPU {server_cpu:.0f} s; model loads {len(loads)}; "
+        f"server RSS at start {server.rss[0] / 2**20:.0f} MiB, "
         f"peak {peak / 2**20:.0f} MiB; problems {len(problems)}; "
         f"plotly.js outline-fetch races (console only) {sum(s.known_races for s in sessions)}; "
         f"Streamlit websocket disconnect races (server log only) {disconnect_races}"
@@ -351,7 +364,8 @@ def test_eight_sessions_for_a_minute(server: Server) -> None:
 MARKUP_NAMES = ["<script>window.__pwned=1</script>", '<img src=x onerror="window.__pwned=1">']
 INJECTED = """() => ({
   pwned: window.__pwned !== undefined,
-  scripts: [...document.querySelectorAll('script')].filter(s => s.textContent.includes('__pwned')).length,
+  scripts: [...document.querySelectorAll('script')]\
+.filter(s => s.textContent.includes('__pwned')).length,
   images: document.querySelectorAll('img[src="x"]').length,
   legend: [...document.querySelectorAll('.js-plotly-plot .legendtext')].map(e => e.textContent),
 })"""
@@ -372,7 +386,8 @@ def test_typed_markup_is_shown_as_text_and_never_runs(server: Server) -> None:
             await box.fill("\n".join(MARKUP_NAMES))
             await box.press("Control+Enter")
             await tab.wait_for_function(
-                "() => [...document.querySelectorAll('.js-plotly-plot .legendtext')].some(e => e.textContent.includes('onerror'))",
+                "() => [...document.querySelectorAll('.js-plotly-plot .legendtext')]"
+                ".some(e => e.textContent.includes('onerror'))",
                 timeout=TIMEOUT,
             )
             await tab.wait_for_timeout(1000)  # time for anything injected to run
@@ -392,8 +407,10 @@ def test_typed_markup_is_shown_as_text_and_never_runs(server: Server) -> None:
 
 def test_only_the_known_streamlit_disconnect_race_is_let_through() -> None:
     race = (
-        "2026-11-26 10:00:00.000 Exception in ASGI application\nTraceback (most recent call last):\n"
-        '  File "/v/streamlit/web/server/starlette/starlette_websocket.py", line 516, in _websocket_endpoint\n'
+        "2026-11-26 10:00:00.000 Exception in ASGI application\n"
+        "Traceback (most recent call last):\n"
+        '  File "/v/streamlit/web/server/starlette/starlette_websocket.py", line 516, '
+        "in _websocket_endpoint\n"
         "    data = await websocket.receive_bytes()\n"
         f"{_DISCONNECT_RACE}\n"
     )

@@ -19,7 +19,9 @@ SOURCES = [ROOT / "core", ROOT / "pages", ROOT / "bench", ROOT / "dashboard.py"]
 # pattern -> why it is unsafe
 FORBIDDEN = {
     r"\bpickle\b": "pickle runs code while loading",
-    r"\bcloudpickle\b|\bdill\b|\bjoblib\b|\bmarshal\b": "pickle-like formats run code while loading",
+    r"\bcloudpickle\b|\bdill\b|\bjoblib\b|\bmarshal\b": (
+        "pickle-like formats run code while loading"
+    ),
     r"torch\.load\b": "torch.load unpickles",
     r"allow_pickle\s*=\s*True": "numpy pickles object arrays",
     r"read_pickle": "pandas pickles",

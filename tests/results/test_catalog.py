@@ -49,7 +49,8 @@ def test_model_ids_and_build_commands() -> None:
     assert cat.split_model_id(cat.model_id("gemma3-270m", True)) == ("gemma3-270m", True)
     assert cat.model_label("smollm2-135m@random") == "smollm2-135m (random init)"
     assert cat.build_command("smollm2-135m@random", "us_places", "coords") == (
-        "python -m core build --model smollm2-135m --dataset us_places --prompt coords --random-init"
+        "python -m core build --model smollm2-135m --dataset us_places --prompt coords "
+        "--random-init"
     )
     assert (
         cat.build_command("my model", "x.csv", None)

@@ -1,4 +1,5 @@
-"""Shipped demo results: the default view, the scoreboard, and a bit-exact rebuild of the check slice."""
+"""Shipped demo results: the default view, the scoreboard, and a bit-exact rebuild of the
+check slice."""
 
 from __future__ import annotations
 

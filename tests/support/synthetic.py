@@ -187,7 +187,9 @@ def synthetic_results(
             "model_info": {"name": model, "n_layers": n_layers, "d_model": d_model},
             "prompt_text": prompt_text,
             "synthetic": True,
-            "command": f"synthetic results (tests.support.synthetic) for {model} / {dataset} / {prompt}",
+            "command": (
+                f"synthetic results (tests.support.synthetic) for {model} / {dataset} / {prompt}"
+            ),
         },
     )
     return results
