@@ -45,6 +45,7 @@ run: install
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: install-dev
 	$(VENV)/bin/mypy core bench dashboard.py pages
