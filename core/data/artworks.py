@@ -24,7 +24,7 @@ from core.data.sources import install_hint, package_file
 log = logging.getLogger(__name__)
 
 NAME = "artworks"
-VERSION = "1"
+VERSION = "2"
 PACKAGES = ("bokeh_sampledata",)
 SOURCE = "bokeh_sampledata movies.db (Wikidata films with director and year)"
 LICENCE = "CC0 (Wikidata via bokeh_sampledata)"
@@ -62,7 +62,8 @@ def _read_movies() -> pd.DataFrame:
 def build() -> EntityDataset:
     """Build the artworks table from movies.db (about 17,000 films)."""
     films = _read_movies()
-    films["creator"] = films["director"].fillna("").str.split(",").str[0].str.strip()
+    creator = films["director"].fillna("").str.split(",").str[0]
+    films["creator"] = creator.astype("str").str.strip()  # .str[0] gives object dtype
     films["title"] = films["title"].fillna("").map(clean_title)
     films = films[
         (films["creator"].str.len() > 0) & (films["title"].str.len() > 1) & films["year"].notna()
@@ -94,6 +95,7 @@ def build() -> EntityDataset:
             "film_country": films["film_country"].fillna(""),
             "popularity": films["popularity"],
             "entity_type": "movie",
+            "source": "wikidata",
         }
     )
     frame["name"] = frame["text"]

@@ -14,6 +14,10 @@ from core.data.splits import group_split, hash_order, random_split
 log = logging.getLogger(__name__)
 
 TEST_FRACTION = 0.2
+# Float columns are rounded to this many decimals (0.1 m in lat/lon) before hashing and
+# storing: trig and log10 differ in their last bits between CPUs, and the content hash
+# (a cache key) must be the same on every machine.
+FLOAT_DECIMALS = 6
 SPLIT_SEED = 0
 LEADING_COLUMNS = (
     "name", "text", "lat", "lon", "year", "is_test", "group", "entity_type",
@@ -93,6 +97,8 @@ def finalize(
             raise DatasetError(
                 f"missing {column} for {frame.loc[frame[column].isna(), 'name'].head(3).tolist()}"
             )
+    for column in frame.columns[frame.dtypes == "float64"]:
+        frame[column] = frame[column].round(FLOAT_DECIMALS)
     if kind == "space":
         check_range(frame, "lat", -90, 90)
         check_range(frame, "lon", -180, 180)

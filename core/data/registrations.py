@@ -1,4 +1,4 @@
-"""Registers the six offline datasets and the paper's six downloadable ones."""
+"""Registers the seven offline datasets and the paper's six downloadable ones."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from types import ModuleType
 
 from core.data import (
     artworks,
+    dated_events,
     headlines,
     historical_figures,
     nyc_places,
@@ -26,6 +27,7 @@ OFFLINE: tuple[tuple[ModuleType, str, str], ...] = (
     (historical_figures, "time", "death year"),
     (artworks, "time", "release year"),
     (headlines, "time", "publication date (fractional year)"),
+    (dated_events, "time", "event year"),
 )
 
 for module, kind, target in OFFLINE:

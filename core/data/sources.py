@@ -28,6 +28,9 @@ PIP_PACKAGES: dict[str, str] = {
 }
 WORDNET_DIRS: tuple[Path, ...] = (Path("/usr/share/wordnet"), Path("/usr/local/share/wordnet"))
 WORDNET_INSTALL = "apt-get install -y wordnet-base"
+CALENDAR_DIRS: tuple[Path, ...] = (Path("/usr/share/calendar"), Path("/usr/local/share/calendar"))
+CALENDAR_INSTALL = "apt-get install -y calendar"
+DPKG_STATUS = Path("/var/lib/dpkg/status")
 
 
 def install_hint(package: str) -> str:
@@ -74,6 +77,46 @@ def wordnet_file(name: str) -> Path:
     )
 
 
+def calendar_file(name: str) -> Path:
+    """A Debian ``calendar`` data file, e.g. ``calendar_file("history")``.
+
+    `name` is the part after ``calendar.`` (``"history"``) or the full file name.
+    """
+    filename = name if name.startswith("calendar.") else f"calendar.{name}"
+    for folder in CALENDAR_DIRS:
+        if (folder / filename).is_file():
+            return folder / filename
+    searched = ", ".join(str(f) for f in CALENDAR_DIRS)
+    raise DatasetError(
+        f"calendar file {filename!r} not found (searched {searched}); "
+        f"install the Debian package with: {CALENDAR_INSTALL}"
+    )
+
+
+def debian_version(package: str, status: Path = DPKG_STATUS) -> str | None:
+    """The installed version of a Debian package from dpkg's status file, else None."""
+    try:
+        text = status.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for stanza in text.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+        )
+        if fields.get("Package") == package and "installed" in fields.get("Status", ""):
+            return fields.get("Version")
+    return None
+
+
+def _calendar_version() -> str:
+    """The Debian ``calendar`` version (or the history file's size where dpkg is absent)."""
+    try:
+        path = calendar_file("history")
+    except DatasetError:
+        return "missing"
+    return debian_version("calendar") or f"size:{path.stat().st_size}"
+
+
 def source_versions(packages: tuple[str, ...]) -> dict[str, str]:
     """Installed versions of the source distributions (part of the dataset cache key)."""
     versions: dict[str, str] = {}
@@ -84,6 +127,9 @@ def source_versions(packages: tuple[str, ...]) -> dict[str, str]:
                 versions[package] = f"{path.stat().st_size}"
             except DatasetError:
                 versions[package] = "missing"
+            continue
+        if package == "calendar":
+            versions[package] = _calendar_version()
             continue
         dist = PIP_PACKAGES.get(package, package).split("==")[0]
         try:

@@ -5,8 +5,8 @@ named by USPS zip codes that GeoNames lacks, placed at the mean of their zip cod
 county centroids as the mean of their zip codes (zipcodes, MIT; rows at 0,0 dropped);
 US airports with an IATA code (airportsdata, MIT). A state's position is the
 population-weighted centre of its GeoNames places. Alaska, Hawaii and territories are
-left out, as in the paper. Duplicate names follow `core.data.dedupe` with the state
-name as the qualifier ("Springfield, Illinois").
+left out, as in the paper. A shared name keeps only a dominant entity
+(`core.data.dedupe`, the paper's rule): "Springfield" is dropped, never qualified.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from core.data.dedupe import resolve_duplicates
+from core.data.dedupe import drop_self_naming, resolve_duplicates
 from core.data.frames import finish_dataset
 from core.data.geo import NOT_LOWER_48, grouped_spherical_mean, spherical_mean, us_states
 from core.data.geonames import load_cities, log_population
@@ -175,9 +175,10 @@ def build() -> EntityDataset:
     frame["state"] = frame["state_code"].map(names)
     frame["popularity"] = log_population(frame["population"])
     frame = resolve_duplicates(
-        frame, qualifier=frame["state"], score=frame["popularity"],
+        frame, population=frame["population"],
         priority=frame["entity_type"].map(PRIORITY), label=NAME,
     )  # fmt: skip
+    frame = drop_self_naming(frame, "state", "state", label=NAME)
     frame["name"] = frame["text"]
     frame["group"] = frame["state"]
     frame["country"] = "United States"

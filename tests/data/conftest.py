@@ -9,7 +9,15 @@ import pytest
 from core.data.registry import load_dataset
 from core.data.schema import EntityDataset
 
-OFFLINE = ("world_places", "us_places", "nyc_places", "historical_figures", "artworks", "headlines")
+OFFLINE = (
+    "world_places",
+    "us_places",
+    "nyc_places",
+    "historical_figures",
+    "artworks",
+    "headlines",
+    "dated_events",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 from core.data import sources
 from core.data.artworks import clean_title, possessive
 from core.data.dates import fractional_year, fractional_year_of
-from core.data.dedupe import resolve_duplicates
+from core.data.dedupe import drop_self_naming, names_own_container, resolve_duplicates
 from core.data.frames import century_label, disambiguate, finalize
 from core.data.geo import spherical_mean
 from core.data.headlines import headline_text, tweet_time
@@ -25,30 +25,45 @@ from core.data.xlsx import read_first_sheet
 
 
 def places(rows: list[tuple[str, str, float, int]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["text", "qualifier", "score", "priority"]).assign(
+    return pd.DataFrame(rows, columns=["text", "state", "population", "priority"]).assign(
         source_id=lambda f: [f"id{i}" for i in range(len(f))], name=lambda f: f["text"]
     )
 
 
-def test_duplicate_rule() -> None:
+def test_duplicate_rule_is_the_papers() -> None:
     frame = places(
         [
-            ("Springfield", "Illinois", 5.06, 1),  # 114k vs 153k: nobody dominates
-            ("Springfield", "Massachusetts", 5.18, 1),
-            ("Paris", "France", 6.3, 1),  # > 2x: keeps the bare name
-            ("Paris", "Texas", 4.4, 1),
-            ("Georgia", "Georgia", 6.6, 0),  # a country beats a city regardless of size
-            ("Georgia", "United States", 7.0, 1),
-            ("Twin", "Same", np.nan, 1),  # unknown scores never dominate; still shared: one kept
+            ("Springfield", "Illinois", 114_000, 1),  # nobody has twice the runner-up: all go
+            ("Springfield", "Massachusetts", 153_000, 1),
+            ("Paris", "France", 2_000_000, 1),  # exactly twice: the top keeps the bare name
+            ("Paris", "Texas", 1_000_000, 1),
+            ("Georgia", "Georgia", 3_700_000, 0),  # a country beats a city regardless of size
+            ("Georgia", "United States", 10_000_000, 1),
+            ("Twin", "Same", np.nan, 1),  # unknown populations never dominate
             ("Twin", "Same", np.nan, 1),
+            ("Alone", "Ohio", np.nan, 1),
         ]
     )
-    out = resolve_duplicates(frame, frame["qualifier"], frame["score"], frame["priority"])
-    texts = set(out["text"])
-    assert {"Springfield, Illinois", "Springfield, Massachusetts", "Paris", "Paris, Texas"} <= texts
-    assert {"Georgia", "Georgia, United States"} <= texts
-    assert "Springfield" not in texts
-    assert list(out["text"]).count("Twin, Same") == 1 and len(out) == 7
+    out = resolve_duplicates(frame, frame["population"], frame["priority"])
+    assert sorted(out["text"]) == ["Alone", "Georgia", "Paris"]
+    assert out.set_index("text").loc["Paris", "state"] == "France"
+    assert out.set_index("text").loc["Georgia", "state"] == "Georgia"
+    assert not out["text"].str.contains(",").any()  # nothing is qualified
+
+
+def test_self_naming_texts_are_dropped() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": ["Missoula Montana Airport", "Montana", "Kansas City", "Iowa City", "Helena"],
+            "state": ["Montana", "Montana", "Missouri", "Iowa", "Montana"],
+            "entity_type": ["airport", "state", "city", "city", "city"],
+        }
+    )
+    assert list(names_own_container(frame["text"], frame["state"])) == [
+        True, True, False, True, False
+    ]  # fmt: skip
+    kept = drop_self_naming(frame, "state", "state")
+    assert list(kept["text"]) == ["Montana", "Kansas City", "Helena"]
 
 
 def test_disambiguate() -> None:
