@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.common.cache import (
     ARTIFACT_KINDS,
@@ -23,6 +23,9 @@ from core.common.cache import (
     shared_files,
 )
 from core.common.config import BuildConfig, ProbeSpec
+
+if TYPE_CHECKING:
+    from core.results.probe_results import ProbeResults
 
 
 def _layers(text: str) -> tuple[int, ...]:
@@ -185,8 +188,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="rebuild the shipped demo results from scratch",
         description=(
-            "Rebuild every shipped result (both models on all six offline datasets, "
-            "the random-init control and the check slice). "
+            "Rebuild every shipped result (both models on the six demo datasets, "
+            "each one's random-init control and the check slice) and list them in "
+            "results/SHIPPED. "
             "Activations are deleted after each build unless --keep-activations."
         ),
     )
@@ -195,11 +199,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--dry-run", action="store_true", help="print the commands only")
     board = sub.add_parser(
         "scoreboard",
-        help="best-layer test R2 of the shipped results (Markdown)",
+        help="best-layer test R2 of the shipped results beside their baselines (Markdown)",
         description=(
-            "Print a Markdown table of best-layer test R2 per model x dataset "
-            "from the results under the cache root."
+            "Print a Markdown table, per shipped (dataset, model), of the test R2 at the "
+            "layer chosen on training rows, with the name-only, group-mean and random-init "
+            "figures and Spearman for time datasets."
         ),
+    )
+    board.add_argument(
+        "--all",
+        action="store_true",
+        help="every result under the cache root, not only the shipped list",
     )
     board.add_argument(
         "--write",
@@ -287,8 +297,42 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
     best = results.best_layer()
     r2 = float(table.loc[best, "test_r2"])
     print(f"results: {results.path}")
-    print(f"best layer {best}: test R2 = {r2:.4f}")
+    print(f"best layer {best} (chosen on training leave-one-out R2): test R2 = {r2:.4f}")
+    print(baseline_lines(results, root))
     return 0
+
+
+def baseline_lines(results: ProbeResults, root: Path) -> str:
+    """What the test R² means: the baselines of the same entities, and the random-init
+    control's best test R² when one was built into this cache."""
+    from core.results.shipped import shipped_results
+
+    group = (results.manifest.get("dataset_info") or {}).get("reference_column")
+    lines = [
+        "baselines (test R2): "
+        f"name-only {results.baseline('name_only'):.4f}, "
+        f"group-mean ({group or 'no group column'}) {results.baseline('group_mean'):.4f}"
+    ]
+    controls = [
+        r
+        for r in shipped_results(root, everything=True)
+        if r.model == results.model
+        and r.dataset == results.dataset
+        and r.manifest.get("spec", {}).get("random_init")
+        and not results.manifest.get("spec", {}).get("random_init")
+    ]
+    if controls:
+        control = controls[0]
+        lines.append(
+            f"random-init control (n={len(control.entities):,}): test R2 "
+            f"{control.metric_at(control.best_layer()):.4f}"
+        )
+    else:
+        lines.append(
+            "random-init control: not built (add --random-init to build it); "
+            "the ridge on names alone is the control for what the tokens give"
+        )
+    return "\n".join(lines)
 
 
 def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
@@ -409,28 +453,35 @@ def _cmd_prepare(args: argparse.Namespace, root: Path) -> int:
 def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
     import time
 
-    from core.results.shipped import demo_builds, run_build
+    from core.results.shipped import demo_builds, run_build, shipped_results, write_shipped_index
 
     builds = [b for b in demo_builds() if not args.only or args.only in b.command()]
+    built = []
     for i, item in enumerate(builds, 1):
         print(f"[{i}/{len(builds)}] {item.command()}", flush=True)
         if args.dry_run:
             continue
         start = time.perf_counter()
         results = run_build(item, root, keep_activations=args.keep_activations)
+        built.append(results)
         best = results.best_layer()
-        r2 = float(results.metrics.query("split == 'test' and layer == @best")["r2"].iloc[0])
         print(
-            f"    best layer {best}: test R2 = {r2:.4f} ({time.perf_counter() - start:.0f} s)",
+            f"    best layer {best} (train LOO): test R2 = {results.metric_at(best):.4f}, "
+            f"name-only {results.baseline('name_only'):.4f} "
+            f"({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
+    if built:
+        # --only adds to the shipped list; a full run replaces it
+        kept = shipped_results(root) if args.only else []
+        print(f"shipped list: {write_shipped_index(root, kept + built)}")
     return 0
 
 
 def _cmd_scoreboard(args: argparse.Namespace, root: Path) -> int:
     from core.results.shipped import markdown_table, scoreboard, shipped_results, write_scoreboard
 
-    table = scoreboard(shipped_results(root))
+    table = scoreboard(shipped_results(root, everything=args.all))
     if table.empty:
         print(f"no results under {root}")
         return 1

@@ -117,7 +117,7 @@ def _load(folder: str, stamp: str, _entry: cat.ResultEntry) -> Loaded:
     if default:
         groups = [default] + [g for g in groups if g != default]
     try:
-        best = results.best_layer("test", "r2")
+        best = results.best_layer()
     except (KeyError, ValueError):
         best = int(results.layers[-1])
     scope = None

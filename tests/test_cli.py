@@ -25,8 +25,15 @@ def test_build_prints_table_and_best_layer(cache_root, capsys) -> None:  # type:
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert re.search(r"^best layer [0-2]: test R2 = -?\d+\.\d{4}$", out, re.M), out
+    assert re.search(
+        r"^best layer [0-2] \(chosen on training leave-one-out R2\): test R2 = -?\d+\.\d{4}$",
+        out,
+        re.M,
+    ), out
     assert "test_r2" in out and "test_prox_err" in out and "alpha" in out
+    assert "train_loo_r2" in out
+    assert re.search(r"^baselines \(test R2\): name-only -?\d\.\d{4}, group-mean", out, re.M)
+    assert "random-init control: not built" in out
     code = main(["--cache-root", str(cache_root), "list"])
     listing = capsys.readouterr().out
     assert (
@@ -96,7 +103,7 @@ def test_default_model_end_to_end(cache_root, capsys) -> None:  # type: ignore[n
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    match = re.search(r"best layer (\d+): test R2 = (-?\d+\.\d+)", out)
+    match = re.search(r"best layer (\d+) \(chosen on training [^)]*\): test R2 = (-?\d+\.\d+)", out)
     assert match and int(match.group(1)) in (10, 16, 22, 28)
     # held out, a real model's probe clearly beats predicting the training mean (R2 = 0)
     assert float(match.group(2)) > 0.1

@@ -9,12 +9,15 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
-from core.common.cache import artifact_dir, default_cache_root
-from core.common.config import BuildConfig
+from core.common.cache import MANIFEST, CacheError, artifact_dir, default_cache_root
+from core.common.config import ActivationSpec, BuildConfig
 from core.data.registry import load_dataset
-from core.extract.store import ActivationStore
+from core.extract.mlp_hidden import MlpHiddenSource
+from core.extract.models import ModelError
+from core.extract.store import ActivationStore, build_activations
 from core.results.probe_results import ProbeResults
 
 log = logging.getLogger(__name__)
@@ -74,13 +77,29 @@ def analyze(
             progress=progress,
             command=command,
         )
-        store = ActivationStore(
-            artifact_dir(root, "activations", str(results.manifest["activation_key"]))
-        )
-        return results, store
+        key = str(results.manifest["activation_key"])
+        folder = artifact_dir(root, "activations", key)
+        if not (folder / MANIFEST).is_file():  # shipped results keep no activations
+            store = build_activations(
+                activation_spec(results.manifest["spec"]), data, loaded, root, command=command
+            )
+            if store.manifest["key"] != key:
+                raise CacheError(
+                    f"rebuilt activations have key {store.manifest['key']}, the results "
+                    f"were made from {key}: rebuild the results with {results.manifest['command']}"
+                )
+            return results, store
+        return results, ActivationStore(folder)
 
     results, store = run_build(main_prompt)
     others = {p: run_build(p)[1].layer for p in transfer_prompts if p != main_prompt}
+    try:  # the paper's neurons: MLP hidden units, read from the model already loaded
+        neurons: MlpHiddenSource | None = MlpHiddenSource(
+            loaded, data.texts(main_prompt), store.layers, progress=progress
+        )
+    except ModelError as exc:
+        log.warning("%s; ranking residual-stream dimensions instead", exc)
+        neurons = None
     analysis = run_analysis(
         store.layer,
         store.layers,
@@ -92,6 +111,7 @@ def analyze(
         mlp_hidden=mlp_hidden,
         k_neurons=k_neurons,
         progress=progress,
+        neuron_activations=neurons,
     )
     key = str(results.manifest["key"])
     analysis.save(
@@ -105,3 +125,11 @@ def analyze(
         },
     )
     return analysis, results
+
+
+def activation_spec(recorded: dict[str, Any]) -> ActivationSpec:
+    """The ActivationSpec a results manifest recorded (JSON lists back to tuples)."""
+    fields = dict(recorded)
+    if fields.get("layers") is not None:
+        fields["layers"] = tuple(fields["layers"])
+    return ActivationSpec(**fields)

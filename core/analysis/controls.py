@@ -17,24 +17,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.analysis.common import MAX_PROXIMITY_ROWS
+from core.common.config import ProbeSpec
+from core.probe.baselines import fit_ridge, mean_predictions, name_only_predictions
 from core.probe.metrics import split_metrics
-from core.probe.ridge import RidgeProbe, alpha_grid
+from core.probe.ridge import RidgeProbe, loo_r2
 
 log = logging.getLogger(__name__)
 
 
-def ridge(x: np.ndarray, y: np.ndarray, alphas: np.ndarray | None = None) -> RidgeProbe:
-    """The probe every analysis uses (alpha by exact leave-one-out over the default grid)."""
-    return RidgeProbe(alphas=alpha_grid() if alphas is None else alphas).fit(x, y)
-
-
-def loo_r2(probe: RidgeProbe) -> float:
-    """Leave-one-out R² on the probe's own training rows at its chosen alpha.
-
-    The solver's error is the mean squared LOO residual of z-scored targets (each of
-    variance 1 on the training rows), so 1 minus it is the LOO R² averaged over targets.
-    """
-    return 1.0 - float(probe.cv_errors_[probe.alpha_index_])
+def ridge(x: np.ndarray, y: np.ndarray, spec: ProbeSpec | None = None) -> RidgeProbe:
+    """The probe every analysis uses: the build's (alpha by exact leave-one-out over the
+    default grid, in units of the layer's trace(Xc^T Xc)/d)."""
+    return fit_ridge(x, y, spec)
 
 
 def split_rows(
@@ -61,12 +55,6 @@ def split_rows(
     return rows
 
 
-def mean_baseline(y: np.ndarray, is_test: np.ndarray) -> np.ndarray:
-    """Every entity predicted at the mean of the training targets: [n, T]."""
-    y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    return np.broadcast_to(y2[~is_test].mean(axis=0), y2.shape).copy()
-
-
 def shuffled_probe_predictions(
     x: np.ndarray, y: np.ndarray, is_test: np.ndarray, seed: int = 0
 ) -> np.ndarray:
@@ -76,29 +64,6 @@ def shuffled_probe_predictions(
     perm = np.random.default_rng(seed).permutation(len(train))
     probe = ridge(x[train], y2[train][perm])
     return np.asarray(probe.predict(x)).reshape(y2.shape)
-
-
-def name_features(texts: Sequence[str], train: np.ndarray, max_features: int = 4096) -> np.ndarray:
-    """Character 1-3-gram TF-IDF (fitted on the training texts only), dense float64."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vec = TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=(1, 3),
-        lowercase=True,
-        max_features=max_features,
-        sublinear_tf=True,
-    )
-    vec.fit([texts[int(i)] for i in np.flatnonzero(train)])
-    return np.asarray(vec.transform(list(texts)).toarray(), dtype=np.float64)
-
-
-def name_only_predictions(texts: Sequence[str], y: np.ndarray, is_test: np.ndarray) -> np.ndarray:
-    """Predictions [n, T] of the same ridge probe on name-only TF-IDF features."""
-    y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    feats = name_features(texts, ~is_test)
-    probe = ridge(feats[~is_test], y2[~is_test])
-    return np.asarray(probe.predict(feats)).reshape(y2.shape)
 
 
 def layer_controls(
@@ -137,7 +102,7 @@ def constant_controls(
 ) -> list[dict[str, object]]:
     """Controls that do not depend on the layer (train mean, name-only); layer = -1."""
     rows = split_rows(
-        y, mean_baseline(y, is_test), is_test, target_names, kind, layer=-1, control="mean"
+        y, mean_predictions(y, is_test), is_test, target_names, kind, layer=-1, control="mean"
     )
     for row in rows:
         # A constant prediction ties with every other one, and proximity error counts only

@@ -1,10 +1,19 @@
-"""Space and time neurons: residual-stream dimensions whose activation tracks a target."""
+"""Space and time neurons: units whose activation tracks a target (|Spearman|).
+
+The units are MLP neurons (the input of each block's down projection, read by
+``core.extract.mlp_hidden``; the paper's neurons, a privileged basis) when a model is at
+hand, else residual-stream coordinates (no privileged basis: a rotation of the stream
+changes them). Every table says which in its ``basis`` column.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
+
+BASES = ("mlp", "residual")
+COLUMNS = ["layer", "target", "rank", "neuron", "spearman", "basis"]
 
 
 def spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -20,12 +29,20 @@ def spearman_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def top_neurons(
-    x: np.ndarray, y: np.ndarray, target_names: tuple[str, ...], layer: int, k: int = 10
+    x: np.ndarray,
+    y: np.ndarray,
+    target_names: tuple[str, ...],
+    layer: int,
+    k: int = 10,
+    basis: str = "residual",
 ) -> pd.DataFrame:
-    """Per target, the k neurons with the largest |Spearman|.
+    """Per target, the k units (columns of x) with the largest |Spearman|.
 
-    Columns: layer, target, rank, neuron, spearman.
+    Pass training rows only. Columns: layer, target, rank, neuron, spearman, basis
+    ("mlp": MLP neurons, "residual": residual-stream dimensions).
     """
+    if basis not in BASES:
+        raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     rows = []
     for j, target in enumerate(target_names):
@@ -39,6 +56,7 @@ def top_neurons(
                     "rank": rank,
                     "neuron": int(neuron),
                     "spearman": float(rho[neuron]),
+                    "basis": basis,
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -4,11 +4,13 @@ Folder layout (``<cache_root>/analysis/<results key>/``, the key of the ordinary
 probe results of the same model, dataset, prompt and limit)::
 
     manifest.json        options, layers, group column, prompts, checksums, command
-    controls.parquet     layer, control, split, n, r2, proximity_error, ... (layer -1:
-                         layer-independent controls: train mean, name-only)
+    controls.parquet     layer, control, split, n, r2, proximity_error, alpha, ... (layer
+                         -1: layer-independent controls: train mean, name-only; alpha is
+                         the ridge penalty on probe rows, the chosen weight decay on mlp rows)
     holdout.parquet      layer, column, block, n, heldout_/nominal_ proximity, ...
     heldout_pred.npy     [n_holdout_layers, n_entities, n_targets] float32 (NaN outside blocks)
-    neurons.parquet      layer, target, rank, neuron, spearman
+    neurons.parquet      layer, target, rank, neuron, spearman, basis ("mlp": MLP neurons,
+                         "residual": residual-stream dimensions; also manifest neuron_basis)
     neuron_acts.npy      [len(neurons), n_entities] float16 activation of each listed neuron
     transfer.parquet     layer, train_prompt, apply_prompt, r2, proximity_error
 """
@@ -26,7 +28,8 @@ import pandas as pd
 
 from core.analysis.controls import constant_controls, layer_controls, split_rows
 from core.analysis.holdout import block_holdout
-from core.analysis.mlp import mlp_predictions
+from core.analysis.mlp import FOLDS, WEIGHT_DECAYS, fit_mlp_probe
+from core.analysis.neurons import COLUMNS as NEURON_COLUMNS
 from core.analysis.neurons import top_neurons
 from core.analysis.transfer import cross_prompt_transfer
 from core.common.cache import (
@@ -132,6 +135,12 @@ PAPER_BLOCKS: dict[str, str] = {
     "historical_figures": "century",
     "artworks": "decade",
     "headlines": "group",  # the calendar year
+    "dated_events": "decade",
+    "paper_world_place": "country",
+    "paper_us_place": "state",
+    "paper_nyc_place": "borough",
+    "paper_historical_figure": "century",
+    "paper_art": "decade",
 }
 
 
@@ -150,7 +159,8 @@ def holdout_columns(dataset: EntityDataset, group_column: str | None) -> list[st
     )
     columns = [c for c in wanted if c and c in dataset.frame][:1]
     types = dataset.frame.get("entity_type")
-    if group_column is None and types is not None and types.nunique() > 1:
+    same_as_types = bool(columns) and types is not None and dataset.frame[columns[0]].equals(types)
+    if group_column is None and types is not None and types.nunique() > 1 and not same_as_types:
         columns.append("entity_type")
     return list(dict.fromkeys(columns))
 
@@ -168,13 +178,23 @@ def run_analysis(
     k_neurons: int = 10,
     seed: int = 0,
     progress: Progress | None = None,
+    neuron_activations: LayerSource | None = None,
+    mlp_cv: str = "reference",
 ) -> AnalysisResults:
     """Every analysis on one dataset's activations (`activations(layer)` -> [n, d]).
 
     holdout_layers: layers for the block hold-out and prompt transfer (default: the
     layer where the ordinary probe's training leave-one-out R² is best). other_prompts: prompt ->
     activation source of the same entities under another prompt (for transfer).
+    neuron_activations: layer -> [n, d_mlp] MLP hidden activations of the same entities
+    (``core.extract.mlp_hidden.MlpHiddenSource``); the neurons are then MLP neurons
+    (basis "mlp"), else residual-stream dimensions of `activations` (basis "residual").
+    mlp_cv: "reference" chooses the MLP probe's weight decay once, by inner CV on the
+    training rows of the layer with the best ridge training LOO R², and reuses it at every
+    layer; "every_layer" runs the inner CV at each layer (15 fits a layer: slow).
     """
+    if mlp_cv not in ("reference", "every_layer"):
+        raise ValueError(f"mlp_cv must be 'reference' or 'every_layer', got {mlp_cv!r}")
     y = dataset.targets()
     is_test = dataset.is_test()
     names = dataset.target_names
@@ -182,23 +202,56 @@ def run_analysis(
     texts = [str(t) for t in dataset.frame["text"]]
     control_rows: list[dict[str, object]] = constant_controls(texts, y, is_test, names, kind)
     neuron_tables, neuron_acts = [], []
+    basis = "mlp" if neuron_activations is not None else "residual"
     nominal: dict[int, np.ndarray] = {}
     for i, layer in enumerate(layers):
         x = np.asarray(activations(layer), dtype=np.float64)
         rows, pred = layer_controls(x, y, is_test, names, kind, layer, seed)
         control_rows += rows
         nominal[layer] = pred
-        if mlp:
-            mlp_pred = mlp_predictions(x, y, is_test, hidden=mlp_hidden, seed=seed)
-            control_rows += split_rows(
-                y, mlp_pred, is_test, names, kind, layer=layer, control="mlp"
+        units = x if neuron_activations is None else np.asarray(neuron_activations(layer))
+        if len(units) != len(y):
+            raise ValueError(
+                f"layer {layer}: {len(units)} rows of neuron activations, {len(y)} entities"
             )
-        table = top_neurons(x[~is_test], y[~is_test], names, layer, k_neurons)  # train only
+        # ranked on training rows only
+        table = top_neurons(units[~is_test], y[~is_test], names, layer, k_neurons, basis=basis)
         neuron_tables.append(table)
-        neuron_acts.append(x[:, table["neuron"].to_numpy()].T)
+        neuron_acts.append(units[:, table["neuron"].to_numpy()].T)
         if progress:
             progress("layers", i + 1, len(layers))
         log.info("analysis: layer %d done", layer)
+    mlp_info: dict[str, Any] = {}
+    if mlp and len(layers):
+        # The weight decay is chosen by inner CV on the training rows of one reference
+        # layer (the ridge's best training LOO layer) and reused at every layer: a grid
+        # search per layer (15 fits) would take hours on a CPU for a 30-layer model.
+        reference = (best_train_layer(pd.DataFrame(control_rows)) or [int(layers[-1])])[0]
+        tuned = fit_mlp_probe(activations(reference), y, is_test, hidden=mlp_hidden, seed=seed)
+        mlp_info = {
+            "mlp_cv_layer": int(reference),
+            "mlp_weight_decay": tuned.alpha,  # at the reference layer (each mlp row: alpha)
+            "mlp_cv_mse": [float(v) for v in tuned.cv_mse],
+        }
+        for i, layer in enumerate(layers):
+            if layer == reference:
+                fit = tuned
+            else:
+                grid = WEIGHT_DECAYS if mlp_cv == "every_layer" else (tuned.alpha,)
+                x = np.asarray(activations(layer), dtype=np.float64)
+                fit = fit_mlp_probe(x, y, is_test, hidden=mlp_hidden, alphas=grid, seed=seed)
+            control_rows += split_rows(
+                y,
+                fit.predictions,
+                is_test,
+                names,
+                kind,
+                layer=layer,
+                control="mlp",
+                alpha=fit.alpha,
+            )
+            if progress:
+                progress("mlp", i + 1, len(layers))
     controls = pd.DataFrame(control_rows)
     if holdout_layers is None:
         holdout_layers = best_train_layer(controls)
@@ -236,7 +289,7 @@ def run_analysis(
         else np.zeros((0, n, n_t), dtype=np.float32),
         neurons=pd.concat(neuron_tables, ignore_index=True)
         if neuron_tables
-        else pd.DataFrame(columns=["layer", "target", "rank", "neuron", "spearman"]),
+        else pd.DataFrame(columns=NEURON_COLUMNS),
         neuron_acts=np.concatenate(neuron_acts)
         if neuron_acts
         else np.zeros((0, n), dtype=np.float32),
@@ -256,6 +309,16 @@ def run_analysis(
             "n_entities": int(n),
             "dataset": dataset.name,
             "dataset_hash": dataset.content_hash,
-            "options": {"mlp": mlp, "mlp_hidden": mlp_hidden, "k_neurons": k_neurons, "seed": seed},
+            "neuron_basis": basis,
+            **mlp_info,
+            "options": {
+                "mlp": mlp,
+                "mlp_hidden": mlp_hidden,
+                "mlp_weight_decays": list(WEIGHT_DECAYS),
+                "mlp_folds": FOLDS,
+                "mlp_cv": mlp_cv,
+                "k_neurons": k_neurons,
+                "seed": seed,
+            },
         },
     )

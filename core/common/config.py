@@ -10,7 +10,9 @@ from typing import Any
 
 from core.common.hashing import sha256_json
 
-DEFAULT_ALPHA_GRID = (-4.0, 8.0, 49)  # log10 start, stop, count: 49 values over 12 decades
+# log10 start, stop, count of the ridge penalty in units of trace(Xc^T Xc)/d of the
+# layer's training rows: 57 values over 14 decades, the same grid for every layer
+DEFAULT_ALPHA_GRID = (-8.0, 6.0, 57)
 
 
 def _slug(text: str) -> str:
@@ -25,7 +27,8 @@ class ActivationSpec:
     dataset: str
     prompt: str = "empty"
     layers: tuple[int, ...] | None = None  # None: every decoder block
-    dtype: str = "auto"  # compute dtype: auto = float32 on CPU, bfloat16 on GPU
+    dtype: str = "auto"  # compute dtype; builds store the resolved one (float32 on CPU)
+    start_token: str = "auto"  # document-start token; builds store the resolved one
     random_init: bool = False
     seed: int = 0
     limit: int | None = None
@@ -56,6 +59,7 @@ class ProbeSpec:
     """How probes are fitted on an activation cache."""
 
     alpha_grid: tuple[float, float, int] = DEFAULT_ALPHA_GRID
+    alpha_scale: str = "trace"  # grid in units of trace(Xc^T Xc)/d ("none": raw penalties)
     method: str = "loo"  # exact leave-one-out ("loo") or generalised CV ("gcv")
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,9 +101,15 @@ class BuildConfig:
         return self.dataset if isinstance(self.dataset, str) else str(self.dataset.name)
 
     def activation_spec(
-        self, dataset_name: str, default_prompt: str, batching: tuple[int, int], dtype: str
+        self,
+        dataset_name: str,
+        default_prompt: str,
+        batching: tuple[int, int],
+        dtype: str,
+        start_token: str = "auto",
     ) -> ActivationSpec:
-        """The activation spec of this build, with the batching and compute dtype resolved."""
+        """The activation spec of this build, with the batching, compute dtype and start
+        token resolved."""
         tokens, size = batching
         return ActivationSpec(
             model=self.model,
@@ -107,6 +117,7 @@ class BuildConfig:
             prompt=self.prompt or default_prompt,
             layers=self.layers,
             dtype=dtype,
+            start_token=start_token,
             random_init=self.random_init,
             limit=self.limit,
             max_tokens_per_batch=self.max_tokens_per_batch or tokens,

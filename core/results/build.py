@@ -21,9 +21,10 @@ from core.data.registry import load_dataset
 from core.data.schema import EntityDataset
 from core.extract.activations import default_batching
 from core.extract.models import LoadedModel, load_model
-from core.extract.store import ActivationStore, build_activations
+from core.extract.store import ActivationStore, build_activations, resolve_spec
+from core.probe.baselines import baseline_table, reference_column
 from core.probe.metrics import MAX_PROXIMITY_ENTITIES, split_metrics
-from core.probe.ridge import RidgeProbe, alpha_grid
+from core.probe.ridge import RidgeProbe, alpha_grid, loo_r2
 from core.results.probe_results import ProbeResults
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,10 @@ def fit_layer(
     probe_device: str | None = None,
 ) -> RidgeProbe:
     probe = RidgeProbe(
-        alphas=alpha_grid(*probe_spec.alpha_grid), method=probe_spec.method, device=probe_device
+        alphas=alpha_grid(*probe_spec.alpha_grid),
+        method=probe_spec.method,
+        device=probe_device,
+        alpha_scale=probe_spec.alpha_scale,
     )
     return probe.fit(x[~is_test], y[~is_test])
 
@@ -123,6 +127,7 @@ def _fit_probes_locked(
                     intercept=np.asarray(probe.intercept_, dtype=np.float32).reshape(len(names)),
                     alpha=np.float64(probe.alpha_),
                     at_edge=np.bool_(probe.alpha_at_edge_),
+                    loo_r2=np.float64(loo_r2(probe)),
                 )
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -139,6 +144,7 @@ def _fit_probes_locked(
             intercepts.append(data["intercept"])
             alphas.append(float(data["alpha"]))
             at_edge = bool(data["at_edge"])
+            layer_loo = float(data["loo_r2"])
         for split, mask in (("train", ~is_test), ("test", is_test)):
             if mask.sum() < 2:
                 continue
@@ -150,10 +156,16 @@ def _fit_probes_locked(
                     "alpha": alphas[-1],
                     "alpha_at_edge": at_edge,
                     "n": int(mask.sum()),
+                    # training rows' leave-one-out R² (z units, mean over targets): the
+                    # best layer is chosen on it
+                    "loo_r2": layer_loo if split == "train" else float("nan"),
                     **metrics,
                 }
             )
+    log.info("fitting the name-only and group-mean baselines")
+    baselines = baseline_table(dataset.entity_table(), names, dataset.kind, probe_spec)
     results = ProbeResults(
+        baselines=baselines,
         kind=dataset.kind,
         target_names=names,
         layers=np.asarray(store.layers, dtype=int),
@@ -182,6 +194,7 @@ def _fit_probes_locked(
                 "source": dataset.source,
                 "licence": dataset.licence,
                 "group_column": dataset.group_column,
+                "reference_column": reference_column(dataset.frame),
             },
             "prompt_text": store.manifest["prompt_text"],
             "max_proximity_entities": MAX_PROXIMITY_ENTITIES,
@@ -234,8 +247,11 @@ def build(
             progress=(lambda msg: log.info(msg)),
         )
     # Batching is left out of the cache key, so choosing it by device changes no cache.
-    spec = config.activation_spec(
-        entity_data.name, entity_data.default_prompt, default_batching(loaded), config.dtype
+    spec = resolve_spec(
+        config.activation_spec(
+            entity_data.name, entity_data.default_prompt, default_batching(loaded), config.dtype
+        ),
+        loaded,
     )
     results_key = config.probe.key(spec.key(entity_data.content_hash, loaded.weights_hash))
     existing = _verified_results(artifact_dir(root, "results", results_key))
@@ -256,7 +272,7 @@ def build(
 
 
 def summary_table(results: ProbeResults) -> pd.DataFrame:
-    """Per-layer: layer, alpha, train R2, test R2, proximity error (test)."""
+    """Per-layer: layer, alpha, train LOO R², train R², test R², proximity error (test)."""
     metrics = results.metrics
     train = metrics[metrics["split"] == "train"].set_index("layer")
     test = metrics[metrics["split"] == "test"].set_index("layer")
@@ -264,6 +280,7 @@ def summary_table(results: ProbeResults) -> pd.DataFrame:
         {
             "alpha": test["alpha"],
             "edge": test["alpha_at_edge"].map({True: "*", False: ""}),
+            "train_loo_r2": train.get("loo_r2", np.nan),
             "train_r2": train["r2"],
             "test_r2": test["r2"],
             "test_prox_err": test["proximity_error"],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.common.cache import MANIFEST, list_artifacts
+from core.results.probe_results import best_layer_of
 
 log = logging.getLogger(__name__)
 
@@ -225,22 +226,23 @@ def known_models(extra: Iterable[str] = ()) -> list[str]:
 
 
 def best_model_on(catalog: Catalog, dataset: str, prompt: str = "empty") -> str | None:
-    """The trained (not random-init) model whose best test R² on `dataset` is highest."""
+    """The trained (not random-init) model whose test R², at the layer it chooses on its
+    training rows, is highest on `dataset` (each model's largest run on it)."""
     import pandas as pd
 
     best: tuple[float, str] | None = None
     for entry in catalog.compare(dataset, prompt):
-        if entry.random_init or entry.limit:
+        if entry.random_init:
             continue
         try:
-            metrics = pd.read_parquet(entry.folder / "metrics.parquet", columns=["split", "r2"])
+            metrics = pd.read_parquet(entry.folder / "metrics.parquet")
         except (OSError, ValueError) as exc:
             log.warning("cannot read metrics of %s: %s", entry.folder, exc)
             continue
-        test = metrics[metrics["split"] == "test"]["r2"]
-        if test.empty:
+        test = metrics[metrics["split"] == "test"].set_index("layer")["r2"]
+        if test.empty or (metrics["split"] != "train").all():
             continue
-        score = float(test.max())
+        score = float(test.get(best_layer_of(metrics), float("nan")))
         if best is None or score > best[0]:
             best = (score, entry.model_id)
     return None if best is None else best[1]

@@ -16,6 +16,8 @@ Folder layout (``cache/results/<key>/``)::
     coef.npy            [n_layers, n_targets, d_model] float32, target units
     intercept.npy       [n_layers, n_targets] float32
     alphas.npy          [n_layers] float64, the ridge penalty chosen per layer
+    baselines.parquet   one row per (baseline, split): name-only and group-mean metrics
+                        (`core.probe.baselines`); absent from results built before them
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from core.common.cache import (
 )
 
 ENTITIES = "entities.parquet"
+BASELINES = "baselines.parquet"
 FILES = (
     ENTITIES,
     "metrics.parquet",
@@ -65,6 +68,7 @@ class ProbeResults:
     metrics: pd.DataFrame
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -94,9 +98,37 @@ class ProbeResults:
             frame[f"pred_{target}"] = preds[:, j]
         return frame
 
-    def best_layer(self, split: str = "test", metric: str = "r2") -> int:
-        rows = self.metrics[self.metrics["split"] == split]
-        return int(rows.loc[rows[metric].idxmax(), "layer"])
+    def best_layer(self) -> int:
+        """The layer chosen on training rows (:func:`best_layer_of`)."""
+        return best_layer_of(self.metrics)
+
+    def baseline(self, name: str, metric: str = "r2", split: str = "test") -> float:
+        """A baseline's metric ("name_only", "group_mean"); nan when it was not built."""
+        table = self.baselines
+        if table.empty or metric not in table:
+            return float("nan")
+        rows = table[(table["baseline"] == name) & (table["split"] == split)]
+        return float(rows[metric].iloc[0]) if len(rows) else float("nan")
+
+    def baseline_values(self, control: ProbeResults | None = None) -> dict[str, float]:
+        """Label -> test R² of what this result should be read beside: the name-only and
+        group-mean baselines and, given its random-init control, that control's test R²
+        at the layer it chooses on its own training rows."""
+        group = (self.manifest.get("dataset_info") or {}).get("reference_column")
+        values = {
+            "names only": self.baseline("name_only"),
+            f"{group} mean" if group else "group mean": self.baseline("group_mean"),
+        }
+        if control is not None:
+            values["random init"] = control.metric_at(control.best_layer())
+        return values
+
+    def metric_at(self, layer: int, metric: str = "r2", split: str = "test") -> float:
+        """One metric of one layer's probe on one split (nan when absent)."""
+        rows = self.metrics[(self.metrics["split"] == split) & (self.metrics["layer"] == layer)]
+        if rows.empty or metric not in rows:
+            return float("nan")
+        return float(rows[metric].iloc[0])
 
     def predict(self, activations: np.ndarray) -> np.ndarray:
         """Apply every layer's probe.
@@ -122,6 +154,8 @@ class ProbeResults:
             np.save(tmp / "coef.npy", self.coef.astype(np.float32))
             np.save(tmp / "intercept.npy", self.intercept.astype(np.float32))
             np.save(tmp / "alphas.npy", self.alphas.astype(np.float64))
+            if not self.baselines.empty:
+                self.baselines.reset_index(drop=True).to_parquet(tmp / BASELINES, index=False)
             manifest = dict(self.manifest)
             manifest.update(extra_manifest or {})
             manifest.update(
@@ -173,12 +207,25 @@ class ProbeResults:
                 alphas=np.load(folder / "alphas.npy", allow_pickle=False),
                 manifest=manifest,
                 path=folder,
+                baselines=pd.read_parquet(folder / BASELINES)
+                if (folder / BASELINES).is_file()
+                else pd.DataFrame(),
             )
         except (KeyError, ValueError, OSError) as exc:
             raise CacheError(
                 f"{folder}: unreadable results ({exc})"
                 + (f"; rebuild with: {rebuild_hint or manifest.get('command', '')}")
             ) from exc
+
+
+def best_layer_of(metrics: pd.DataFrame) -> int:
+    """The layer whose probe has the best training leave-one-out R² (test rows are
+    reported, never used to choose); training R² for results that predate it."""
+    train = metrics[metrics["split"] == "train"]
+    if train.empty:
+        raise ValueError("no training-split metrics to choose a layer on")
+    metric = "loo_r2" if "loo_r2" in train and train["loo_r2"].notna().any() else "r2"
+    return int(train.loc[train[metric].idxmax(), "layer"])
 
 
 def entity_table_bytes(entities: pd.DataFrame) -> bytes:

@@ -85,16 +85,30 @@ PAPER_ROWS: tuple[PaperRow, ...] = (
 
 
 def paper_scoreboard_rows() -> list[dict[str, str]]:
-    """Scoreboard rows (model, dataset, value) in the same format as the shipped ones."""
-    return [
-        {
-            "model": f"{row.model} (paper)",
-            "dataset": dataset,
-            "value": f"{r2:.3f} (L{row.layer}/{row.n_layers}, fixed)",  # as printed
-        }
-        for row in PAPER_ROWS
-        for dataset, r2 in row.test_r2.items()
-    ]
+    """Scoreboard rows in the shipped rows' columns, with the published baselines."""
+    random_init = _published("Llama-2-7B, random init")
+    names = _published("TF-IDF of the names alone")
+    rows = []
+    for row in PAPER_ROWS:
+        for dataset, r2 in row.test_r2.items():
+            is_7b = row.model == "Llama-2-7b"
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": f"{row.model} (paper)",
+                    "layer": f"L{row.layer}/{row.n_layers}, fixed",
+                    "test R²": f"{r2:.3f}",  # as printed
+                    "name-only R²": f"{names[dataset]:.3f}" if dataset in names else "",
+                    "random-init R²": (
+                        f"{random_init[dataset]:.3f}" if is_7b and dataset in random_init else ""
+                    ),
+                }
+            )
+    return rows
+
+
+def _published(arm: str) -> dict[str, float]:
+    return next((b.test_r2 for b in PUBLISHED_BASELINES if b.arm == arm), {})
 
 
 @dataclass(frozen=True)

@@ -450,8 +450,15 @@ def layer_curves_figure(
     selected_layer: int | None = None,
     style: Style | None = None,
     title: str | None = None,
+    baselines: Mapping[str, float] | None = None,
+    chosen_layer: int | None = None,
 ) -> go.Figure:
-    """Train and test R² (top) and proximity error (bottom) against layer."""
+    """Train and test R² (top) and proximity error (bottom) against layer.
+
+    `baselines` (label -> test R²: name-only, group mean, random init) are drawn as
+    horizontal lines on the R² panel, so a reader sees which numbers the probe clears;
+    `chosen_layer` (picked on training rows) is marked with a star on the test curve.
+    """
     style = style or Style()
     fig = make_subplots(
         rows=2,
@@ -484,7 +491,57 @@ def layer_curves_figure(
                 row=r,
                 col=1,
             )
+    _add_baselines(fig, metrics, baselines or {}, chosen_layer, style)
     return _finish_layer_panels(fig, style, title, selected_layer)
+
+
+BASELINE_DASH = ("dash", "dashdot", "longdash", "dot")
+
+
+def _add_baselines(
+    fig: go.Figure,
+    metrics: pd.DataFrame,
+    baselines: Mapping[str, float],
+    chosen_layer: int | None,
+    style: Style,
+) -> None:
+    """Baseline lines across the R² panel and a star on the chosen layer's test R²."""
+    layers = metrics["layer"].to_numpy() if "layer" in metrics else np.array([])
+    if layers.size:
+        span = [float(layers.min()), float(layers.max())]
+        shown = [(label, value) for label, value in baselines.items() if np.isfinite(value)]
+        for i, (label, value) in enumerate(shown):
+            fig.add_trace(
+                go.Scatter(
+                    x=span,
+                    y=[value, value],
+                    mode="lines",
+                    name=f"{html.escape(label)} ({value:.2f})",
+                    line={
+                        "color": PALETTE[(i + 2) % len(PALETTE)],
+                        "dash": BASELINE_DASH[i % len(BASELINE_DASH)],
+                        "width": max(1.0, style.line_width - 0.5),
+                    },
+                    hovertemplate=f"{html.escape(label)}: {value:.3f}<extra></extra>",
+                ),
+                row=1,
+                col=1,
+            )
+    test = metrics[(metrics["split"] == "test") & (metrics["layer"] == chosen_layer)]
+    if chosen_layer is not None and not test.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=[chosen_layer],
+                y=[float(test["r2"].iloc[0])],
+                mode="markers",
+                name="layer chosen on training rows",
+                marker={"symbol": "star", "size": style.marker_size + 9, "color": PALETTE[0]},
+                hovertemplate="chosen on training leave-one-out R²: layer %{x}, "
+                "test R² %{y:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
 
 
 def model_comparison_figure(

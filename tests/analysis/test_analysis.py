@@ -12,16 +12,16 @@ from core.analysis.common import proximity_of_rows
 from core.analysis.controls import (
     constant_controls,
     layer_controls,
-    mean_baseline,
-    name_only_predictions,
     shuffled_probe_predictions,
 )
 from core.analysis.holdout import block_holdout
-from core.analysis.mlp import mlp_predictions
+from core.analysis.mlp import WEIGHT_DECAYS, fit_mlp_probe, mlp_predictions
 from core.analysis.neurons import spearman_columns, top_neurons
 from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
 from core.analysis.transfer import cross_prompt_transfer
 from core.data.schema import EntityDataset
+from core.probe.baselines import mean_predictions as mean_baseline
+from core.probe.baselines import name_only_predictions
 from core.probe.metrics import proximity_error, regression_metrics
 from core.probe.ridge import RidgeProbe
 
@@ -178,6 +178,39 @@ def test_mlp_probe_learns_nonlinear_target() -> None:
     np.testing.assert_array_equal(pred, mlp_predictions(x, y, is_test, hidden=64, seed=0))
 
 
+def test_mlp_weight_decay_is_chosen_on_training_rows_only() -> None:
+    rng = np.random.default_rng(1)
+    n = 240
+    x = rng.normal(size=(n, 5)) * np.array([1.0, 30.0, 1.0, 1.0, 1.0])  # raw, unequal scales
+    y = np.column_stack([np.abs(x[:, 0]), np.tanh(x[:, 2]) * 40]) + rng.normal(size=(n, 2))
+    is_test = rng.random(n) < 0.25
+    fit = fit_mlp_probe(x, y, is_test, hidden=16, seed=0)
+    assert fit.alpha in WEIGHT_DECAYS and fit.alphas == WEIGHT_DECAYS
+    assert fit.cv_mse.shape == (len(WEIGHT_DECAYS),) and np.isfinite(fit.cv_mse).all()
+    assert fit.alpha == WEIGHT_DECAYS[int(np.flatnonzero(fit.cv_mse == fit.cv_mse.min())[-1])]
+    # test rows (targets and features) changed: the choice and the training fit are not
+    y2, x2 = y.copy(), x.copy()
+    y2[is_test] = rng.uniform(-1e3, 1e3, size=(int(is_test.sum()), 2))
+    x2[is_test] *= -7.0
+    other = fit_mlp_probe(x2, y2, is_test, hidden=16, seed=0)
+    assert other.alpha == fit.alpha
+    np.testing.assert_array_equal(other.cv_mse, fit.cv_mse)
+    np.testing.assert_array_equal(other.predictions[~is_test], fit.predictions[~is_test])
+
+
+def test_mlp_weight_decay_follows_the_data() -> None:
+    """A clean target needs little decay; a few noisy rows need much more."""
+
+    def chosen(n: int, noise: float) -> float:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(n, 6))
+        y = np.abs(x[:, 0]) + noise * rng.normal(size=n)
+        return fit_mlp_probe(x, y, np.zeros(n, dtype=bool), hidden=32, seed=0).alpha
+
+    clean, noisy = chosen(600, 0.0), chosen(80, 3.0)
+    assert clean < noisy == WEIGHT_DECAYS[-1]
+
+
 def test_planted_neuron_ranks_first() -> None:
     rng = np.random.default_rng(0)
     n, d = 300, 50
@@ -187,6 +220,10 @@ def test_planted_neuron_ranks_first() -> None:
     x[:, 3] = -year + 30 * rng.normal(size=n)
     table = top_neurons(x, year, ("year",), layer=4, k=5)
     assert table.iloc[0]["neuron"] == 17 and table.iloc[0]["spearman"] > 0.99
+    assert (table["basis"] == "residual").all()
+    assert (top_neurons(x, year, ("year",), layer=4, k=5, basis="mlp")["basis"] == "mlp").all()
+    with pytest.raises(ValueError, match="basis"):
+        top_neurons(x, year, ("year",), layer=4, basis="attention")
     assert table.iloc[1]["neuron"] == 3 and table.iloc[1]["spearman"] < -0.9
     assert list(table["rank"]) == [0, 1, 2, 3, 4]
     from scipy.stats import spearmanr
@@ -232,6 +269,12 @@ def test_run_analysis_saves_and_loads(tmp_path: Path) -> None:
     )
     assert res.holdout_layers == [1]  # the planted layer is the best one
     assert set(res.controls["control"]) == {"mean", "name_only", "probe", "shuffled", "mlp"}
+    mlp_rows = res.controls[res.controls["control"] == "mlp"]
+    # one weight decay, chosen by inner CV at the best training layer, on every mlp row
+    assert res.manifest["mlp_cv_layer"] == 1 and len(res.manifest["mlp_cv_mse"]) == 5
+    assert (mlp_rows["alpha"] == res.manifest["mlp_weight_decay"]).all()
+    assert res.manifest["mlp_weight_decay"] in WEIGHT_DECAYS
+    assert (res.neurons["basis"] == "residual").all() and res.manifest["neuron_basis"] == "residual"
     assert res.heldout_pred.shape == (1, 240, 2)
     assert res.neuron_acts.shape == (len(res.neurons), 240) and len(res.neurons) == 2 * 2 * 3
     assert set(res.transfer["apply_prompt"]) == {"empty", "other"}
@@ -260,7 +303,8 @@ def test_holdout_layer_is_chosen_on_training_rows_only() -> None:
 
 
 def test_loo_r2_matches_brute_force_leave_one_out() -> None:
-    from core.analysis.controls import loo_r2, ridge
+    from core.analysis.controls import ridge
+    from core.probe.ridge import loo_r2
 
     x, y, is_test = planted(n=120, noise=1.0)
     train = ~is_test
@@ -294,3 +338,76 @@ def test_holdout_blocks_follow_the_paper_then_entity_type() -> None:
     world = EntityDataset(name="world_places", kind="space", frame=frame, group_column="group")
     assert holdout_columns(world, None) == ["country", "entity_type"]
     assert holdout_columns(world, "group") == ["group"]
+
+
+def test_run_analysis_ranks_mlp_neurons_when_given() -> None:
+    x, y, is_test = planted(n=240, d=16)
+    rng = np.random.default_rng(4)
+    groups = np.array(["EU", "AS", "NA"])[rng.integers(0, 3, len(y))]
+    ds = _dataset({0: x}, y, is_test, groups)
+    hidden = rng.normal(size=(len(y), 40))
+    hidden[:, 29] = np.exp(y[:, 0] / 30)  # a monotone "latitude neuron" among MLP units
+    hidden[is_test, 5] = y[is_test, 1]  # tracks longitude on test rows only: never chosen
+    res = run_analysis(
+        {0: x}.__getitem__,
+        [0],
+        ds,
+        mlp=False,
+        k_neurons=2,
+        neuron_activations={0: hidden}.__getitem__,
+    )
+    assert (res.neurons["basis"] == "mlp").all() and res.manifest["neuron_basis"] == "mlp"
+    lat = res.neurons[res.neurons["target"] == "lat"].iloc[0]
+    assert lat["neuron"] == 29 and lat["spearman"] > 0.99
+    assert 5 not in set(res.neurons[res.neurons["target"] == "lon"]["neuron"])
+    np.testing.assert_array_equal(res.neuron_acts[0], hidden[:, 29])
+    with pytest.raises(ValueError, match="rows of neuron activations"):
+        run_analysis(
+            {0: x}.__getitem__, [0], ds, mlp=False, neuron_activations=lambda _: hidden[:10]
+        )
+
+
+def test_analyze_reads_mlp_neurons_of_the_loaded_model(
+    tmp_path: Path, places: EntityDataset
+) -> None:
+    """`python -m core analyze` ranks the model's MLP neurons (down-projection inputs)."""
+    from core.analysis.build import analyze
+    from core.analysis.neurons import spearman_columns
+    from core.common.config import BuildConfig
+    from core.extract.mlp_hidden import last_token_mlp_hidden
+    from tests.support.tiny import tiny_model  # "tiny-llama" of load_model, seed 0
+
+    analysis, _ = analyze(
+        BuildConfig("tiny-llama", places, cache_root=tmp_path), mlp=False, k_neurons=3
+    )
+    neurons = analysis.neurons
+    assert analysis.manifest["neuron_basis"] == "mlp" and (neurons["basis"] == "mlp").all()
+    train = ~places.is_test()
+    hidden = last_token_mlp_hidden(tiny_model(), places.texts(), [1])[0]
+    rows = neurons[(neurons["layer"] == 1) & (neurons["target"] == "lat")]
+    rho = spearman_columns(hidden[train], places.targets()[train, 0])
+    expected = np.argsort(-np.abs(rho), kind="stable")[:3]
+    assert list(rows["neuron"]) == [int(v) for v in expected]
+    assert int(neurons["neuron"].max()) < hidden.shape[1]
+    back = AnalysisResults.load(analysis.path, verify=True)  # type: ignore[arg-type]
+    assert (back.neurons["basis"] == "mlp").all()
+
+
+def test_analyze_rebuilds_activations_that_shipped_results_dropped(
+    tmp_path: Path, places: EntityDataset
+) -> None:
+    """Shipped results keep no activations: analyze rebuilds them under the same key."""
+    import shutil
+
+    from core.analysis.build import analyze
+    from core.common.cache import artifact_dir
+    from core.common.config import BuildConfig
+    from core.results.build import build
+
+    config = BuildConfig("tiny-llama", places, cache_root=tmp_path)
+    results = build(config)
+    folder = artifact_dir(tmp_path, "activations", results.manifest["activation_key"])
+    shutil.rmtree(folder)
+    analysis, again = analyze(config, mlp=False, k_neurons=2)
+    assert again.manifest["key"] == results.manifest["key"]
+    assert (folder / "manifest.json").is_file() and len(analysis.controls) > 0

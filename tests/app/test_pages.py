@@ -217,7 +217,11 @@ def test_layers_page(demo_env: Path) -> None:
     no_exceptions(at)
     assert texts(at, "title") == ["Layers"]
     curves, compare, alphas = charts(at)
-    assert {t["name"] for t in curves["data"]} == {"train", "test"}
+    names = {t["name"] for t in curves["data"]}
+    assert {"train", "test", "layer chosen on training rows"} <= names
+    # the baselines it has to be read against, its random-init control's among them
+    baselines = {n.split(" (")[0] for n in names if n.endswith(")")}
+    assert baselines == {"names only", "group mean", "random init"}
     assert len(compare["data"]) == 3  # smollm2, gemma3, smollm2 random init
     assert max(arr(t["x"]).max() for t in compare["data"]) <= 1.0
     assert any("edge" in t["name"] for t in alphas["data"])

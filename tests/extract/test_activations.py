@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -9,11 +11,13 @@ from hypothesis import strategies as st
 
 from core.extract.activations import (
     _pad,
+    document_start,
     forward_batch,
     last_token_activations,
     plan_batches,
     tokenize,
 )
+from core.extract.models import MODELS
 from tests.support.tiny import tiny_model
 
 TEXTS = ["Paris", "New York City", "Kyoto, Japan", "A", "Rio de Janeiro, Brazil", "Oslo"]
@@ -86,13 +90,53 @@ def test_truncation_keeps_last_token(tiny) -> None:  # type: ignore[no-untyped-d
     assert ids[0] == tiny.tokenizer.bos_token_id  # the start token survives truncation
 
 
-def test_truncation_splices_no_first_word_without_a_start_token() -> None:
-    """A tokenizer that adds no start token (SmolLM2's GGUF) keeps just the last tokens."""
-    no_bos = tiny_model(add_bos=False)
+def test_every_text_starts_with_the_document_start_token() -> None:
+    """SmolLM2's GGUF tokenizer adds no special token and declares the chat token
+    <|im_start|> as bos_token: texts must still start with <|endoftext|>, as the paper's
+    start-of-document token, whether or not the tokenizer would add one itself."""
+    for add_bos in (True, False):
+        smol_like = tiny_model(add_bos=add_bos, chat_bos=True)
+        assert document_start(smol_like) == ("<|endoftext|>", 0)
+        ids = tokenize(smol_like, ["Paris", "Rome"])
+        assert [row[0] for row in ids] == [0, 0]
+        assert smol_like.tokenizer.convert_ids_to_tokens(ids[0][1:]) == list("Paris")
+    plain = tiny_model(add_bos=False)
+    assert (
+        tokenize(plain, ["Paris"])[0]
+        == [plain.tokenizer.bos_token_id] + tokenize(plain, ["Paris"])[0][1:]
+    )
+    # a model's own start token wins over what its tokenizer declares
+    assert document_start(tiny_model(start_token="<unk>"))[1] == 2  # type: ignore[index]
+    with pytest.raises(ValueError, match="not in its vocabulary"):
+        document_start(tiny_model(start_token="<bos>"))
+
+
+def test_registered_models_name_their_start_token() -> None:
+    assert MODELS["smollm2-135m"].start_token == "<|endoftext|>"
+    assert MODELS["gemma3-270m"].start_token == "<bos>"
+
+
+def test_truncation_keeps_the_start_token_and_splices_no_first_word() -> None:
+    smol_like = tiny_model(chat_bos=True, add_bos=False)
     text = "Q" + "x" * 40 + "Paris"
-    ids = tokenize(no_bos, [text], max_tokens=8)[0]
-    assert ids == tokenize(no_bos, [text])[0][-8:]
-    assert no_bos.tokenizer.convert_ids_to_tokens(ids[0]) == "x"
+    ids = tokenize(smol_like, [text], max_tokens=8)[0]
+    assert ids[0] == 0 and len(ids) == 8
+    assert smol_like.tokenizer.convert_ids_to_tokens(ids[1:]) == list("xxParis")
+
+
+def test_start_token_and_dtype_are_in_the_cache_key(tiny, places) -> None:  # type: ignore[no-untyped-def]
+    from core.common.config import ActivationSpec
+    from core.extract.store import resolve_spec
+
+    spec = ActivationSpec(model="tiny-llama", dataset=places.name)
+    resolved = resolve_spec(spec, tiny)
+    assert (resolved.dtype, resolved.start_token) == ("float32", "<s>")
+    other = resolve_spec(spec, tiny_model(start_token="<unk>"))
+    assert other.start_token == "<unk>"
+    keys = {s.key("d", "w") for s in (spec, resolved, other)}
+    assert len(keys) == 3
+    bf16 = dataclasses.replace(resolved, dtype="bfloat16")
+    assert bf16.key("d", "w") != resolved.key("d", "w")
 
 
 def test_batching_follows_the_device_and_stays_out_of_the_cache_key(

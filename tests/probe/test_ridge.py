@@ -242,6 +242,7 @@ def test_estimator_api():
         "fit_intercept": True,
         "standardize_targets": True,
         "device": None,
+        "alpha_scale": "none",
     }
     copy = clone(probe).set_params(method="loo")
     assert copy.method == "loo" and probe.method == "gcv"
@@ -306,3 +307,25 @@ def test_torch_solver_names_a_missing_gpu(monkeypatch) -> None:  # type: ignore[
     assert (
         RidgeProbe(device="auto").fit(X, y[:, 0]).solver_ == "covariance"
     )  # auto falls back to CPU
+
+
+def test_trace_scaled_grid_follows_the_layer_scale() -> None:
+    """A layer with huge activations (Gemma's late residuals) must not push the chosen
+    penalty to the grid's edge: in trace units the choice does not depend on scale."""
+    from core.common.config import ProbeSpec
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 30))
+    y = x @ rng.normal(size=30) + rng.normal(scale=3.0, size=400)
+    spec = ProbeSpec()
+    grid = alpha_grid(*spec.alpha_grid)
+    assert np.log10(grid[-1] / grid[0]) >= 12
+    fits = [RidgeProbe(alphas=grid, alpha_scale="trace").fit(x * scale, y) for scale in (1.0, 1e5)]
+    assert fits[0].alpha_index_ == fits[1].alpha_index_
+    assert not any(f.alpha_at_edge_ for f in fits)
+    assert fits[1].alpha_unit_ == pytest.approx(fits[0].alpha_unit_ * 1e10, rel=1e-9)
+    # raw penalties on the big layer: the optimum lies beyond the grid's top
+    raw = RidgeProbe(alphas=alpha_grid(-4, 8, 49)).fit(x * 1e5, y)
+    assert raw.alpha_at_edge_
+    with pytest.raises(ValueError, match="alpha_scale"):
+        RidgeProbe(alpha_scale="log").fit(x, y)

@@ -139,3 +139,44 @@ def test_probes_on_a_torch_device_match_numpy(tiny, places, tmp_path) -> None:  
     np.testing.assert_allclose(on_torch.coef, reference.coef, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(on_torch.predictions, reference.predictions, rtol=1e-3, atol=1e-3)
     pd.testing.assert_frame_equal(on_torch.metrics, reference.metrics, rtol=1e-6)
+
+
+def test_best_layer_is_chosen_on_training_rows_only() -> None:
+    """Layer 1 has the best test R², layer 0 the best training leave-one-out R²: the
+    choice must not look at the test rows."""
+    metrics = pd.DataFrame(
+        [
+            {"layer": 0, "split": "train", "loo_r2": 0.6, "r2": 0.7},
+            {"layer": 0, "split": "test", "loo_r2": np.nan, "r2": 0.5},
+            {"layer": 1, "split": "train", "loo_r2": 0.4, "r2": 0.9},
+            {"layer": 1, "split": "test", "loo_r2": np.nan, "r2": 0.8},
+        ]
+    )
+    results = ProbeResults(
+        kind="time",
+        target_names=("year",),
+        layers=np.array([0, 1]),
+        n_model_layers=2,
+        entities=pd.DataFrame(),
+        predictions=np.zeros((2, 0, 1)),
+        coef=np.zeros((2, 1, 4)),
+        intercept=np.zeros((2, 1)),
+        alphas=np.ones(2),
+        metrics=metrics,
+    )
+    assert results.best_layer() == 0
+    assert results.metric_at(0) == 0.5 and np.isnan(results.baseline("name_only"))
+
+
+def test_build_stores_loo_r2_and_baselines(tiny, places, cache_root) -> None:  # type: ignore[no-untyped-def]
+    frame = places.frame.assign(country=places.frame["group"])
+    data = EntityDataset(name="with_country", kind="space", frame=frame)
+    results = build(BuildConfig("tiny-llama", data, cache_root=cache_root), loaded=tiny)
+    train = results.metrics[results.metrics["split"] == "train"]
+    assert train["loo_r2"].notna().all() and (train["loo_r2"] <= train["r2"] + 1e-9).all()
+    again = ProbeResults.load(results.path)
+    assert set(again.baselines["baseline"]) == {"name_only", "group_mean"}
+    assert again.manifest["dataset_info"]["reference_column"] == "country"
+    assert again.manifest["spec"]["start_token"] == "<s>"
+    assert again.manifest["spec"]["dtype"] == "float32"
+    assert results.manifest["probe"]["alpha_scale"] == "trace"

@@ -43,24 +43,47 @@ def test_default_view_is_the_best_world_model(cache_root) -> None:  # type: igno
 def test_scoreboard_table(cache_root) -> None:  # type: ignore[no-untyped-def]
     world = space_entities(300, "world", seed=1)
     res = synthetic_results(world, "space", 6, 16, "smollm2-135m", "world_places")
-    save_synthetic(cache_root, res)
-    table = scoreboard(shipped_results(cache_root))
-    test = res.metrics[res.metrics["split"] == "test"]
-    best = test.loc[test["r2"].idxmax()]
-    assert (
-        table.loc["smollm2-135m", "world_places"] == f"{best['r2']:.2f} (L{int(best['layer'])}/6)"
+    control = synthetic_results(
+        world, "space", 6, 16, "smollm2-135m", "world_places", random_init=True, skill=0.2
     )
+    for item in (res, control):
+        save_synthetic(cache_root, item)
+    table = scoreboard(shipped_results(cache_root))
+    row = table.loc[("world_places", "smollm2-135m")]
+    layer = res.best_layer()
+    train = res.metrics[res.metrics["split"] == "train"]
+    assert layer == int(train.loc[train["loo_r2"].idxmax(), "layer"])  # chosen on train
+    assert row["layer"] == f"L{layer}/6"
+    assert row["test R²"] == f"{res.metric_at(layer):.2f}"
+    assert row["name-only R²"] == "0.10" and row["group-mean R²"] == "0.05 (group)"
+    assert row["random-init R²"] == f"{control.metric_at(control.best_layer()):.2f}"
+    assert ("world_places", "smollm2-135m@random") not in table.index  # a control, not a row
     text = markdown_table(table)
-    assert text.splitlines()[0].startswith("| model | world_places")
-    # the paper's Llama-2 rows follow the shipped ones, labelled and at their fixed layer
-    assert list(table.index) == ["smollm2-135m"] + [f"{row.model} (paper)" for row in PAPER_ROWS]
-    for row in PAPER_ROWS:
-        for dataset, r2 in row.test_r2.items():
-            assert (
-                table.loc[f"{row.model} (paper)", dataset]
-                == f"{r2:.3f} (L{row.layer}/{row.n_layers}, fixed)"
-            )
-    assert list(scoreboard(shipped_results(cache_root), with_paper=False).index) == ["smollm2-135m"]
+    assert text.splitlines()[0].startswith("| dataset | model | n | layer | test R²")
+    # the paper's Llama-2 rows follow, labelled, at their fixed layer, for shown datasets only
+    paper = [m for d, m in table.index if d == "world_places" and "(paper)" in m]
+    assert paper == [f"{r.model} (paper)" for r in PAPER_ROWS]
+    first = table.loc[("world_places", f"{PAPER_ROWS[0].model} (paper)")]
+    assert first["test R²"] == f"{PAPER_ROWS[0].test_r2['world_places']:.3f}"
+    assert first["layer"].endswith("fixed") and first["random-init R²"] == "0.298"
+    assert {d for d, _ in table.index} == {"world_places"}
+    assert len(scoreboard(shipped_results(cache_root), with_paper=False)) == 1
+
+
+def test_scoreboard_reads_only_the_shipped_list(cache_root) -> None:  # type: ignore[no-untyped-def]
+    """A result a user builds into the cache never changes the shipped scoreboard."""
+    from core.results.shipped import write_shipped_index
+
+    world = space_entities(300, "world", seed=1)
+    shipped = synthetic_results(world, "space", 6, 16, "smollm2-135m", "world_places")
+    save_synthetic(cache_root, shipped)
+    write_shipped_index(cache_root, [shipped])
+    people = synthetic_results(
+        world.assign(year=1900.0), "time", 6, 16, "smollm2-135m", "paper_world_place"
+    )
+    save_synthetic(cache_root, people)
+    assert [r.dataset for r in shipped_results(cache_root)] == ["world_places"]
+    assert len(shipped_results(cache_root, everything=True)) == 2
 
 
 def _shipped_slice() -> ProbeResults:

@@ -158,6 +158,7 @@ def synthetic_results(
                     "alpha": alpha,
                     "alpha_at_edge": pos == 0,
                     "n": int(mask.sum()),
+                    "loo_r2": m["r2"] - 0.01 if split == "train" else float("nan"),
                     **m,
                 }
             )
@@ -176,6 +177,12 @@ def synthetic_results(
         intercept=intercept.astype(np.float32),
         alphas=np.array([10 ** (4 - 3 * (int(v) + 1) / n_layers) for v in layer_arr]),
         metrics=pd.DataFrame(rows),
+        baselines=pd.DataFrame(
+            [
+                {"baseline": "name_only", "column": "text", "split": "test", "r2": 0.1},
+                {"baseline": "group_mean", "column": "group", "split": "test", "r2": 0.05},
+            ]
+        ),
         manifest={
             "spec": {
                 "model": model,
@@ -185,6 +192,7 @@ def synthetic_results(
                 "limit": None,
             },
             "model_info": {"name": model, "n_layers": n_layers, "d_model": d_model},
+            "dataset_info": {"name": dataset, "reference_column": "group"},
             "prompt_text": prompt_text,
             "synthetic": True,
             "command": (

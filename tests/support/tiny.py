@@ -14,23 +14,30 @@ from core.extract.models import LoadedModel, register_model_factory
 _ALPHABET = string.ascii_letters + string.digits + " .,'-:?/()&!é"
 
 
-def tiny_tokenizer(padding_side: str = "right", add_bos: bool = True):  # type: ignore[no-untyped-def]
+def tiny_tokenizer(  # type: ignore[no-untyped-def]
+    padding_side: str = "right", add_bos: bool = True, chat_bos: bool = False
+):
+    """`chat_bos` declares a chat token as bos_token and adds a document separator, as
+    SmolLM2's tokenizer does (bos_token <|im_start|>, documents start with <|endoftext|>)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"<pad>": 0, "<s>": 1, "<unk>": 2}
+    if chat_bos:
+        vocab = {"<|endoftext|>": 0, "<|im_start|>": 1, "<unk>": 2}
     for ch in _ALPHABET:
         vocab.setdefault(ch, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    bos = "<|im_start|>" if chat_bos else "<s>"
     if add_bos:
         tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A", special_tokens=[("<s>", 1)]
+            single=f"{bos} $A", special_tokens=[(bos, 1)]
         )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        pad_token="<pad>",
-        bos_token="<s>",
+        pad_token="<|endoftext|>" if chat_bos else "<pad>",
+        bos_token=bos,
         unk_token="<unk>",
         padding_side=padding_side,
     )
@@ -42,11 +49,13 @@ def tiny_model(
     seed: int = 0,
     padding_side: str = "right",
     add_bos: bool = True,
+    chat_bos: bool = False,
+    start_token: str | None = None,
 ) -> LoadedModel:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = tiny_tokenizer(padding_side, add_bos)
+    tokenizer = tiny_tokenizer(padding_side, add_bos, chat_bos)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=d_model,
@@ -70,6 +79,7 @@ def tiny_model(
         weights_hash="tiny:" + sha256_json({"config": config.to_dict(), "seed": seed})[:32],
         device="cpu",
         dtype="float32",
+        start_token=start_token,
     )
 
 

@@ -141,6 +141,18 @@ def test_layer_curves_and_selected_layer(people) -> None:  # type: ignore[no-unt
     assert any(shape.x0 == 2 for shape in fig.layout.shapes)
 
 
+def test_layer_curves_show_baselines_and_the_chosen_layer(people) -> None:  # type: ignore[no-untyped-def]
+    baselines = {"names only": 0.31, "source mean": 0.2, "random init": float("nan")}
+    fig = figs.layer_curves_figure(people.metrics, "time", baselines=baselines, chosen_layer=1)
+    lines = {t.name: t for t in fig.data if t.name and "(" in t.name}
+    assert set(lines) == {"names only (0.31)", "source mean (0.20)"}  # nan: not built, not drawn
+    assert list(lines["names only (0.31)"].y) == [0.31, 0.31]
+    assert all(t.yaxis == "y" for t in lines.values())  # on the R² panel
+    star = next(t for t in fig.data if t.name == "layer chosen on training rows")
+    test = people.metrics.query("split == 'test' and layer == 1")
+    assert list(star.x) == [1] and star.y[0] == pytest.approx(float(test["r2"].iloc[0]))
+
+
 def test_model_comparison_uses_normalised_depth(people) -> None:  # type: ignore[no-untyped-def]
     other = people.metrics.copy()
     fig = figs.model_comparison_figure([("a", people.metrics, 4), ("b (random init)", other, 8)])
