@@ -182,6 +182,52 @@ def show_figure(ctx: Context, fig: go.Figure, name: str) -> None:
     )
 
 
+def take_away(ctx: Context) -> None:
+    """Downloads of the probes and predictions on view, and the command that rebuilds them."""
+    if ctx.loaded is None or ctx.state.presentation:
+        return
+    from core.results import export
+
+    res = ctx.loaded.results
+    stem = _file_stem(ctx, "probes")
+    with st.expander("Take it away: probe directions, predictions, the rebuild command"):
+        st.caption(
+            "Probe directions: `coef` [layer, target, d_model] and `intercept` per layer "
+            "(safetensors; prediction = activation · coefᵀ + intercept). Predictions: every "
+            "entity at every layer (parquet), or at this layer (CSV)."
+        )
+        cols = st.columns(3)
+        cols[0].download_button(
+            "Probes (safetensors)",
+            data=lambda: export.probe_directions(res),
+            file_name=f"{stem}.safetensors",
+            mime="application/octet-stream",
+            key="dl_probes",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+        cols[1].download_button(
+            "Predictions, all layers (parquet)",
+            data=lambda: export.predictions_parquet(res),
+            file_name=f"{_file_stem(ctx, 'predictions')}.parquet",
+            mime="application/octet-stream",
+            key="dl_predictions",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+        layer = ctx.state.layer if ctx.state.layer is not None else res.best_layer()
+        cols[2].download_button(
+            f"Predictions, layer {layer} (CSV)",
+            data=lambda: export.predictions_csv(res, layer),
+            file_name=f"{_file_stem(ctx, 'predictions')}_layer{layer}.csv",
+            mime="text/csv",
+            key="dl_predictions_csv",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+        st.code(export.rebuild_command(res), language="bash")
+
+
 def colour_control(ctx: Context, container: Any) -> None:
     if ctx.loaded and ctx.loaded.groups:
         container.selectbox("Colour by", ctx.loaded.groups, key=widget_key("color"))

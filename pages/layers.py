@@ -8,7 +8,7 @@ from core.results import catalog as cat
 from core.viz import figures as figs
 from pages._loaders import try_load
 from pages._state import context, widget_key
-from pages._widgets import empty_state, selection_caption, show_figure
+from pages._widgets import empty_state, selection_caption, show_figure, take_away
 
 ctx = context(__file__)
 st.title("Layers")
@@ -80,3 +80,4 @@ show_figure(ctx, alpha_fig, "alphas")
 if not ctx.state.presentation:
     with st.expander("Per-layer metrics table"):
         st.dataframe(res.metrics, hide_index=True)
+take_away(ctx)

@@ -16,6 +16,7 @@ from pages._widgets import (
     selection_caption,
     show_figure,
     show_notes,
+    take_away,
 )
 
 ctx = context(__file__)
@@ -44,3 +45,4 @@ fig = figs.map_figure(
 )
 show_figure(ctx, fig, "map")
 show_notes(ctx.page_notes)
+take_away(ctx)

@@ -16,6 +16,7 @@ from pages._widgets import (
     selection_caption,
     show_figure,
     show_notes,
+    take_away,
 )
 
 ctx = context(__file__)
@@ -51,3 +52,4 @@ resid = figs.residual_figure(
 )
 show_figure(ctx, resid, "residuals")
 show_notes(ctx.page_notes)
+take_away(ctx)

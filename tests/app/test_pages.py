@@ -74,14 +74,22 @@ def test_maps_default_view(demo_env: Path) -> None:
     assert texts(at, "title") == ["Maps"]
     assert at.query_params["model"] == "smollm2-135m"
     assert at.query_params["dataset"] == "world_places"
-    assert at.query_params["layer"] == "5"  # best test layer of the synthetic results
+    assert at.query_params["layer"] == "5"  # the layer the synthetic results choose on train
     labels = [m.label for m in at.metric]
     assert labels == ["Layer", "Test R²", "Median error (test)", "Proximity error (test)"]
     (spec,) = charts(at)
     assert {t["type"] for t in spec["data"]} == {"scattergeo"}
     (config,) = chart_configs(at)
     assert config["topojsonURL"] == "/app/static/topojson/"
-    assert [b.proto.label for b in at.get("download_button")] == ["PNG", "SVG"]
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "PNG",
+        "SVG",
+        "Probes (safetensors)",
+        "Predictions, all layers (parquet)",
+        "Predictions, layer 5 (CSV)",
+    ]
+    commands = [c.value for c in at.code]
+    assert any(c.startswith("synthetic results") for c in commands)  # the recorded command
 
 
 def test_layer_slider_changes_map_metrics_and_url(demo_env: Path) -> None:
