@@ -1,5 +1,5 @@
 # Spacetime Lens: two commands on a fresh machine (Debian, Python 3.11, package registries only)
-#   make run    install what the dashboard needs, convert the embedded models once, start the dashboard
+#   make run    install what the dashboard needs, start it, convert the embedded models meanwhile
 #   make test   install test tools too (incl. Debian chromium), then ruff, mypy and pytest
 
 PYTHON ?= python3
@@ -39,8 +39,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The shipped maps need no model, so the dashboard serves at once while the embedded
+# models convert in the background (a live probe meanwhile waits for that conversion).
 run: install
-	$(PY) -m core prepare --model smollm2-135m --model gemma3-270m
+	$(PY) -m core prepare --model smollm2-135m --model gemma3-270m > $(VENV)/prepare.log 2>&1 &
 	$(PY) -m streamlit run dashboard.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 lint: install-dev

@@ -19,6 +19,7 @@ from typing import Any
 from core.common.cache import (
     artifact_dir,
     atomic_dir,
+    build_lock,
     default_cache_root,
     read_manifest,
     write_manifest,
@@ -70,7 +71,10 @@ def _gemma3_gguf() -> Path:
     target = default_cache_root() / "downloads" / gemma_pkg.MODEL_NAME
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        gemma_pkg.assemble(target)
+        # assembled beside, then renamed: a second process never reads a half-written file
+        partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+        gemma_pkg.assemble(partial)
+        os.replace(partial, target)
     return Path(target)
 
 
@@ -175,10 +179,29 @@ def convert_gguf(
     gguf_path = Path(gguf_path)
     digest = sha256_file(gguf_path)
     folder = artifact_dir(cache_root, "models", f"{name}-{digest[:12]}")
-    # A conversion in the default cache is reused by other cache roots (same sha256).
+    found = _converted(folder)
+    if found is not None:
+        return found
+    # `make run` converts in the background while the dashboard serves: a live probe that
+    # needs the model meanwhile waits for that conversion instead of starting its own.
+    with build_lock(cache_root, "models", folder.name):
+        found = _converted(folder)
+        if found is not None:
+            return found
+        return _convert(gguf_path, digest, folder, name, progress)
+
+
+def _converted(folder: Path) -> Path | None:
+    """A finished conversion: this one, or the same file's in the default cache."""
     for candidate in (folder, artifact_dir(default_cache_root(), "models", folder.name)):
         if (candidate / "manifest.json").is_file() and (candidate / "config.json").is_file():
             return candidate
+    return None
+
+
+def _convert(
+    gguf_path: Path, digest: str, folder: Path, name: str, progress: Callable[[str], None] | None
+) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if progress:

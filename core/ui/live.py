@@ -139,6 +139,15 @@ def incompatibility(loaded: LoadedModel, results: ProbeResults) -> str | None:
     needed = int(np.max(results.layers)) + 1 if len(results.layers) else 0
     if loaded.n_layers < needed:
         return f"the probes use layer {needed - 1}, but {loaded.name} has {loaded.n_layers} layers"
+    from core.extract.activations import start_token_name
+
+    fitted = results.manifest.get("spec", {}).get("start_token")
+    here = start_token_name(loaded)
+    if fitted not in (None, "auto") and fitted != here:
+        return (
+            f"the probes were fitted on texts starting with {fitted!r}, but {loaded.name} "
+            f"starts them with {here!r}"
+        )
     return None
 
 
