@@ -25,6 +25,7 @@ PAGES = {
     "maps.py": st.Page("pages/maps.py", title="Maps", url_path="maps", default=True),
     "timelines.py": st.Page("pages/timelines.py", title="Timelines", url_path="timelines"),
     "layers.py": st.Page("pages/layers.py", title="Layers", url_path="layers"),
+    "compare.py": st.Page("pages/compare.py", title="Compare", url_path="compare"),
     "live_probe.py": st.Page("pages/live_probe.py", title="Live probe", url_path="live_probe"),
     "research.py": st.Page("pages/research.py", title="Research", url_path="research"),
 }

@@ -20,6 +20,9 @@ RESIDUAL_BINS: tuple[str, ...] = ("decade", "century")
 POINT_CAPS: tuple[str, ...] = ("5000", "20000", "all")
 DEFAULT_POINTS = "5000"
 LAYER_METRICS: tuple[str, ...] = ("r2", "proximity_error")
+# the Compare page's depth slider moves in steps of 0.01, enough to reach every layer
+# of a model with up to 100 (tests/viz/test_compare_figures.py checks 80)
+DEPTH_DECIMALS = 2
 
 MAX_VALUE_CHARS = 200
 MAX_NAMES = 10
@@ -41,6 +44,9 @@ QUERY_KEYS: dict[str, str] = {
     "compare_metric": "metric",
     "names": "names",
     "points": "pts",
+    "compare_left": "left",
+    "compare_right": "right",
+    "compare_depth": "depth",
 }
 _FIELD_OF = {v: k for k, v in QUERY_KEYS.items()}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -65,6 +71,11 @@ class ViewState:
     compare_metric: str = "r2"
     names: tuple[str, ...] = ()
     points: str = DEFAULT_POINTS
+    # the Compare page: model ids ("" = the default pair) and normalised depth
+    # (layer + 1) / number of layers (None = the left model's chosen layer)
+    compare_left: str = ""
+    compare_right: str = ""
+    compare_depth: float | None = None
 
     def with_(self, **changes: object) -> ViewState:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -181,6 +192,24 @@ def parse_int(value: str | None) -> int | None:
     return int(value.strip())
 
 
+def parse_depth(value: str | None) -> float | None:
+    """A normalised depth in [0, 1], rounded to DEPTH_DECIMALS; None when unreadable."""
+    if value is None or not re.fullmatch(r"[0-9.]{1,24}", value.strip()):
+        return None
+    try:
+        depth = float(value.strip())
+    except ValueError:
+        return None
+    if not 0.0 <= depth <= 1.0:
+        return None
+    return round(depth, DEPTH_DECIMALS)
+
+
+def format_depth(depth: float) -> str:
+    """The URL form of a depth: at most DEPTH_DECIMALS decimals, no trailing zeros."""
+    return f"{depth:.{DEPTH_DECIMALS}f}".rstrip("0").rstrip(".")
+
+
 def _pick(
     value: str | None, choices: Sequence[str], default: str, label: str, notes: list[str]
 ) -> str:
@@ -270,6 +299,32 @@ def resolve(
             )
         compare = kept
 
+    # the Compare page's pair: kept only where it has results for this dataset and prompt
+    pair: dict[str, str] = {"compare_left": "", "compare_right": ""}
+    pair_offered: list[str] | None = None
+    for fld, label in (("compare_left", "Left model"), ("compare_right", "Right model")):
+        asked_model = raw.get(fld, "")
+        if not asked_model:
+            continue
+        if pair_offered is None:
+            pair_offered = list(options.compare_models(dataset, prompt))
+        if asked_model in pair_offered:
+            pair[fld] = asked_model
+        else:
+            notes.append(
+                f"{label} {shown(asked_model)!r} has no results for this dataset and prompt; "
+                "showing the default."
+            )
+
+    compare_depth: float | None = None
+    if raw.get("compare_depth"):
+        compare_depth = parse_depth(raw["compare_depth"])
+        if compare_depth is None:
+            notes.append(
+                f"Depth {shown(raw['compare_depth'])!r} is not a number from 0 to 1; "
+                "showing the left model's chosen layer."
+            )
+
     names: tuple[str, ...] = ()
     if raw.get("names"):
         names, name_notes = parse_names(raw["names"])
@@ -289,6 +344,9 @@ def resolve(
         compare_metric=compare_metric,
         names=names,
         points=points,
+        compare_left=pair["compare_left"],
+        compare_right=pair["compare_right"],
+        compare_depth=compare_depth,
     )
     return Resolution(state=state, notes=notes)
 
@@ -310,6 +368,9 @@ def to_fields(state: ViewState) -> dict[str, str]:
         "compare_metric": state.compare_metric,
         "names": "\n".join(state.names),
         "points": state.points,
+        "compare_left": state.compare_left,
+        "compare_right": state.compare_right,
+        "compare_depth": "" if state.compare_depth is None else format_depth(state.compare_depth),
     }
 
 
@@ -322,6 +383,9 @@ _OPTIONAL_DEFAULTS = {
     "compare_metric": "r2",
     "names": "",
     "points": DEFAULT_POINTS,
+    "compare_left": "",
+    "compare_right": "",
+    "compare_depth": "",
 }
 
 

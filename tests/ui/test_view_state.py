@@ -76,12 +76,20 @@ def test_full_round_trip() -> None:
         compare_metric="proximity_error",
         names=("Kyoto", "Lake Titicaca"),
         points="all",
+        compare_left="gemma3-270m",
+        compare_right="smollm2-135m",
+        compare_depth=0.45,
     )
     query = vs.to_query(state)
     assert (
         query["model"] == "gemma3-270m"
         and query["seg"] == "1"
         and query["names"] == "Kyoto\nLake Titicaca"
+    )
+    assert (query["left"], query["right"], query["depth"]) == (
+        "gemma3-270m",
+        "smollm2-135m",
+        "0.45",
     )
     again = vs.resolve(vs.read_query(query), OPTS)
     assert again.notes == []
@@ -107,6 +115,13 @@ def test_defaults_are_left_out_of_the_url() -> None:
         ({"by": "millennium"}, "residuals_by", "decade", "Residual"),
         ({"pts": "123"}, "points", vs.DEFAULT_POINTS, "Point cap"),
         ({"color": "shoe_size"}, "color", "", "Colour column"),
+        ({"left": "ghost-7b"}, "compare_left", "", "Left model 'ghost-7b'"),
+        ({"right": "../x"}, "compare_right", "", "Right model"),
+        ({"depth": "7"}, "compare_depth", None, "Depth '7'"),
+        ({"depth": "-0.5"}, "compare_depth", None, "Depth"),
+        ({"depth": "nan"}, "compare_depth", None, "Depth"),
+        ({"depth": "1e-1"}, "compare_depth", None, "Depth"),
+        ({"depth": "0.5.1"}, "compare_depth", None, "Depth"),
     ],
 )
 def test_bad_values_fall_back_with_a_note(
@@ -181,6 +196,32 @@ def test_compare_keeps_only_offered_models() -> None:
     res = resolve({"cmp": "gemma3-270m,ghost,smollm2-135m,gemma3-270m"})
     assert res.state.compare == ("gemma3-270m", "smollm2-135m")
     assert "ghost" in res.notes[0]
+
+
+def test_compare_pair_keeps_only_models_with_results_here() -> None:
+    res = resolve({"left": "gemma3-270m", "right": "smollm2-135m@random"})
+    assert (res.state.compare_left, res.state.compare_right) == ("gemma3-270m", "")
+    assert len(res.notes) == 1 and "Right model" in res.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "depth", "shown"),
+    [
+        ("0.5", 0.5, "0.5"),
+        ("0.50", 0.5, "0.5"),
+        (".25", 0.25, "0.25"),
+        ("1", 1.0, "1"),
+        ("0", 0.0, "0"),
+        ("0.333333", 0.33, "0.33"),
+        ("0.29000000000000004", 0.29, "0.29"),  # a slider's float, as the widget gives it
+    ],
+)
+def test_depth_is_rounded_to_the_slider_step_and_kept_short(
+    value: str, depth: float, shown: str
+) -> None:
+    res = resolve({"depth": value})
+    assert res.notes == [] and res.state.compare_depth == depth
+    assert vs.to_query(res.state)["depth"] == shown
 
 
 def test_query_string_is_percent_encoded() -> None:
