@@ -5,7 +5,11 @@ and notes."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +18,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.results import catalog as cat
+from core.results.probe_results import ProbeResults
 from core.ui import view_state as vs
+from core.viz import containers as cont
 from core.viz import figures as figs
 from pages._loaders import Loaded
 from pages._state import Context, widget_key
@@ -115,7 +121,146 @@ def layer_frame(ctx: Context) -> pd.DataFrame:
     return frame
 
 
-def headline_metrics(ctx: Context) -> None:
+# ------------------------------------------------------- right container
+@dataclass(frozen=True)
+class Landings:
+    """Where the selected layer's predictions land (`core.viz.containers`)."""
+
+    landed: pd.Series  # per entity (results' index): its container, None at sea/outside
+    score: cont.ContainerScore  # the test split's share landing in their own container
+
+
+def landings(ctx: Context) -> Landings | None:
+    """The container every prediction of the selected layer lands in, and the test share
+    landing in the right one; None for a dataset without a container column (a
+    spatial join of every entity against the shipped outlines: ~20-40 ms for 8,000)."""
+    loaded = ctx.loaded
+    if loaded is None or loaded.scope is None or ctx.state.layer is None:
+        return None
+    res = loaded.results
+    column = cont.container_column(res.entities, loaded.scope)
+    if column is None:
+        return None
+    preds = np.asarray(res.predictions[res.layer_position(ctx.state.layer)], dtype=np.float64)
+    frame = pd.DataFrame(
+        {
+            "pred_lat": preds[:, list(res.target_names).index("lat")],
+            "pred_lon": preds[:, list(res.target_names).index("lon")],
+            "is_test": res.entities["is_test"].to_numpy(dtype=bool),
+            column: res.entities[column].to_numpy(),
+        },
+        index=res.entities.index,
+    )
+    landed, score = cont.container_score(frame, loaded.scope, column)
+    return Landings(landed=pd.Series(landed, index=frame.index, dtype=object), score=score)
+
+
+def lands_in_column(landings: Landings, frame: pd.DataFrame) -> pd.Series:
+    """The map frame's ``lands_in`` column (what the hover shows), rows matched by index."""
+    outside = f"no {landings.score.noun} (sea or beyond the outlines)"
+    return landings.landed.reindex(frame.index).fillna(outside)
+
+
+@st.cache_resource(show_spinner=False)
+def _baseline_pool() -> ThreadPoolExecutor:
+    # one worker: the name-only ridge takes both cores for 30-60 s on 8,000 entities
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="baseline-containers")
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _name_only_job(
+    folder: str, stamp: str, scope: str, column: str, _results: ProbeResults
+) -> tuple[Future[dict[str, cont.ContainerScore]], float]:
+    """The name-only baseline's container share, computed once per results folder in the
+    background (its predictions are not stored and take 30-60 s to refit on 8,000 on 2
+    cores), and when it was submitted (``time.monotonic``)."""
+    job = _baseline_pool().submit(
+        cont.baseline_scores,
+        _results.entities,
+        scope,
+        column,
+        "test",
+        cont.probe_spec(_results.manifest),
+        ("name_only",),
+    )
+    return job, time.monotonic()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _group_mean_scores(
+    folder: str, stamp: str, scope: str, column: str, _results: ProbeResults
+) -> dict[str, cont.ContainerScore]:
+    return cont.baseline_scores(_results.entities, scope, column, "test", None, ("group_mean",))
+
+
+def _share(score: cont.ContainerScore | None) -> str:
+    return "–" if score is None or not score.n else f"{score.share:.1%}"
+
+
+def _container_help(
+    landings: Landings,
+    group: cont.ContainerScore | None,
+    group_column: str | None,
+    name_only: cont.ContainerScore | None | str,
+) -> str:
+    s = landings.score
+    text = (
+        f"Test places whose predicted point falls inside the outline of their own "
+        f"{s.noun} (the outlines the map draws): {s.hits:,} of {s.n:,}."
+    )
+    if s.n_unmatched:
+        text += (
+            f" {s.n_unmatched:,} test places whose {s.noun} has no outline at this scale "
+            "(small islands, city states) are left out."
+        )
+    names = name_only if isinstance(name_only, str) else _share(name_only)
+    text += f" Same share for the name-only baseline: {names}"
+    if group is not None:
+        text += f"; for the {group_column or 'group'} mean: {_share(group)}"
+    return text + "."
+
+
+def _container_metric(ctx: Context, landings: Landings, col: Any) -> None:
+    """ "In the right <noun>" with the baselines' shares in its help; the name-only one
+    is computed in the background and filled in when ready (the metric polls)."""
+    assert ctx.entry is not None and ctx.loaded is not None
+    res = ctx.loaded.results
+    s = landings.score
+    args = (str(ctx.entry.folder), ctx.entry.stamp, s.scope, s.column, res)
+    group_column = cont.reference_column(res.entities)
+    group = _group_mean_scores(*args).get("group_mean")
+    job, submitted = _name_only_job(*args)
+    if not job.done() and time.monotonic() - submitted < 2.0:
+        # just submitted: a small dataset is done in a moment (errors: in the help below)
+        with contextlib.suppress(Exception):
+            job.result(timeout=0.5)
+    label = f"In the right {s.noun} (test)"
+    value = _share(s)
+
+    def name_only() -> cont.ContainerScore | None | str:
+        if not job.done():
+            return "being computed (once per results, 30-60 s for 8,000 places)"
+        if job.exception() is not None:
+            return f"unavailable ({job.exception()})"
+        return job.result().get("name_only")
+
+    if job.done():
+        col.metric(label, value, help=_container_help(landings, group, group_column, name_only()))
+        return
+
+    @st.fragment(run_every=3.0)
+    def poll() -> None:
+        if job.done():
+            st.rerun()  # one full run shows the metric without polling
+        st.metric(label, value, help=_container_help(landings, group, group_column, name_only()))
+
+    with col:
+        poll()
+
+
+def headline_metrics(ctx: Context, landings: Landings | None = None) -> None:
+    """Layer, test R², error and proximity error; with `landings`, the share of test
+    entities whose prediction lands in the right country (state, borough) beside them."""
     assert ctx.loaded is not None and ctx.state.layer is not None
     res = ctx.loaded.results
     h = figs.headline(res.metrics, ctx.state.layer, res.kind)
@@ -123,7 +268,7 @@ def headline_metrics(ctx: Context) -> None:
     def fmt(v: float | None, pattern: str) -> str:
         return "–" if v is None else pattern.format(v)
 
-    cols = st.columns(4)
+    cols = st.columns(5 if landings is not None else 4)
     cols[0].metric("Layer", f"{ctx.state.layer} / {res.n_model_layers - 1}")
     cols[1].metric(
         "Test R²",
@@ -140,6 +285,8 @@ def headline_metrics(ctx: Context) -> None:
         help="Fraction of entities whose prediction lies closer to an entity's true "
         "position than that entity's own prediction (lower is better).",
     )
+    if landings is not None:
+        _container_metric(ctx, landings, cols[4])
 
 
 def _file_stem(ctx: Context, name: str) -> str:

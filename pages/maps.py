@@ -9,6 +9,8 @@ from pages._state import context, widget_key
 from pages._widgets import (
     colour_control,
     headline_metrics,
+    landings,
+    lands_in_column,
     layer_frame,
     layer_slider,
     points_control,
@@ -33,8 +35,11 @@ if not ctx.state.presentation:
     mid.toggle("True → predicted segments", key=widget_key("seg"))
     points_control(ctx, right)
 
-headline_metrics(ctx)
+landed = landings(ctx)
+headline_metrics(ctx, landed)
 frame = layer_frame(ctx)
+if landed is not None:
+    frame["lands_in"] = lands_in_column(landed, frame)
 fig = figs.map_figure(
     frame,
     scope=loaded.scope or "world",

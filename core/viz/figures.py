@@ -256,7 +256,9 @@ def map_figure(
 ) -> go.Figure:
     """Predicted positions coloured by group, optionally with true→predicted segments.
 
-    `frame` needs name, lat, lon, pred_lat, pred_lon (and err_km, added if missing).
+    `frame` needs name, lat, lon, pred_lat, pred_lon (and err_km, added if missing); a
+    ``lands_in`` column (the container each prediction falls in, `core.viz.containers`)
+    adds "lands in: …" to the hover.
     """
     style = style or Style()
     if "err_km" not in frame:
@@ -300,9 +302,17 @@ def map_figure(
         labels, groups = np.zeros(len(frame), dtype=np.int64), ["all"]
     colours = colour_map(groups)
     custom = np.column_stack([lat, lon, err])
+    # per-point strings go in hovertext: customdata stays a float array (packed as binary)
+    lands = (
+        escape_names(frame["lands_in"].astype(object).where(frame["lands_in"].notna(), "–"))
+        if "lands_in" in frame
+        else None
+    )
     hover = (
         "<b>%{text}</b><br>%{meta}<br>true %{customdata[0]:.2f}°, %{customdata[1]:.2f}°"
-        "<br>predicted %{lat:.2f}°, %{lon:.2f}°<br>error %{customdata[2]:,.0f} km<extra></extra>"
+        "<br>predicted %{lat:.2f}°, %{lon:.2f}°<br>error %{customdata[2]:,.0f} km"
+        + ("<br>lands in: %{hovertext}" if lands is not None else "")
+        + "<extra></extra>"
     )
     for index, group in enumerate(groups):
         rows = labels == index
@@ -321,6 +331,7 @@ def map_figure(
                 name=html.escape(group),
                 text=names[rows],
                 customdata=custom[rows],
+                hovertext=lands[rows] if lands is not None else None,
                 meta=html.escape(f"{color}: {group}") if color else "",
                 hovertemplate=hover,
             )
