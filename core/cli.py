@@ -197,6 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--only", default=None, help="only builds whose command contains this text")
     demo.add_argument("--keep-activations", action="store_true")
     demo.add_argument("--dry-run", action="store_true", help="print the commands only")
+    demo.add_argument(
+        "--no-analyses", action="store_true", help="skip the shipped analyses (the slow part)"
+    )
     board = sub.add_parser(
         "scoreboard",
         help="best-layer test R2 of the shipped results beside their baselines (Markdown)",
@@ -217,6 +220,17 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="also replace the table between the scoreboard markers in FILE (README.md)",
+    )
+    find = sub.add_parser(
+        "findings",
+        help="the paper's claims tested on the shipped results (Markdown)",
+        description=(
+            "For each of the paper's claims, whether it holds for each shipped model and "
+            "dataset, with the numbers (docs/findings.md)."
+        ),
+    )
+    find.add_argument(
+        "--write", type=Path, default=None, metavar="FILE", help="also write it to FILE"
     )
     prep = sub.add_parser(
         "prepare",
@@ -474,7 +488,41 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
     if built:
         # --only adds to the shipped list; a full run replaces it
         kept = shipped_results(root) if args.only else []
-        print(f"shipped list: {write_shipped_index(root, kept + built)}")
+        index = write_shipped_index(root, [r.path for r in kept + built])
+        print(f"shipped list: {index}")
+    if args.dry_run or args.no_analyses:
+        return 0
+    from core.analysis.run import analysis_dir
+    from core.analysis.shipped import run_demo_analysis
+    from core.results.shipped import DEMO_ANALYSES, shipped_names
+
+    analyses = [
+        (model, dataset)
+        for model, dataset in DEMO_ANALYSES
+        if not args.only or args.only in f"--model {model} --dataset {dataset}"
+    ]
+    done = []
+    for i, (model, dataset) in enumerate(analyses, 1):
+        print(f"[analysis {i}/{len(analyses)}] {model} on {dataset}", flush=True)
+        start = time.perf_counter()
+        done.append(run_demo_analysis(model, dataset, root))
+        print(f"    {time.perf_counter() - start:.0f} s", flush=True)
+    if done:
+        listed = shipped_names(root, "analysis") if args.only else None
+        folders = [a.path for a in done] + [analysis_dir(root, n) for n in listed or ()]
+        print(f"shipped analyses: {write_shipped_index(root, folders, kind='analysis')}")
+    return 0
+
+
+def _cmd_findings(args: argparse.Namespace, root: Path) -> int:
+    from core.analysis.findings import findings, findings_markdown
+    from core.results.shipped import shipped_results
+
+    text = findings_markdown(findings(shipped_results(root), root))
+    print(text, end="")
+    if args.write:
+        Path(args.write).write_text(text)
+        print(f"wrote {args.write}")
     return 0
 
 
@@ -518,6 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_scoreboard(args, root)
         if args.command == "prepare":
             return _cmd_prepare(args, root)
+        if args.command == "findings":
+            return _cmd_findings(args, root)
     except KeyboardInterrupt:
         print(
             "interrupted: finished batches are kept; run the same command to resume",

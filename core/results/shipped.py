@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +45,19 @@ CONTROL_LIMIT = 2000
 # Written by `python -m core demo`: the result folders that ship (tests and the README's
 # scoreboard read these only, never whatever else a user built into the cache).
 SHIPPED_INDEX = "SHIPPED"
+
+
+# Shipped analyses (`python -m core analyze`): both models on the smaller datasets.
+# The MLP probe at every layer is what limits them on a CPU: on 1,309 entities it takes
+# about 10 s per late layer, so an 8,000-entity set would take half an hour per model.
+DEMO_ANALYSES: tuple[tuple[str, str], ...] = (
+    ("smollm2-135m", "nyc_places"),
+    ("smollm2-135m", "historical_figures"),
+    ("smollm2-135m", "dated_events"),
+    ("gemma3-270m", "nyc_places"),
+    ("gemma3-270m", "historical_figures"),
+    ("gemma3-270m", "dated_events"),
+)
 
 
 def demo_builds() -> list[BuildConfig]:
@@ -81,21 +94,30 @@ def run_build(
     return results
 
 
-def write_shipped_index(cache_root: Path, results: list[ProbeResults]) -> Path:
-    """Record which result folders ship (one name per line)."""
-    path = Path(cache_root) / "results" / SHIPPED_INDEX
-    names = sorted({Path(str(r.path)).name for r in results if r.path is not None})
+def write_shipped_index(
+    cache_root: Path, folders: Iterable[Path | None], kind: str = "results"
+) -> Path:
+    """Record which `kind` folders ship (one name per line): results, or the analyses
+    (named by their results' keys)."""
+    path = Path(cache_root) / kind / SHIPPED_INDEX
+    names = sorted({Path(folder).name for folder in folders if folder is not None})
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(names) + "\n")
     return path
+
+
+def shipped_names(cache_root: Path, kind: str) -> set[str] | None:
+    """The folder names a kind's index lists; None without an index (nothing shipped)."""
+    index = Path(cache_root) / kind / SHIPPED_INDEX
+    return set(index.read_text().split()) if index.is_file() else None
 
 
 def shipped_results(cache_root: Path | None = None, everything: bool = False) -> list[ProbeResults]:
     """The shipped results (those the index lists); `everything`: every result folder."""
     root = Path(cache_root) if cache_root else default_cache_root()
-    index = root / "results" / SHIPPED_INDEX
     folders = [folder for folder, _ in list_artifacts(root, "results")]
-    if not everything and index.is_file():
-        listed = set(index.read_text().split())
+    listed = shipped_names(root, "results")
+    if not everything and listed is not None:
         folders = [folder for folder in folders if folder.name in listed]
     return [ProbeResults.load(folder) for folder in folders]
 

@@ -77,7 +77,7 @@ def test_scoreboard_reads_only_the_shipped_list(cache_root) -> None:  # type: ig
     world = space_entities(300, "world", seed=1)
     shipped = synthetic_results(world, "space", 6, 16, "smollm2-135m", "world_places")
     save_synthetic(cache_root, shipped)
-    write_shipped_index(cache_root, [shipped])
+    write_shipped_index(cache_root, [shipped.path])
     people = synthetic_results(
         world.assign(year=1900.0), "time", 6, 16, "smollm2-135m", "paper_world_place"
     )
