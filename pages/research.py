@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from core.analysis import beside_paper
 from core.analysis.run import analyze_command
 from core.results import catalog as cat
 from core.viz import analysis_figures as afigs
@@ -14,6 +15,14 @@ from pages._state import context
 from pages._widgets import empty_state, selection_caption, show_figure
 
 ctx = context(__file__)
+
+
+def paper_line(text: str | None) -> None:
+    """Our number beside the paper's Llama-2-7B figure, and what differs."""
+    if text and not ctx.state.presentation:
+        st.caption(f"Beside the paper: {text} {beside_paper.DIFFERS}")
+
+
 st.title("Research")
 selection_caption(ctx)
 if ctx.loaded is None or ctx.entry is None:
@@ -43,6 +52,7 @@ if analysis is not None:
         title=f"{cat.model_label(s.model)} on {s.dataset}: test split, probe and controls",
     )
     show_figure(ctx, fig, "controls")
+    paper_line(beside_paper.linear_vs_mlp(analysis, s.dataset, res.best_layer()))
     if not s.presentation:
         with st.expander("Linear vs MLP probe and controls, per layer (test R²)"):
             test = analysis.controls[analysis.controls["split"] == "test"]
@@ -113,6 +123,8 @@ if analysis is not None and len(analysis.holdout) and analysis.holdout_layers:
         title=f"{block} held out: predictions of a probe that never saw it (star: train mean)",
     )
     show_figure(ctx, fig, "holdout_map")
+    paper_line(beside_paper.holdout(analysis, s.dataset, str(analysis.group_column), False))
+    paper_line(beside_paper.holdout(analysis, s.dataset, "entity_type", True))
 
 # -------------------------------------------------------------- neurons
 if analysis is not None and len(analysis.neurons):
@@ -169,6 +181,7 @@ if analysis is not None and len(analysis.transfer):
         ),
         "transfer",
     )
+    paper_line(beside_paper.prompt_transfer(analysis, s.dataset))
 elif analysis is not None and len(prompts) > 1 and not s.presentation:
     st.caption("Cross-prompt transfer: add `--transfer-prompts all` to the analyze command.")
 

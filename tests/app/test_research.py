@@ -78,6 +78,11 @@ def test_research_page_with_analyses(research_env: Path) -> None:
         for s in charts(at)
     )
     assert not [e for e in at.code if "analyze" in str(e.value)]
+    # each analysis is read beside the paper's Llama-2-7B figure
+    beside = [c.value for c in at.caption if str(c.value).startswith("Beside the paper:")]
+    assert any("linear → MLP" in c and "paper 0.881 → 0.897" in c for c in beside), beside
+    assert any("Block hold-out" in c and "paper 0.071 → 0.170" in c for c in beside), beside
+    assert any("same prompt → another prompt" in c for c in beside), beside
 
 
 def test_research_page_without_analyses_shows_command(research_env: Path) -> None:
