@@ -158,3 +158,22 @@ def test_live_probe_years_and_presentation_mode(server: str, page) -> None:  # t
     )
     assert not page.get_by_test_id("stSidebar").is_visible()
     screenshot(page, "live-probe-years-presentation")
+
+
+def test_compare_page_moves_both_models_with_one_slider(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/compare?dataset=world_places")
+    wait_for_app(page, "Compare")
+    wait_for_chart(page)
+    titles = """() => [...document.querySelectorAll(
+      '.js-plotly-plot .gtitle, .js-plotly-plot .annotation-text')].map(e => e.textContent)"""
+    before = page.evaluate(titles)
+    assert sum("layer" in t for t in before) >= 2, before  # one panel title per model
+    slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    page.keyboard.press("Home")  # depth 0: every model's first layer
+    page.wait_for_url(re.compile(r"depth=0(&|$)"), timeout=TIMEOUT)
+    page.wait_for_function(
+        f"() => ({titles})().filter(t => t.includes('layer 0 of')).length >= 2",
+        timeout=TIMEOUT,
+    )
+    screenshot(page, "compare")
