@@ -497,15 +497,15 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
     from core.results.shipped import DEMO_ANALYSES, shipped_names
 
     analyses = [
-        (model, dataset)
-        for model, dataset in DEMO_ANALYSES
+        (model, dataset, mlp)
+        for model, dataset, mlp in DEMO_ANALYSES
         if not args.only or args.only in f"--model {model} --dataset {dataset}"
     ]
     done = []
-    for i, (model, dataset) in enumerate(analyses, 1):
+    for i, (model, dataset, mlp) in enumerate(analyses, 1):
         print(f"[analysis {i}/{len(analyses)}] {model} on {dataset}", flush=True)
         start = time.perf_counter()
-        done.append(run_demo_analysis(model, dataset, root))
+        done.append(run_demo_analysis(model, dataset, root, mlp=mlp))
         print(f"    {time.perf_counter() - start:.0f} s", flush=True)
     if done:
         listed = shipped_names(root, "analysis") if args.only else None

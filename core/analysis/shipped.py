@@ -12,12 +12,16 @@ from core.common.config import BuildConfig
 from core.results.shipped import SAMPLE_LIMITS
 
 
-def run_demo_analysis(model: str, dataset: str, cache_root: Path) -> AnalysisResults:
+def run_demo_analysis(
+    model: str, dataset: str, cache_root: Path, mlp: bool = True
+) -> AnalysisResults:
     """Analyse one shipped build (activations rebuilt, used, then deleted)."""
     limit = SAMPLE_LIMITS.get(dataset)
+    command = analyze_command(model, dataset, limit=limit) + ("" if mlp else " --no-mlp")
     analysis, results = analyze(
         BuildConfig(model, dataset, limit=limit, cache_root=cache_root),
-        command=analyze_command(model, dataset, limit=limit),
+        mlp=mlp,
+        command=command,
     )
     key = results.manifest.get("activation_key")
     if key:
