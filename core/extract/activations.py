@@ -214,6 +214,27 @@ def forward_batch_tensor(
     import torch
 
     layers = list(range(loaded.n_layers)) if layers is None else list(layers)
+    blocks = loaded.blocks
+    captured = capture_last_token(
+        loaded, token_ids, {layer: blocks[layer] for layer in layers}, padding_side
+    )
+    device = next(loaded.model.parameters()).device
+    return torch.stack([captured[layer].to(device) for layer in layers])
+
+
+def capture_last_token(
+    loaded: LoadedModel,
+    token_ids: list[list[int]],
+    modules: dict[int, Any],
+    padding_side: str = "right",
+    inputs: bool = False,
+) -> dict[int, Any]:
+    """One forward pass over the padded batch; per layer, the last real token's row of
+    ``modules[layer]``'s output (its first input with `inputs`, through a pre-hook), left
+    on the device. The pass stops once the deepest layer's module has been captured.
+    """
+    import torch
+
     pad_id = loaded.tokenizer.pad_token_id
     if pad_id is None:
         pad_id = loaded.tokenizer.eos_token_id or 0
@@ -224,30 +245,33 @@ def forward_batch_tensor(
     rows = torch.arange(len(token_ids)).to(device)
     last = last.to(device)
     captured: dict[int, Any] = {}
-    deepest = max(layers)
-    wanted = set(layers)
+    deepest = max(modules)
     # Hooks live on the shared model, so a forward pass in another thread (two
     # dashboard sessions probing at once) runs them too: each hook acts only for
     # the thread that registered it.
     owner = threading.get_ident()
 
+    def keep(layer: int, hidden: Any) -> None:
+        if threading.get_ident() != owner:
+            return
+        at = hidden.device  # differs from `device` only for a model split over devices
+        captured[layer] = hidden[rows.to(at), last.to(at)]  # one copy to the host per batch
+        if layer == deepest:
+            raise _StopForward
+
     def make_hook(layer: int) -> Any:
-        def hook(_module: Any, _inputs: Any, output: Any) -> None:
-            if threading.get_ident() != owner:
-                return
-            hidden = output[0] if isinstance(output, tuple) else output
-            if (
-                layer in wanted
-            ):  # stays on the device: one copy to the host per batch, not per layer
-                at = hidden.device  # differs from `device` only for a model split over devices
-                captured[layer] = hidden[rows.to(at), last.to(at)]
-            if layer == deepest:
-                raise _StopForward
+        if inputs:
+            return lambda _module, args: keep(layer, args[0])
+        return lambda _module, _args, output: keep(
+            layer, output[0] if isinstance(output, tuple) else output
+        )
 
-        return hook
-
-    blocks = loaded.blocks
-    handles = [blocks[i].register_forward_hook(make_hook(i)) for i in range(deepest + 1)]
+    handles = [
+        module.register_forward_pre_hook(make_hook(layer))
+        if inputs
+        else module.register_forward_hook(make_hook(layer))
+        for layer, module in modules.items()
+    ]
     try:
         with torch.inference_mode(), _attention_backends(device), contextlib.suppress(_StopForward):
             _inner_model(loaded.model)(
@@ -259,7 +283,7 @@ def forward_batch_tensor(
     finally:
         for handle in handles:
             handle.remove()
-    return torch.stack([captured[layer].to(device) for layer in layers])
+    return captured
 
 
 def iter_batches(

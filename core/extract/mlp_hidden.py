@@ -14,19 +14,14 @@ something.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from core.extract.activations import (
-    _attention_backends,
-    _inner_model,
-    _pad,
-    _StopForward,
+    capture_last_token,
     default_batching,
     plan_batches,
     tokenize,
@@ -99,46 +94,10 @@ def forward_mlp_hidden_tensor(
     bad = [layer for layer in layers if not 0 <= layer < loaded.n_layers]
     if bad:
         raise ValueError(f"layers {bad} out of range for {loaded.name} ({loaded.n_layers} blocks)")
-    pad_id = loaded.tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = loaded.tokenizer.eos_token_id or 0
-    input_ids, mask, positions, last = _pad(token_ids, int(pad_id), padding_side)
-    device = next(loaded.model.parameters()).device
-    rows = torch.arange(len(token_ids)).to(device)
-    last = last.to(device)
-    captured: dict[int, Any] = {}
-    deepest = max(layers)
-    # As in forward_batch_tensor: hooks on a shared model act only for this thread.
-    owner = threading.get_ident()
-
-    def make_hook(layer: int) -> Any:
-        def hook(_module: Any, inputs: Any) -> None:
-            if threading.get_ident() != owner:
-                return
-            hidden = inputs[0]  # [batch, seq, d_mlp]
-            at = hidden.device  # differs from `device` only for a model split over devices
-            captured[layer] = hidden[rows.to(at), last.to(at)]
-            if layer == deepest:
-                raise _StopForward
-
-        return hook
-
     blocks = loaded.blocks
-    handles = [
-        down_projection(blocks[layer]).register_forward_pre_hook(make_hook(layer))
-        for layer in sorted(set(layers))
-    ]
-    try:
-        with torch.inference_mode(), _attention_backends(device), contextlib.suppress(_StopForward):
-            _inner_model(loaded.model)(
-                input_ids=input_ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
-                use_cache=False,
-            )
-    finally:
-        for handle in handles:
-            handle.remove()
+    modules = {layer: down_projection(blocks[layer]) for layer in sorted(set(layers))}
+    captured = capture_last_token(loaded, token_ids, modules, padding_side, inputs=True)
+    device = next(loaded.model.parameters()).device
     missing = [layer for layer in layers if layer not in captured]
     if missing:
         raise ModelError(
