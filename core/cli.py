@@ -318,8 +318,10 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
 
 def baseline_lines(results: ProbeResults, root: Path) -> str:
     """What the test R² means: the baselines of the same entities, and the random-init
-    control's best test R² when one was built into this cache."""
-    from core.results.shipped import shipped_results
+    control's best test R² when one was built into this cache (found by its manifest,
+    the one it loads)."""
+    from core.results.catalog import discover, model_id
+    from core.results.probe_results import ProbeResults
 
     group = (results.manifest.get("dataset_info") or {}).get("reference_column")
     lines = [
@@ -327,16 +329,13 @@ def baseline_lines(results: ProbeResults, root: Path) -> str:
         f"name-only {results.baseline('name_only'):.4f}, "
         f"group-mean ({group or 'no group column'}) {results.baseline('group_mean'):.4f}"
     ]
-    controls = [
-        r
-        for r in shipped_results(root, everything=True)
-        if r.model == results.model
-        and r.dataset == results.dataset
-        and r.manifest.get("spec", {}).get("random_init")
-        and not results.manifest.get("spec", {}).get("random_init")
-    ]
-    if controls:
-        control = controls[0]
+    entry = None
+    if not results.manifest.get("spec", {}).get("random_init"):
+        entry = discover(root).find(
+            model_id(results.model, random_init=True), results.dataset, results.prompt
+        )
+    if entry is not None:
+        control = ProbeResults.load(entry.folder)
         lines.append(
             f"random-init control (n={len(control.entities):,}): test R2 "
             f"{control.metric_at(control.best_layer()):.4f}"

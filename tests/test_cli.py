@@ -148,3 +148,13 @@ def test_analyze_writes_analysis_beside_results(cache_root, capsys) -> None:  # 
     assert set(analysis.controls["control"]) == {"mean", "name_only", "probe", "shuffled", "mlp"}
     assert len(analysis.holdout) >= 3 and analysis.group_column == "continent"
     assert main(argv) == 0  # reruns reuse activations and results
+
+
+def test_build_prints_its_random_init_control_when_built(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    args = ["--cache-root", str(cache_root), "build", "--model", "tiny-llama"]
+    args += ["--dataset", "world_capitals", "--limit", "80"]
+    assert main([*args, "--random-init"]) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^random-init control \(n=80\): test R2 -?\d+\.\d{4}$", out, re.M), out
