@@ -136,6 +136,16 @@ def _parser() -> argparse.ArgumentParser:
         "cpu = torch on the CPU",
     )
 
+    build.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the forward passes and probe fits on a Ray cluster: ADDRESS, else "
+        "$RAY_ADDRESS, else a local Ray started here (docs/scale.md)",
+    )
+
     ana = sub.add_parser(
         "analyze",
         parents=[common],
@@ -276,6 +286,20 @@ def build_config(args: argparse.Namespace, root: Path) -> BuildConfig:
     )
 
 
+def _without_ray(argv: Sequence[str], address: str | None) -> list[str]:
+    """`argv` less its --ray option: a cluster build records the plain build's command
+    (the same command rebuilds the same bytes), so both write the same manifest."""
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--ray":
+            skip = bool(address) and i + 1 < len(argv) and argv[i + 1] == address
+        elif not arg.startswith("--ray="):
+            out.append(arg)
+    return out
+
+
 def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
@@ -298,8 +322,13 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
         if total and done >= total:
             bar.close()
 
-    command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
-    results = build(build_config(args, root), progress=progress, command=command)
+    command = "python -m core " + " ".join(shlex.quote(a) for a in _without_ray(argv, args.ray))
+    if args.ray is None:
+        results = build(build_config(args, root), progress=progress, command=command)
+    else:
+        from core.cluster.backend import build_on_ray
+
+        results = build_on_ray(build_config(args, root), args.ray, progress, command)
     table = summary_table(results)
     print(
         f"{results.model} on {results.dataset} (prompt {results.prompt!r}), "

@@ -32,7 +32,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -194,17 +194,30 @@ def build_activations(
     storage_dtype: str = "auto",
     command: str = "",
     overlap_copies: bool = True,
+    runner: BatchRunner | None = None,
 ) -> ActivationStore:
     """Build (or resume, or reuse) the activation cache of `spec` on `dataset`.
 
     ``overlap_copies=False`` copies each batch to the host synchronously on a GPU (the
     values are the same; ``bench.extract --variants`` times the difference).
+    ``runner`` computes the batches elsewhere (``core.cluster``: a pool of Ray actors);
+    `loaded` then needs its tokenizer and dimensions only, and this process still
+    writes every row, the ledger and the manifest.
     """
     spec = resolve_spec(spec, loaded)
     key = spec.key(dataset.content_hash, loaded.weights_hash)
     with build_lock(cache_root, "activations", key):
         return _build_locked(
-            key, spec, dataset, loaded, cache_root, progress, storage_dtype, command, overlap_copies
+            key,
+            spec,
+            dataset,
+            loaded,
+            cache_root,
+            progress,
+            storage_dtype,
+            command,
+            overlap_copies,
+            runner,
         )
 
 
@@ -218,6 +231,7 @@ def _build_locked(
     storage_dtype: str,
     command: str,
     overlap_copies: bool,
+    runner: BatchRunner | None = None,
 ) -> ActivationStore:
     start = time.perf_counter()
     final = artifact_dir(cache_root, "activations", key)
@@ -251,33 +265,6 @@ def _build_locked(
     final.parent.mkdir(parents=True, exist_ok=True)
     files, committed = _start_partial(partial, key, plan, layers, shape, first_dtype)
 
-    import torch
-
-    device = next(loaded.model.parameters()).device
-    copier = HostCopier(device, overlap=overlap_copies)
-
-    def launch(batch: Batch) -> tuple[Batch, Any, Callable[[], float]]:
-        """Queue one batch's forward pass and its maximum on the device (no wait on CUDA)."""
-        acts = forward_batch_tensor(loaded, [token_ids[i] for i in batch.rows], layers)
-        return batch, acts, copier.peak(acts)
-
-    def finish(
-        launched: tuple[Batch, Any, Callable[[], float]],
-    ) -> tuple[Callable[[], np.ndarray], float]:
-        """Check a launched batch; start its copy to the host in the dtype it is stored in."""
-        batch, acts, peak = launched
-        batch_max = peak()
-        if not np.isfinite(batch_max):
-            raise FloatingPointError(
-                f"non-finite activations from {loaded.name} in batch {batch.index} "
-                f"(entities {[dataset.frame['name'].iloc[i] for i in batch.rows[:3]]}...)"
-            )
-        dtype = choose_storage_dtype(batch_max, storage_dtype)
-        # The maximum of the stored values, as the ledger records it for a resumed build:
-        # rounding is monotonic, so it is the rounded maximum (no second wait on the device).
-        stored_max = float(np.asarray(batch_max).astype(dtype))
-        return copier.start(acts.to(getattr(torch, dtype))), stored_max
-
     ledger = Ledger(files, partial, key, committed, CHECKPOINT_SECONDS)
 
     def store(batch: Batch, host: Callable[[], np.ndarray], batch_max: float) -> None:
@@ -290,33 +277,38 @@ def _build_locked(
     timings = {"setup": time.perf_counter() - start, "forward": 0.0, "write_wait": 0.0}
     done = sum(len(b.rows) for b in batches if b.index in committed)
     todo = [b for b in batches if b.index not in committed]
-    # Each batch is launched before the previous one is checked and copied, so on CUDA
-    # the device always has a forward pass queued. Writing a batch overlaps the next
-    # forward pass; one finished batch at most waits for the writer, so memory stays
-    # bounded by a few batches (and the copier's two buffers).
+    if runner is None:
+        produced = _local_batches(loaded, token_ids, todo, layers, storage_dtype, overlap_copies)
+    else:
+        produced = runner(todo, token_ids, layers, storage_dtype)
+    # Writing a batch overlaps the next forward pass; one finished batch at most waits
+    # for the writer, so memory stays bounded by a few batches.
     pending: deque[Future[None]] = deque()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="layer-writer")
-    in_flight: tuple[Batch, Any, Callable[[], float]] | None = None
     try:
-        for batch in [*todo, None]:
-            t0 = time.perf_counter()
-            launched = launch(batch) if batch is not None else None
-            if in_flight is not None:
-                host, batch_max = finish(in_flight)
-                pending.append(writer.submit(store, in_flight[0], host, batch_max))
+        t0 = time.perf_counter()
+        for batch, host, batch_max, stored_max in produced:
+            if not np.isfinite(batch_max):
+                raise FloatingPointError(
+                    f"non-finite activations from {loaded.name} in batch {batch.index} "
+                    f"(entities {[dataset.frame['name'].iloc[i] for i in batch.rows[:3]]}...)"
+                )
+            pending.append(writer.submit(store, batch, host, stored_max))
             t1 = time.perf_counter()
             while len(pending) > 1:
                 pending.popleft().result()
             timings["forward"] += t1 - t0
             timings["write_wait"] += time.perf_counter() - t1
-            if in_flight is not None:
-                done += len(in_flight[0].rows)
-                if progress:
-                    progress(done, len(texts))
-            in_flight = launched
+            done += len(batch.rows)
+            if progress:
+                progress(done, len(texts))
+            t0 = time.perf_counter()
     finally:
         # Keep whatever reached the files, on success, Ctrl-C or a failed batch alike.
         t_sync = time.perf_counter()
+        close_source = getattr(produced, "close", None)
+        if close_source is not None:
+            close_source()  # a remote runner cancels the batches it still has out
         writer.shutdown(wait=True)
         failed = next((f.exception() for f in pending if f.exception() is not None), None)
         try:
@@ -360,6 +352,56 @@ def _build_locked(
     _promote(partial, final)
     log.info("activations %s: %d entities, %d layers, %s", key, len(texts), len(layers), dtype)
     return ActivationStore(final)
+
+
+# (batch, a function giving its rows [n_layers, n_rows, d_model] in the stored dtype,
+#  largest |value| as computed (NaN/inf if any is not finite), the same once stored)
+FinishedBatch = tuple[Batch, Callable[[], np.ndarray], float, float]
+# (batches to compute, token ids of every text, layers, storage dtype) -> finished batches,
+# in any order
+BatchRunner = Callable[[list[Batch], list[list[int]], list[int], str], Iterator[FinishedBatch]]
+
+
+def stored_batch_max(batch_max: float, storage_dtype: str) -> tuple[str, float]:
+    """(dtype a batch is stored in, its largest |value| once stored). Rounding is
+    monotonic, so the stored maximum is the rounded one (no second pass over the batch)."""
+    dtype = choose_storage_dtype(batch_max, storage_dtype)
+    return dtype, float(np.asarray(batch_max).astype(dtype))
+
+
+def _local_batches(
+    loaded: LoadedModel,
+    token_ids: list[list[int]],
+    todo: list[Batch],
+    layers: list[int],
+    storage_dtype: str,
+    overlap_copies: bool,
+) -> Iterator[FinishedBatch]:
+    """The batches computed on `loaded`'s device, in plan order.
+
+    Each batch is launched before the previous one is checked and copied, so on CUDA
+    the device always has a forward pass queued (a copy buffer is reused two batches
+    later, by which time the writer is done with it)."""
+    import torch
+
+    device = next(loaded.model.parameters()).device
+    copier = HostCopier(device, overlap=overlap_copies)
+    in_flight: tuple[Batch, Any, Callable[[], float]] | None = None
+    for batch in [*todo, None]:
+        launched = None
+        if batch is not None:  # queue its forward pass and maximum (no wait on CUDA)
+            acts = forward_batch_tensor(loaded, [token_ids[i] for i in batch.rows], layers)
+            launched = batch, acts, copier.peak(acts)
+        if in_flight is not None:
+            done_batch, done_acts, peak = in_flight
+            batch_max = peak()
+            if not np.isfinite(batch_max):
+                yield done_batch, lambda: np.empty(0), batch_max, batch_max
+                return
+            dtype, stored_max = stored_batch_max(batch_max, storage_dtype)
+            host = copier.start(done_acts.to(getattr(torch, dtype)))
+            yield done_batch, host, batch_max, stored_max
+        in_flight = launched
 
 
 def partial_status(partial: Path) -> tuple[int, int] | None:

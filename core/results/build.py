@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,14 @@ from core.common.cache import CacheError, artifact_dir, build_lock, default_cach
 from core.common.config import ActivationSpec, BuildConfig, ProbeSpec
 from core.data.registry import load_dataset
 from core.data.schema import EntityDataset
-from core.extract.activations import default_batching
+from core.extract.activations import Batch, default_batching
 from core.extract.models import LoadedModel, load_model
-from core.extract.store import ActivationStore, build_activations, resolve_spec
+from core.extract.store import (
+    ActivationStore,
+    FinishedBatch,
+    build_activations,
+    resolve_spec,
+)
 from core.probe.baselines import baseline_table, reference_column
 from core.probe.metrics import MAX_PROXIMITY_ENTITIES, split_metrics
 from core.probe.ridge import RidgeProbe, alpha_grid, loo_r2
@@ -30,6 +36,38 @@ from core.results.probe_results import ProbeResults
 log = logging.getLogger(__name__)
 
 StageProgress = Callable[[str, int, int], None]
+# (store, layers to fit, targets, is_test, probe spec, probe device) -> (layer, layer_arrays)
+# for each of those layers, in their order (``core.cluster.probes``: one Ray task each)
+LayerFitter = Callable[
+    [ActivationStore, list[int], np.ndarray, np.ndarray, ProbeSpec, str | None],
+    Iterator[tuple[int, dict[str, np.ndarray]]],
+]
+
+
+class Cluster(Protocol):
+    """Where a build runs when it is not this process alone (``core.cluster.RayBackend``)."""
+
+    def describe(self) -> tuple[LoadedModel, tuple[int, int]]:
+        """The model as the workers load it (its weights may stay there) and its batching."""
+        ...
+
+    def run_batches(
+        self, batches: list[Batch], token_ids: list[list[int]], layers: list[int], dtype: str
+    ) -> Iterator[FinishedBatch]:
+        """A ``core.extract.store.BatchRunner``."""
+        ...
+
+    def fit_layers(
+        self,
+        store: ActivationStore,
+        layers: list[int],
+        y: np.ndarray,
+        is_test: np.ndarray,
+        probe_spec: ProbeSpec,
+        probe_device: str | None,
+    ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """A LayerFitter."""
+        ...
 
 
 def _verified_results(final: Path) -> ProbeResults | None:
@@ -66,6 +104,36 @@ def fit_layer(
     return probe.fit(x[~is_test], y[~is_test])
 
 
+def layer_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    is_test: np.ndarray,
+    probe_spec: ProbeSpec,
+    probe_device: str | None = None,
+) -> dict[str, np.ndarray]:
+    """One layer's probe, fitted on the training rows, as the arrays its file keeps.
+
+    `x` is float64 for the numpy solver, the stored dtype for a torch device."""
+    n_targets = y.shape[1] if y.ndim > 1 else 1
+    probe = fit_layer(x, y, is_test, probe_spec, probe_device)
+    pred = probe.predict(x).reshape(len(y), n_targets)
+    return {
+        "pred": pred.astype(np.float32),
+        "coef": np.asarray(probe.coef_, dtype=np.float32).reshape(n_targets, -1),
+        "intercept": np.asarray(probe.intercept_, dtype=np.float32).reshape(n_targets),
+        "alpha": np.asarray(probe.alpha_, dtype=np.float64),
+        "at_edge": np.asarray(probe.alpha_at_edge_, dtype=np.bool_),
+        "loo_r2": np.asarray(loo_r2(probe), dtype=np.float64),
+    }
+
+
+def layer_input(store: ActivationStore, layer: int, probe_device: str | None) -> np.ndarray:
+    """A layer's rows as its solver reads them."""
+    if probe_device is None:
+        return np.asarray(store.layer(layer), dtype=np.float64)
+    return np.asarray(store.layer(layer))  # stored dtype: float16 rows cross to the device
+
+
 def fit_probes(
     store: ActivationStore,
     dataset: EntityDataset,
@@ -74,17 +142,28 @@ def fit_probes(
     progress: Callable[[int, int], None] | None = None,
     command: str = "",
     probe_device: str | None = None,
+    layer_fitter: LayerFitter | None = None,
 ) -> ProbeResults:
     """Fit one probe per stored layer; resumable per layer; returns saved results.
 
     probe_device: None fits with numpy (the reference); a torch device ("cuda") fits
     there (`core.probe.ridge_torch`) from the stored float16 rows, the same to float64
     rounding. It is not part of the cache key; the manifest records it.
+    layer_fitter: fits the missing layers elsewhere (a Ray cluster); each layer's file
+    is still written here, as it arrives.
     """
     key = probe_spec.key(store.manifest["key"])
     with build_lock(cache_root, "results", key):
         return _fit_probes_locked(
-            key, store, dataset, probe_spec, cache_root, progress, command, probe_device
+            key,
+            store,
+            dataset,
+            probe_spec,
+            cache_root,
+            progress,
+            command,
+            probe_device,
+            layer_fitter,
         )
 
 
@@ -97,6 +176,7 @@ def _fit_probes_locked(
     progress: Callable[[int, int], None] | None,
     command: str,
     probe_device: str | None,
+    layer_fitter: LayerFitter | None = None,
 ) -> ProbeResults:
     final = artifact_dir(cache_root, "results", key)
     existing = _verified_results(final)
@@ -109,26 +189,24 @@ def _fit_probes_locked(
     if is_test.all() or (~is_test).sum() < 2:
         raise ValueError(f"dataset {dataset.name!r}: too few training rows ({(~is_test).sum()})")
     names = dataset.target_names
+    missing = [
+        layer for layer in store.layers if not (partial / f"layer_{layer:03d}.npz").is_file()
+    ]
+    remote = None
+    if layer_fitter is not None and missing:
+        remote = layer_fitter(store, missing, y, is_test, probe_spec, probe_device)
     for position, layer in enumerate(store.layers):
         layer_file = partial / f"layer_{layer:03d}.npz"
         if not layer_file.is_file():
-            if probe_device is None:
-                x = np.asarray(store.layer(layer), dtype=np.float64)
-            else:  # stored dtype: float16 rows cross to the device, converted there
-                x = np.asarray(store.layer(layer))
-            probe = fit_layer(x, y, is_test, probe_spec, probe_device)
-            pred = probe.predict(x).reshape(len(y), len(names))
+            if remote is not None:
+                fitted, arrays = next(remote)
+                assert fitted == layer, (fitted, layer)
+            else:
+                x = layer_input(store, layer, probe_device)
+                arrays = layer_arrays(x, y, is_test, probe_spec, probe_device)
             tmp = layer_file.with_suffix(".tmp.npz")
             with open(tmp, "wb") as handle:
-                np.savez(
-                    handle,
-                    pred=pred.astype(np.float32),
-                    coef=np.asarray(probe.coef_, dtype=np.float32).reshape(len(names), -1),
-                    intercept=np.asarray(probe.intercept_, dtype=np.float32).reshape(len(names)),
-                    alpha=np.float64(probe.alpha_),
-                    at_edge=np.bool_(probe.alpha_at_edge_),
-                    loo_r2=np.float64(loo_r2(probe)),
-                )
+                np.savez(handle, **arrays)  # type: ignore[arg-type]
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, layer_file)
@@ -213,11 +291,14 @@ def build(
     loaded: LoadedModel | None = None,
     progress: StageProgress | None = None,
     command: str = "",
+    cluster: Cluster | None = None,
 ) -> ProbeResults:
     """Build whatever is missing for `config` and return its results.
 
     `loaded` reuses a model already in memory (it must be `config.model`); `command`
-    is recorded in the manifests (default: the CLI line that rebuilds it).
+    is recorded in the manifests (default: the CLI line that rebuilds it). `cluster`
+    computes the batches and fits the probes on its workers (``core.cluster``); this
+    process keys, writes and checks everything as in a build of its own.
     """
     root = Path(config.cache_root) if config.cache_root else default_cache_root()
     command = command or config.command()
@@ -235,6 +316,9 @@ def build(
     prompt = config.prompt or entity_data.default_prompt
     entity_data.prompt_text(prompt)  # fail early on an unknown prompt
 
+    batching = None
+    if loaded is None and cluster is not None:
+        loaded, batching = cluster.describe()
     if loaded is None:
         loaded = load_model(
             config.model,
@@ -249,7 +333,10 @@ def build(
     # Batching is left out of the cache key, so choosing it by device changes no cache.
     spec = resolve_spec(
         config.activation_spec(
-            entity_data.name, entity_data.default_prompt, default_batching(loaded), config.dtype
+            entity_data.name,
+            entity_data.default_prompt,
+            batching or default_batching(loaded),
+            config.dtype,
         ),
         loaded,
     )
@@ -258,7 +345,13 @@ def build(
     if existing is not None:
         return existing
     store = build_activations(
-        spec, entity_data, loaded, root, stage("activations"), command=command
+        spec,
+        entity_data,
+        loaded,
+        root,
+        stage("activations"),
+        command=command,
+        runner=cluster.run_batches if cluster is not None else None,
     )
     return fit_probes(
         store,
@@ -268,6 +361,7 @@ def build(
         stage("probes"),
         command=command,
         probe_device=config.probe_device,
+        layer_fitter=cluster.fit_layers if cluster is not None else None,
     )
 
 
