@@ -170,11 +170,13 @@ def load_analysis(entry: cat.ResultEntry) -> tuple[AnalysisResults | None, str |
         analysis = _load_analysis(str(folder), folder_stamp(folder))
     except CacheError as exc:
         return None, str(exc)
-    if int(analysis.manifest.get("n_entities", -1)) != entry.n_entities:
+    n = int(analysis.manifest.get("n_entities", -1))
+    # an analysis may run on the results' first rows (a seeded sample), and then says so
+    sample_of = int(analysis.manifest.get("sample_of", n))
+    if sample_of != entry.n_entities or n > entry.n_entities:
         return (
             None,
-            f"{folder}: analysis of {analysis.manifest.get('n_entities')} entities, "
-            f"results have {entry.n_entities}",
+            f"{folder}: analysis of {n} entities (of {sample_of}), results have {entry.n_entities}",
         )
     return analysis, None
 
@@ -284,3 +286,51 @@ def probe_names(
         )
         for name in names
     }
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _steered(
+    model_key: str,
+    folder: str,
+    stamp: str,
+    prefix: str,
+    name: str,
+    layer: int,
+    target: tuple[float, ...],
+    strength: float,
+    question: str,
+    _model: Any,
+    _results: ProbeResults,
+) -> Any:
+    from core.steer.run import steer_one
+    from core.ui import live
+
+    with live.torch_threads(live.LIVE_THREADS):
+        return steer_one(_model, _results, prefix, name, layer, target, strength, question)
+
+
+def steer_name(
+    ctx: Context,
+    model: Any,
+    prefix: str,
+    name: str,
+    layer: int,
+    target: Sequence[float],
+    strength: float,
+    question: str,
+) -> Any:
+    """:func:`core.steer.run.steer_one`, computed once per choice (per model and results)."""
+    assert ctx.entry is not None and ctx.loaded is not None
+    return _steered(
+        f"{model.name}:{model.weights_hash}",
+        str(ctx.entry.folder),
+        ctx.entry.stamp,
+        prefix,
+        name,
+        int(layer),
+        tuple(float(v) for v in target),
+        float(strength),
+        question,
+        model,
+        ctx.loaded.results,
+    )

@@ -35,9 +35,16 @@ s = ctx.state
 model_name, is_random = cat.split_model_id(s.model)
 analysis, error = load_analysis(entry)
 command = analyze_command(model_name, s.dataset, s.prompt, entry.limit)
+# the analysed rows: all the results' entities, or their first n (a seeded sample)
+analysed = res.entities if analysis is None else res.entities.iloc[: analysis.n_entities]
 
 # ------------------------------------------------------------------ controls
 st.subheader("Probe against controls")
+if analysis is not None and analysis.n_entities < entry.n_entities and not s.presentation:
+    st.caption(
+        f"The analyses below ran on a seeded sample: the first {analysis.n_entities:,} of "
+        f"the {entry.n_entities:,} entities, probes refitted on it."
+    )
 random_entry = (
     None if is_random else ctx.catalog.find(cat.model_id(model_name, True), s.dataset, s.prompt)
 )
@@ -111,7 +118,7 @@ if analysis is not None and len(analysis.holdout) and analysis.holdout_layers:
     row = table[table["block"] == block].iloc[0]
     mean = [float(row[f"train_mean_{t}"]) for t in res.target_names]
     fig = afigs.holdout_prediction_figure(
-        res.entities,
+        analysed,
         analysis.heldout_pred[0],
         str(analysis.group_column),
         str(block),
@@ -142,7 +149,7 @@ if analysis is not None and len(analysis.neurons):
     pos = int(rows.index[rows["neuron"] == neuron][0])
     label = f"L{n_layer} n{neuron}"
     fig = afigs.neuron_figure(
-        res.entities,
+        analysed,
         np.asarray(analysis.neuron_acts[pos], dtype=np.float64),
         res.kind,
         label,

@@ -15,6 +15,7 @@ from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
 from core.common.cache import MANIFEST, CacheError, artifact_dir, default_cache_root
 from core.common.config import ActivationSpec, BuildConfig
 from core.data.registry import load_dataset
+from core.data.schema import EntityDataset
 from core.extract.mlp_hidden import MlpHiddenSource
 from core.extract.models import ModelError
 from core.extract.store import ActivationStore, build_activations
@@ -34,12 +35,18 @@ def analyze(
     k_neurons: int = 10,
     progress: StageProgress | None = None,
     command: str = "",
+    rows: int | None = None,
+    mlp_depths: Sequence[float] | None = None,
 ) -> tuple[AnalysisResults, ProbeResults]:
     """Analyses of the build `config` (its prompt and every transfer prompt), saved beside
     its probe results.
 
     `config.layers` restricts the activations (and so the results key) exactly as
-    ``python -m core build --layers`` does.
+    ``python -m core build --layers`` does. `rows`: analyse only the build's first `rows`
+    entities (datasets are stored in a seeded shuffled order, so this is a seeded
+    sample); the other prompts are then built on that sample only. `mlp_layers`: where
+    the MLP probe is fitted, as fractions of the depth (default: every layer); the layer the
+    results chose is always among them.
     """
     from core.extract.models import load_model
     from core.results.build import build
@@ -70,9 +77,13 @@ def analyze(
         progress=lambda msg: log.info(msg),
     )
 
-    def run_build(p: str) -> tuple[ProbeResults, ActivationStore]:
+    sample = data.head(rows)
+    n_rows = len(sample.frame)
+
+    def run_build(p: str, on: EntityDataset) -> tuple[ProbeResults, ActivationStore]:
+        limit = config.limit if on is data else n_rows
         results = build(
-            dataclasses.replace(config, dataset=data, prompt=p, cache_root=root),
+            dataclasses.replace(config, dataset=on, prompt=p, limit=limit, cache_root=root),
             loaded=loaded,
             progress=progress,
             command=command,
@@ -81,7 +92,7 @@ def analyze(
         folder = artifact_dir(root, "activations", key)
         if not (folder / MANIFEST).is_file():  # shipped results keep no activations
             store = build_activations(
-                activation_spec(results.manifest["spec"]), data, loaded, root, command=command
+                activation_spec(results.manifest["spec"]), on, loaded, root, command=command
             )
             if store.manifest["key"] != key:
                 raise CacheError(
@@ -91,19 +102,19 @@ def analyze(
             return results, store
         return results, ActivationStore(folder)
 
-    results, store = run_build(main_prompt)
-    others = {p: run_build(p)[1].layer for p in transfer_prompts if p != main_prompt}
+    results, store = run_build(main_prompt, data)
+    others = {p: run_build(p, sample)[1].layer for p in transfer_prompts if p != main_prompt}
     try:  # the paper's neurons: MLP hidden units, read from the model already loaded
         neurons: MlpHiddenSource | None = MlpHiddenSource(
-            loaded, data.texts(main_prompt), store.layers, progress=progress
+            loaded, sample.texts(main_prompt), store.layers, progress=progress
         )
     except ModelError as exc:
         log.warning("%s; ranking residual-stream dimensions instead", exc)
         neurons = None
     analysis = run_analysis(
-        store.layer,
+        (lambda layer: store.layer(layer)[:n_rows]) if n_rows < len(data.frame) else store.layer,
         store.layers,
-        data,
+        sample,
         group_column=group_column,
         other_prompts=others,
         prompt=main_prompt,
@@ -112,6 +123,7 @@ def analyze(
         k_neurons=k_neurons,
         progress=progress,
         neuron_activations=neurons,
+        mlp_layers=None if mlp_depths is None else depth_layers(store.layers, mlp_depths, results),
     )
     key = str(results.manifest["key"])
     analysis.save(
@@ -121,10 +133,19 @@ def analyze(
             "model": config.model,
             "prompt": main_prompt,
             "limit": config.limit,
+            "sample_of": len(data.frame),
             "command": command,
         },
     )
     return analysis, results
+
+
+def depth_layers(
+    layers: Sequence[int], depths: Sequence[float], results: ProbeResults
+) -> list[int]:
+    """The stored layers nearest each fraction of the depth, and the results' chosen one."""
+    picked = {int(layers[round(d * (len(layers) - 1))]) for d in depths}
+    return sorted(picked | {int(results.best_layer())})
 
 
 def activation_spec(recorded: dict[str, Any]) -> ActivationSpec:

@@ -81,6 +81,10 @@ class AnalysisResults:
     path: Path | None = None
 
     @property
+    def n_entities(self) -> int:
+        return int(self.manifest.get("n_entities") or self.neuron_acts.shape[1])
+
+    @property
     def holdout_layers(self) -> list[int]:
         return [int(v) for v in self.manifest.get("holdout_layers", [])]
 
@@ -180,6 +184,7 @@ def run_analysis(
     progress: Progress | None = None,
     neuron_activations: LayerSource | None = None,
     mlp_cv: str = "reference",
+    mlp_layers: Sequence[int] | None = None,
 ) -> AnalysisResults:
     """Every analysis on one dataset's activations (`activations(layer)` -> [n, d]).
 
@@ -192,6 +197,8 @@ def run_analysis(
     mlp_cv: "reference" chooses the MLP probe's weight decay once, by inner CV on the
     training rows of the layer with the best ridge training LOO R², and reuses it at every
     layer; "every_layer" runs the inner CV at each layer (15 fits a layer: slow).
+    mlp_layers: the layers the MLP probe is fitted at (default: every layer); the
+    reference layer is always among them.
     """
     if mlp_cv not in ("reference", "every_layer"):
         raise ValueError(f"mlp_cv must be 'reference' or 'every_layer', got {mlp_cv!r}")
@@ -233,7 +240,8 @@ def run_analysis(
             "mlp_weight_decay": tuned.alpha,  # at the reference layer (each mlp row: alpha)
             "mlp_cv_mse": [float(v) for v in tuned.cv_mse],
         }
-        for i, layer in enumerate(layers):
+        fitted = [v for v in layers if mlp_layers is None or v in mlp_layers or v == reference]
+        for i, layer in enumerate(fitted):
             if layer == reference:
                 fit = tuned
             else:
@@ -251,7 +259,7 @@ def run_analysis(
                 alpha=fit.alpha,
             )
             if progress:
-                progress("mlp", i + 1, len(layers))
+                progress("mlp", i + 1, len(fitted))
     controls = pd.DataFrame(control_rows)
     if holdout_layers is None:
         holdout_layers = best_train_layer(controls)
@@ -317,6 +325,7 @@ def run_analysis(
                 "mlp_weight_decays": list(WEIGHT_DECAYS),
                 "mlp_folds": FOLDS,
                 "mlp_cv": mlp_cv,
+                "mlp_layers": None if mlp_layers is None else [int(v) for v in mlp_layers],
                 "k_neurons": k_neurons,
                 "seed": seed,
             },

@@ -9,21 +9,54 @@ from core.analysis.build import analyze
 from core.analysis.run import AnalysisResults, analyze_command
 from core.common.cache import artifact_dir
 from core.common.config import BuildConfig
-from core.results.shipped import SAMPLE_LIMITS
+from core.data.registry import load_dataset
+from core.results.shipped import (
+    ANALYSIS_MLP_DEPTHS,
+    ANALYSIS_NEURONS,
+    ANALYSIS_ROWS,
+    SAMPLE_LIMITS,
+    SMALL_ANALYSIS,
+    DemoAnalysis,
+)
 
 
-def run_demo_analysis(
-    model: str, dataset: str, cache_root: Path, mlp: bool = True
-) -> AnalysisResults:
-    """Analyse one shipped build (activations rebuilt, used, then deleted)."""
-    limit = SAMPLE_LIMITS.get(dataset)
-    command = analyze_command(model, dataset, limit=limit) + ("" if mlp else " --no-mlp")
+def _folders(root: Path, kind: str) -> set[str]:
+    folder = root / kind
+    return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+
+
+def run_demo_analysis(item: DemoAnalysis, cache_root: Path) -> AnalysisResults:
+    """Analyse one shipped build on its first `ANALYSIS_ROWS` entities.
+
+    What the analysis built on the way (activations, the other prompts' probes) is
+    deleted afterwards: only the analysis and the shipped build's results ship.
+    """
+    root = Path(cache_root)
+    limit = SAMPLE_LIMITS.get(item.dataset)
+    data = load_dataset(item.dataset, cache_root=root).head(limit)
+    rows = min(len(data.frame), ANALYSIS_ROWS)
+    small = rows <= SMALL_ANALYSIS
+    prompts = sorted(data.prompts) if item.transfer else []
+    command = analyze_command(item.model, item.dataset, limit=limit)
+    command += f" --rows {rows}" if rows < len(data.frame) else ""
+    command += " --transfer-prompts all" if prompts else ""
+    if not small:
+        command += f" --mlp-depths {','.join(f'{d:g}' for d in ANALYSIS_MLP_DEPTHS)}"
+        command += f" --neurons {ANALYSIS_NEURONS}"
+    before = {kind: _folders(root, kind) for kind in ("activations", "results")}
     analysis, results = analyze(
-        BuildConfig(model, dataset, limit=limit, cache_root=cache_root),
-        mlp=mlp,
+        BuildConfig(item.model, item.dataset, limit=limit, cache_root=root),
+        transfer_prompts=prompts,
+        rows=rows,
+        mlp_depths=None if small else ANALYSIS_MLP_DEPTHS,
+        k_neurons=10 if small else ANALYSIS_NEURONS,
         command=command,
     )
+    keep = {str(results.manifest["key"])}
     key = results.manifest.get("activation_key")
     if key:
-        shutil.rmtree(artifact_dir(cache_root, "activations", str(key)), ignore_errors=True)
+        shutil.rmtree(artifact_dir(root, "activations", str(key)), ignore_errors=True)
+    for kind, names in before.items():
+        for name in _folders(root, kind) - names - keep:
+            shutil.rmtree(root / kind / name, ignore_errors=True)
     return analysis

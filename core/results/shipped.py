@@ -35,11 +35,10 @@ DEMO_DATASETS: tuple[str, ...] = (
 CHECK_SLICE = ("smollm2-135m", "world_places", 400)
 
 
-# The two largest datasets ship on a seeded sample (rows are stored in a seeded shuffled
-# order, so --limit N is a representative sample): it keeps the shipped results small and
-# the full rebuild to about an hour on a 2-core laptop. `python -m core build` without
-# --limit gives the full dataset.
-SAMPLE_LIMITS: dict[str, int] = {"world_places": 8000, "us_places": 8000, "artworks": 8000}
+# World places ship on a seeded sample of 8,000 (rows are stored in a seeded shuffled
+# order, so --limit N is a representative sample): the 40,669 full rows would make its
+# shipped predictions alone several MB per model. The other datasets ship at full size.
+SAMPLE_LIMITS: dict[str, int] = {"world_places": 8000}
 # The random-init control of every (model, dataset) runs on a smaller sample.
 CONTROL_LIMIT = 2000
 # Written by `python -m core demo`: the result folders that ship (tests and the README's
@@ -47,18 +46,27 @@ CONTROL_LIMIT = 2000
 SHIPPED_INDEX = "SHIPPED"
 
 
-# Shipped analyses (`python -m core analyze`): (model, dataset, with the MLP probe). The
-# MLP probe at every layer is what limits them on a CPU: on 1,309 entities it takes about
-# 10 s per late layer, so on an 8,000-entity set it would take half an hour per model;
-# the default model's world places (the dashboard's opening view) ship without it.
-DEMO_ANALYSES: tuple[tuple[str, str, bool], ...] = (
-    ("smollm2-135m", "world_places", False),
-    ("smollm2-135m", "nyc_places", True),
-    ("smollm2-135m", "historical_figures", True),
-    ("smollm2-135m", "dated_events", True),
-    ("gemma3-270m", "nyc_places", True),
-    ("gemma3-270m", "historical_figures", True),
-    ("gemma3-270m", "dated_events", True),
+@dataclasses.dataclass(frozen=True)
+class DemoAnalysis:
+    """One shipped analysis (`python -m core analyze`) of a shipped build."""
+
+    model: str
+    dataset: str
+    transfer: bool  # every prompt of the dataset, for the cross-prompt transfer matrix
+
+
+# The analyses run on at most this many of a build's entities (its first rows: a seeded
+# sample). The MLP probe and the neurons' second forward pass are what limit them on a
+# CPU; above this size the MLP probe is fitted at a few depths only (`ANALYSIS_MLP_DEPTHS`,
+# plus the chosen layer), and fewer neurons per layer are kept (`ANALYSIS_NEURONS`).
+ANALYSIS_ROWS = 4000
+ANALYSIS_MLP_DEPTHS: tuple[float, ...] = (0.0, 0.5, 1.0)
+SMALL_ANALYSIS = 3000  # at or below this many entities: the MLP probe at every layer
+ANALYSIS_NEURONS = 3  # top neurons per layer and target kept above SMALL_ANALYSIS
+DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
+    DemoAnalysis(model, dataset, transfer=model == DEMO_MODELS[0])
+    for model in DEMO_MODELS
+    for dataset in DEMO_DATASETS
 )
 
 
