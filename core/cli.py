@@ -44,6 +44,16 @@ def _layers(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
+def _depths(text: str | None) -> tuple[float, ...] | None:
+    """'0,0.5,1' -> fractions of the depth in [0, 1]."""
+    if not text:
+        return None
+    depths = tuple(float(v) for v in text.split(","))
+    if any(not 0 <= d <= 1 for d in depths):
+        raise ValueError(f"--mlp-depths: each value must lie in [0, 1], got {text!r}")
+    return depths
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core",
@@ -135,7 +145,6 @@ def _parser() -> argparse.ArgumentParser:
         help="where probes are fitted: auto = cuda if available, else numpy (the reference); "
         "cpu = torch on the CPU",
     )
-
     build.add_argument(
         "--ray",
         nargs="?",
@@ -170,6 +179,43 @@ def _parser() -> argparse.ArgumentParser:
     ana.add_argument("--mlp-hidden", type=int, default=256, help="MLP hidden units")
     ana.add_argument(
         "--neurons", type=int, default=10, help="top neurons listed per layer and target"
+    )
+    ana.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="analyse only the first N entities (a seeded sample) of the build",
+    )
+    ana.add_argument(
+        "--mlp-depths",
+        default=None,
+        help="fit the MLP probe only at these fractions of the depth, e.g. 0,0.5,1 "
+        "(and at the chosen layer; default: every layer)",
+    )
+
+    steer = sub.add_parser(
+        "steer",
+        parents=[common],
+        help="push entities along a layer's probe and count how often the answer moves",
+        description="On a seeded sample, push each entity toward another's target along "
+        "the probe's direction (and a random one of the same norm) and score the model's "
+        "greedy answer to a question; saved beside the results for the Research page.",
+    )
+    steer.add_argument(
+        "--layer",
+        type=_layers,
+        default=None,
+        help="layers to push at, e.g. 7,15,22 (default: a quarter, half, three quarters deep)",
+    )
+    steer.add_argument("--n", type=int, default=200, help="entities in the sample")
+    steer.add_argument(
+        "--strengths",
+        default="1,2,4,8",
+        help="multiples of the change that makes the probe read the target",
+    )
+    steer.add_argument("--seed", type=int, default=0)
+    steer.add_argument(
+        "--question", default=None, help="question template with {name} (default: per dataset)"
     )
 
     lst = sub.add_parser(
@@ -407,6 +453,8 @@ def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> i
         k_neurons=args.neurons,
         progress=progress,
         command=command,
+        rows=args.rows,
+        mlp_depths=_depths(args.mlp_depths),
     )
     table = analysis.controls[analysis.controls["split"] == "test"].pivot_table(
         index="layer", columns="control", values="r2"
@@ -495,7 +543,15 @@ def _cmd_prepare(args: argparse.Namespace, root: Path) -> int:
 def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
     import time
 
-    from core.results.shipped import demo_builds, run_build, shipped_results, write_shipped_index
+    from core.results.shipped import (
+        DEMO_ANALYSES,
+        SAMPLE_LIMITS,
+        demo_builds,
+        run_build,
+        shipped_names,
+        shipped_results,
+        write_shipped_index,
+    )
 
     builds = [b for b in demo_builds() if not args.only or args.only in b.command()]
     built = []
@@ -504,7 +560,13 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
         if args.dry_run:
             continue
         start = time.perf_counter()
-        results = run_build(item, root, keep_activations=args.keep_activations)
+        analysed = (
+            not args.no_analyses
+            and not item.random_init
+            and any((a.model, a.dataset) == (item.model, item.dataset) for a in DEMO_ANALYSES)
+        )  # its analysis reads the activations, then deletes them
+        keep = args.keep_activations or (analysed and item.limit == SAMPLE_LIMITS.get(item.dataset))
+        results = run_build(item, root, keep_activations=keep)
         built.append(results)
         best = results.best_layer()
         print(
@@ -522,23 +584,90 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
         return 0
     from core.analysis.run import analysis_dir
     from core.analysis.shipped import run_demo_analysis
-    from core.results.shipped import DEMO_ANALYSES, shipped_names
 
     analyses = [
-        (model, dataset, mlp)
-        for model, dataset, mlp in DEMO_ANALYSES
-        if not args.only or args.only in f"--model {model} --dataset {dataset}"
+        a
+        for a in DEMO_ANALYSES
+        if not args.only or args.only in f"--model {a.model} --dataset {a.dataset}"
     ]
     done = []
-    for i, (model, dataset, mlp) in enumerate(analyses, 1):
-        print(f"[analysis {i}/{len(analyses)}] {model} on {dataset}", flush=True)
+    for i, job in enumerate(analyses, 1):
+        print(f"[analysis {i}/{len(analyses)}] {job.model} on {job.dataset}", flush=True)
         start = time.perf_counter()
-        done.append(run_demo_analysis(model, dataset, root, mlp=mlp))
+        done.append(run_demo_analysis(job, root))
         print(f"    {time.perf_counter() - start:.0f} s", flush=True)
     if done:
         listed = shipped_names(root, "analysis") if args.only else None
         folders = [a.path for a in done] + [analysis_dir(root, n) for n in listed or ()]
         print(f"shipped analyses: {write_shipped_index(root, folders, kind='analysis')}")
+    return 0
+
+
+def _cmd_steer(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
+    from tqdm import tqdm
+
+    from core.common.cache import now_iso
+    from core.extract.models import load_model
+    from core.results.build import build
+    from core.steer.evaluate import evaluate_steering, save_steering, steering_dir
+
+    strengths = tuple(float(v) for v in args.strengths.split(",") if v)
+    if not strengths or any(v < 0 for v in strengths):
+        raise ValueError(f"--strengths: non-negative numbers, got {args.strengths!r}")
+    if args.question is not None and "{name}" not in args.question:
+        raise ValueError(f"--question must contain {{name}}, got {args.question!r}")
+    config = build_config(args, root)
+    loaded = load_model(
+        config.model,
+        device=config.device,
+        dtype=config.dtype,
+        cache_root=root,
+        trust_remote_code=config.trust_remote_code,
+    )
+    results = build(config, loaded=loaded)
+    from core.data.registry import load_dataset
+
+    data = load_dataset(args.dataset, cache_root=root) if isinstance(config.dataset, str) else None
+    prompt_text = data.prompt_text(results.prompt) if data is not None else ""
+    bar = tqdm(desc="steer", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    summary, examples, facts = evaluate_steering(
+        loaded,
+        results,
+        prompt_text,
+        layers=args.layer,
+        strengths=strengths,
+        n=args.n,
+        seed=args.seed,
+        question=args.question,
+        progress=progress,
+    )
+    bar.close()
+    key = str(results.manifest["key"])
+    folder = save_steering(
+        steering_dir(root, key),
+        summary,
+        examples,
+        {
+            **facts,
+            "results_key": key,
+            "model": results.model,
+            "dataset": results.dataset,
+            "prompt": results.prompt,
+            "command": "python -m core " + " ".join(shlex.quote(a) for a in argv),
+            "created_at": now_iso(),
+        },
+    )
+    print(
+        f"{results.model} on {results.dataset}: {facts['n']} entities, "
+        f"question {facts['question']!r}"
+    )
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"steering: {folder}")
     return 0
 
 
@@ -596,6 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_prepare(args, root)
         if args.command == "findings":
             return _cmd_findings(args, root)
+        if args.command == "steer":
+            return _cmd_steer(args, root, argv)
     except KeyboardInterrupt:
         print(
             "interrupted: finished batches are kept; run the same command to resume",

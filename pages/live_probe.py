@@ -10,6 +10,7 @@ from core.ui import view_state as vs
 from core.viz import figures as figs
 from pages._loaders import probe_model, probe_names, prompt_text
 from pages._state import context, widget_key
+from pages._steer import steer_section
 from pages._widgets import empty_state, layer_slider, selection_caption, show_figure, show_notes
 
 ctx = context(__file__)
@@ -82,4 +83,5 @@ if not ctx.state.presentation:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     if prefix:
         st.caption(f"The model reads each name after the prompt prefix {prefix!r}.")
+steer_section(ctx, model, prefix, names)
 show_notes(ctx.page_notes)

@@ -45,6 +45,7 @@ ARTIFACT_KINDS: tuple[str, ...] = (
     "datasets",
     "downloads",
     "analysis",
+    "steering",
 )
 MANIFEST = "manifest.json"
 # Keys must start with a letter or digit, so this folder can never be an artifact.

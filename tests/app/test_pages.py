@@ -331,6 +331,35 @@ def test_live_probe_space(demo_env: Path) -> None:
     )
 
 
+def test_live_probe_steers_a_name_toward_a_target(demo_env: Path) -> None:
+    at = make_app({"names": "Paris"}).run()
+    at.switch_page("pages/live_probe.py").run()
+    at.toggle(key="steer_on").set_value(True).run()
+    no_exceptions(at)
+    assert at.text_input(key="steer_target").value == "Tokyo"
+    assert at.select_slider(key="steer_layer").value == 3  # the middle of six layers
+    blocks = [c.value for c in at.code]
+    assert len(blocks) == 3 and all(isinstance(b, str) and b for b in blocks)
+    labels = " ".join(m.value for m in at.markdown)
+    assert "Pushed along the probe" in labels and "Control: random direction" in labels
+    assert "Paris is located in the country of" in labels
+    spec = charts(at)[-1]
+    names = [t.get("name", "") for t in spec["data"]]
+    assert "target: Tokyo" in names
+    assert any(n.startswith("pushed along the probe") for n in names)
+    assert any(n.startswith("random direction (control)") for n in names)
+    star = next(t for t in spec["data"] if t.get("name") == "target: Tokyo")
+    assert arr(star["lat"])[0] == pytest.approx(35.69, abs=0.01)
+    # strength 0: the push is no push, so all three readings coincide
+    at.slider(key="steer_strength").set_value(0.0).run()
+    spec = charts(at)[-1]
+    paths = {t["name"]: arr(t["lat"]) for t in spec["data"] if t.get("mode") == "lines+markers"}
+    before = paths["untouched: path over layers"]
+    assert np.allclose(paths["pushed along the probe: path over layers"], before, atol=1e-3)
+    at.text_input(key="steer_target").input("Nowhere-in-particular").run()
+    assert any("No place called" in w for w in texts(at, "warning"))
+
+
 def test_live_probe_time_and_markup_is_text(demo_env: Path) -> None:
     at = make_app({"dataset": "historical_figures", "names": "<img src=x onerror=alert(1)>"}).run()
     at.switch_page("pages/live_probe.py").run()

@@ -148,6 +148,26 @@ def test_live_probe_places_a_typed_name(server: str, page) -> None:  # type: ign
     screenshot(page, "live-probe")
 
 
+def test_live_probe_steers_paris_toward_tokyo(server: str, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/live_probe?dataset=world_places&names=Paris")
+    wait_for_app(page, "Live probe")
+    page.get_by_text("Push a name along a probe direction").click()
+    page.get_by_text("Pushed along the probe", exact=True).wait_for(timeout=TIMEOUT)
+    target = page.get_by_label(re.compile(r"^Toward"))
+    assert target.input_value() == "Tokyo"
+    page.get_by_text("Control: random direction", exact=True).wait_for(timeout=TIMEOUT)
+    page.get_by_text("Paris is located in the country of").first.wait_for(timeout=TIMEOUT)
+    page.wait_for_function(
+        "() => (" + TRACE_NAMES + ")().includes('target: Tokyo')", timeout=TIMEOUT
+    )
+    names = page.evaluate(TRACE_NAMES)
+    assert any(n.startswith("pushed along the probe") for n in names)
+    assert any(n.startswith("random direction (control)") for n in names)
+    # the untouched, steered and control continuations: three text blocks
+    assert page.locator('[data-testid="stCode"]').count() >= 3
+    screenshot(page, "live-probe-steer")
+
+
 def test_live_probe_years_and_presentation_mode(server: str, page) -> None:  # type: ignore[no-untyped-def]
     page.goto(
         f"{server}/live_probe?dataset=historical_figures&names=Napoleon%0AAda+Lovelace&pres=1"

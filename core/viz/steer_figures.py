@@ -1,0 +1,111 @@
+"""Steering figures: one name's readings before and after a push; success against strength."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.viz.figures import PALETTE, Style, _layout, live_map_figure, live_time_figure
+
+LABELS = {
+    "before": "untouched",
+    "steered": "pushed along the probe",
+    "random": "random direction (control)",
+}
+
+
+def steer_readings_figure(
+    readings: Mapping[str, np.ndarray],
+    layers: Sequence[int] | np.ndarray,
+    kind: str,
+    target: Sequence[float],
+    target_label: str,
+    scope: str = "world",
+    style: Style | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Every layer's probe reading of one name, untouched / steered / random (a path on
+    the map, or a line over layers), with the target marked; large points at the last
+    layer, where the push has run through the whole model."""
+    style = style or Style()
+    paths = {LABELS.get(k, k): np.asarray(v, dtype=np.float64) for k, v in readings.items()}
+    last = int(list(layers)[-1])
+    safe = html.escape(target_label, quote=False)
+    if kind == "space":
+        fig = live_map_figure(paths, layers, last, scope, style=style, title=title)
+        fig.add_trace(
+            go.Scattergeo(
+                lat=[float(target[0])],
+                lon=[float(target[1])],
+                mode="markers+text",
+                marker={"size": style.marker_size * 5, "symbol": "star", "color": "black"},
+                text=[f"target: {safe}"],
+                textposition="bottom center",
+                name=f"target: {safe}",
+                hovertemplate=(
+                    f"<b>target {safe}</b><br>%{{lat:.2f}}°, %{{lon:.2f}}°<extra></extra>"
+                ),
+            )
+        )
+        return fig
+    fig = live_time_figure(paths, layers, last, style=style, title=title)
+    fig.add_hline(
+        y=float(target[0]),
+        line={"color": "black", "dash": "dot"},
+        annotation_text=f"target: {safe}",
+    )
+    return fig
+
+
+def steering_success_figure(
+    summary: pd.DataFrame,
+    what: str = "country",
+    style: Style | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Share of answers that moved toward the target against strength: one solid line per
+    layer along the probe, dashed along a random direction of the same norm, and the
+    untouched model's share as a grey line."""
+    style = style or Style()
+    fig = go.Figure()
+    pushed = summary[summary["direction"] != "none"]
+    for i, layer in enumerate(sorted(pushed["layer"].unique())):
+        colour = PALETTE[i % len(PALETTE)]
+        for direction, dash in (("probe", "solid"), ("random", "dash")):
+            rows = pushed[(pushed["layer"] == layer) & (pushed["direction"] == direction)]
+            rows = rows.sort_values("strength")
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["strength"],
+                    y=rows["rate"],
+                    mode="lines+markers",
+                    name=f"layer {int(layer)}: {'probe' if direction == 'probe' else 'random'}",
+                    line={"color": colour, "dash": dash, "width": style.line_width},
+                    marker={"size": style.marker_size + 2},
+                    customdata=np.stack([rows["moved"], rows["n"]], axis=1),
+                    hovertemplate=(
+                        "strength %{x}: %{customdata[0]} of %{customdata[1]} moved"
+                        "<extra>%{fullData.name}</extra>"
+                    ),
+                )
+            )
+    none = summary[summary["direction"] == "none"]
+    if len(none):
+        row = none.iloc[0]
+        fig.add_hline(
+            y=float(row["rate"]),
+            line={"color": "grey", "dash": "dot"},
+            annotation_text=f"untouched: {int(row['moved'])} of {int(row['n'])}",
+        )
+    _layout(fig, style, title, height=int(style.height * 0.8))
+    fig.update_layout(
+        xaxis_title="strength (1 = the layer's probe reads the target)",
+        yaxis_title=f"share of answers moved ({what})",
+        yaxis_range=[0, max(0.05, float(summary["rate"].max()) * 1.15)],
+    )
+    fig.update_xaxes(type="log")
+    return fig
