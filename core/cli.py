@@ -600,10 +600,41 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
         listed = shipped_names(root, "analysis") if args.only else None
         folders = [a.path for a in done] + [analysis_dir(root, n) for n in listed or ()]
         print(f"shipped analyses: {write_shipped_index(root, folders, kind='analysis')}")
+    return _demo_steering(args, root)
+
+
+def _demo_steering(args: argparse.Namespace, root: Path) -> int:
+    """The shipped steering runs: `python -m core steer` with its defaults."""
+    from core.results.shipped import (
+        DEMO_STEERING,
+        SAMPLE_LIMITS,
+        STEERING_N,
+        shipped_names,
+        write_shipped_index,
+    )
+
+    folders = []
+    for model, dataset in DEMO_STEERING:
+        if args.only and args.only not in f"--model {model} --dataset {dataset}":
+            continue
+        argv = ["steer", "--model", model, "--dataset", dataset, "--n", str(STEERING_N)]
+        if dataset in SAMPLE_LIMITS:
+            argv += ["--limit", str(SAMPLE_LIMITS[dataset])]
+        print(f"[steering] python -m core {' '.join(argv)}", flush=True)
+        folders.append(_run_steering(_parser().parse_args(argv), root, argv))
+    if folders:
+        listed = shipped_names(root, "steering") if args.only else None
+        folders += [root / "steering" / name for name in listed or ()]
+        print(f"shipped steering: {write_shipped_index(root, folders, kind='steering')}")
     return 0
 
 
 def _cmd_steer(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
+    _run_steering(args, root, argv)
+    return 0
+
+
+def _run_steering(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> Path:
     from tqdm import tqdm
 
     from core.common.cache import now_iso
@@ -668,7 +699,7 @@ def _cmd_steer(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
     )
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"steering: {folder}")
-    return 0
+    return folder
 
 
 def _cmd_findings(args: argparse.Namespace, root: Path) -> int:

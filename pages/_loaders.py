@@ -334,3 +334,24 @@ def steer_name(
         model,
         ctx.loaded.results,
     )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _steering(folder: str, stamp: str) -> Any:
+    from core.steer.evaluate import load_steering
+
+    return load_steering(Path(folder))
+
+
+def load_steering_of(entry: cat.ResultEntry) -> tuple[Any, str | None]:
+    """(summary, examples, manifest) of a results entry's steering run (None if absent),
+    or why it is unreadable."""
+    from core.steer.evaluate import steering_dir
+
+    folder = steering_dir(entry.folder.parent.parent, entry.key)
+    if not (folder / "manifest.json").is_file():
+        return None, None
+    try:
+        return _steering(str(folder), folder_stamp(folder)), None
+    except CacheError as exc:
+        return None, str(exc)

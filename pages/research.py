@@ -8,9 +8,11 @@ import streamlit as st
 from core.analysis import beside_paper
 from core.analysis.run import analyze_command
 from core.results import catalog as cat
+from core.steer.evaluate import steer_reading
 from core.viz import analysis_figures as afigs
 from core.viz import figures as figs
-from pages._loaders import load_analysis, try_load
+from core.viz import steer_figures as sfigs
+from pages._loaders import load_analysis, load_steering_of, try_load
 from pages._state import context
 from pages._widgets import empty_state, selection_caption, show_figure
 
@@ -191,6 +193,39 @@ if analysis is not None and len(analysis.transfer):
     paper_line(beside_paper.prompt_transfer(analysis, s.dataset))
 elif analysis is not None and len(prompts) > 1 and not s.presentation:
     st.caption("Cross-prompt transfer: add `--transfer-prompts all` to the analyze command.")
+
+# -------------------------------------------------------------- steering
+steering, steering_error = load_steering_of(entry)
+if steering_error:
+    st.error(f"The steering results cannot be read: {steering_error}", icon="⚠️")
+if steering is not None:
+    summary, examples, facts = steering
+    st.subheader("Steering: does the model use the probe's direction?")
+    what = facts.get("answer_column") or "year closer to the target"
+    show_figure(
+        ctx,
+        sfigs.steering_success_figure(
+            summary,
+            what=str(what),
+            style=ctx.style,
+            title=f"{facts.get('n')} entities pushed toward another's target: "
+            f"answers to {facts.get('question')!r}",
+        ),
+        "steering",
+    )
+    if not s.presentation:
+        st.caption(steer_reading(summary))
+        with st.expander("Counts and examples"):
+            st.dataframe(summary, hide_index=True, width="stretch")
+            st.dataframe(examples, hide_index=True, width="stretch")
+            st.code(str(facts.get("command", "")), language="bash")
+elif not s.presentation and not is_random:
+    st.caption(
+        "Steering along the probe: `python -m core steer "
+        f"--model {model_name} --dataset {s.dataset}"
+        + (f" --limit {entry.limit}" if entry.limit else "")
+        + "` (about ten minutes on a CPU), then reload."
+    )
 
 # ------------------------------------------------------------- animation
 st.subheader("Across layers")

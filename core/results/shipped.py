@@ -63,6 +63,13 @@ ANALYSIS_ROWS = 4000
 ANALYSIS_MLP_DEPTHS: tuple[float, ...] = (0.0, 0.5, 1.0)
 SMALL_ANALYSIS = 3000  # at or below this many entities: the MLP probe at every layer
 ANALYSIS_NEURONS = 3  # top neurons per layer and target kept above SMALL_ANALYSIS
+# Shipped steering runs (`python -m core steer`, its defaults): the default model on one
+# space and one time dataset.
+DEMO_STEERING: tuple[tuple[str, str], ...] = (
+    (DEMO_MODELS[0], "world_places"),
+    (DEMO_MODELS[0], "historical_figures"),
+)
+STEERING_N = 200
 DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
     DemoAnalysis(model, dataset, transfer=model == DEMO_MODELS[0])
     for model in DEMO_MODELS

@@ -255,3 +255,24 @@ def load_steering(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, A
         return pd.read_parquet(folder / SUMMARY), pd.read_parquet(folder / EXAMPLES), manifest
     except (OSError, ValueError, CacheError) as exc:
         raise CacheError(f"{folder}: steering results cannot be read: {exc}") from exc
+
+
+def steer_reading(summary: pd.DataFrame) -> str:
+    """One line: the best push along the probe against the random control and no push."""
+    pushed = summary[summary["direction"] == "probe"]
+    none = summary[summary["direction"] == "none"]
+    if pushed.empty:
+        return "No pushes were run."
+    best = pushed.sort_values(["rate", "strength"], ascending=[False, True]).iloc[0]
+    control = summary[
+        (summary["direction"] == "random")
+        & (summary["layer"] == best["layer"])
+        & (summary["strength"] == best["strength"])
+    ]
+    base = f"{int(none['moved'].iloc[0])} of {int(none['n'].iloc[0])}" if len(none) else "n/a"
+    ctrl = f"{int(control['moved'].iloc[0])}" if len(control) else "n/a"
+    return (
+        f"Best push along the probe: layer {int(best['layer'])}, strength {best['strength']:g}, "
+        f"{int(best['moved'])} of {int(best['n'])} answers moved toward the target; the random "
+        f"direction of the same norm {ctrl}; no push {base}."
+    )

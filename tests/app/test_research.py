@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from core.results.probe_results import ProbeResults
+from core.steer.evaluate import evaluate_steering, save_steering, steering_dir
 from tests.app.conftest import make_app
 from tests.app.test_pages import charts, no_exceptions, texts
 from tests.support.synthetic import demo_cache, synthetic_analysis
+from tests.support.tiny import tiny_model
 
 WORLD = "smollm2-135m__world_places__empty__synthetic"
 
@@ -19,7 +21,15 @@ WORLD = "smollm2-135m__world_places__empty__synthetic"
 def research_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("research-cache")
     demo_cache(root, n=200, n_layers=4, d_model=16)
-    synthetic_analysis(root, ProbeResults.load(root / "results" / WORLD))
+    world = ProbeResults.load(root / "results" / WORLD)
+    synthetic_analysis(root, world)
+    # a real steering run of the stand-in model on the synthetic world results
+    summary, examples, facts = evaluate_steering(
+        tiny_model(n_layers=4, d_model=16), world, "", strengths=(1.0, 4.0), n=6
+    )
+    save_steering(
+        steering_dir(root, WORLD), summary, examples, {**facts, "command": "python -m core steer"}
+    )
     return root
 
 
@@ -83,6 +93,12 @@ def test_research_page_with_analyses(research_env: Path) -> None:
     assert any("linear → MLP" in c and "paper 0.881 → 0.897" in c for c in beside), beside
     assert any("Block hold-out" in c and "paper 0.071 → 0.170" in c for c in beside), beside
     assert any("same prompt → another prompt" in c for c in beside), beside
+    # steering: success against strength, along the probe and the random control
+    steer = next(
+        s for s in specs if "strength" in str(s["layout"].get("xaxis", {}).get("title", ""))
+    )
+    assert {"layer 1: probe", "layer 1: random", "layer 2: probe"} <= names(steer)
+    assert any(str(c.value).startswith("Best push along the probe") for c in at.caption)
 
 
 def test_research_page_without_analyses_shows_command(research_env: Path) -> None:
@@ -94,6 +110,10 @@ def test_research_page_without_analyses_shows_command(research_env: Path) -> Non
         "python -m core analyze --model smollm2-135m --dataset us_places --prompt empty" in commands
     )
     assert charts(at)  # the animation works from the results alone
+    assert any(
+        "python -m core steer --model smollm2-135m --dataset us_places" in str(c.value)
+        for c in at.caption
+    )
 
 
 def test_research_page_empty_cache(empty_env: Path) -> None:

@@ -1,0 +1,1 @@
+"""Steering: push entities along a probe direction and read the model's answers."""
