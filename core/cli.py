@@ -139,6 +139,13 @@ def _parser() -> argparse.ArgumentParser:
         help="alpha selection: exact leave-one-out or GCV",
     )
     build.add_argument(
+        "--target",
+        default="latlon",
+        choices=["latlon", "globe"],
+        help="space probes: read lat/lon, or (x, y, z) on the unit sphere mapped back to "
+        "lat/lon (no seam at ±180°)",
+    )
+    build.add_argument(
         "--probe-device",
         default="auto",
         choices=["auto", "numpy", "cpu", "cuda"],
@@ -321,7 +328,9 @@ def build_config(args: argparse.Namespace, root: Path) -> BuildConfig:
         limit=args.limit,
         layers=args.layers,
         random_init=getattr(args, "random_init", False),
-        probe=ProbeSpec(method=getattr(args, "method", "loo")),
+        probe=ProbeSpec(
+            method=getattr(args, "method", "loo"), target=getattr(args, "target", "latlon")
+        ),
         device=args.device,
         dtype=args.dtype,
         max_tokens_per_batch=getattr(args, "batch_tokens", None),
@@ -715,13 +724,18 @@ def _cmd_findings(args: argparse.Namespace, root: Path) -> int:
 
 
 def _cmd_scoreboard(args: argparse.Namespace, root: Path) -> int:
-    from core.results.shipped import markdown_table, scoreboard, shipped_results, write_scoreboard
+    from core.results.shipped import (
+        scoreboard,
+        scoreboard_markdown,
+        shipped_results,
+        write_scoreboard,
+    )
 
-    table = scoreboard(shipped_results(root, everything=args.all))
-    if table.empty:
+    results = shipped_results(root, everything=args.all)
+    if scoreboard(results).empty:
         print(f"no results under {root}")
         return 1
-    text = markdown_table(table)
+    text = scoreboard_markdown(results)
     print(text)
     if args.write:
         write_scoreboard(args.write, text)

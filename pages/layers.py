@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.results import catalog as cat
+from core.results.shipped import globe_table
 from core.viz import figures as figs
+from core.viz import globe_figures as gfigs
 from pages._loaders import try_load
 from pages._state import context, widget_key
 from pages._widgets import empty_state, selection_caption, show_figure, take_away
@@ -73,6 +75,32 @@ cmp_fig = figs.model_comparison_figure(
     f"test {ctx.state.compare_metric.replace('_', ' ')}",
 )
 show_figure(ctx, cmp_fig, "models")
+
+globe_entry = ctx.catalog.find(ctx.state.model, ctx.state.dataset, ctx.state.prompt, target="globe")
+globe, _ = try_load(globe_entry)
+if res.kind == "space" and globe is not None and globe_entry is not None:
+    st.subheader("Globe target vs lat/lon")
+    same = globe_entry.n_entities == len(res.entities)
+    show_figure(
+        ctx,
+        gfigs.globe_comparison_figure(
+            {"lat/lon": res.metrics, "globe (x, y, z)": globe.results.metrics},
+            style=ctx.style,
+            title=f"{cat.model_label(ctx.state.model)} on {ctx.state.dataset}: the same "
+            "activations, two probe targets",
+        ),
+        "globe",
+    )
+    if not ctx.state.presentation:
+        table = globe_table([res, globe.results])
+        if same and not table.empty:
+            st.dataframe(table, width="stretch")
+        st.caption(
+            "The globe probe reads (x, y, z) on the unit sphere, mapped back to lat/lon: "
+            "no seam at ±180° longitude and no squeeze at the poles. Each row is at the "
+            "layer its own training rows choose."
+            + ("" if same else " The two were built on different numbers of entities.")
+        )
 
 st.subheader("Ridge penalty per layer")
 alpha_fig = figs.alpha_figure(res.metrics, res.alphas, res.layers, style=ctx.style)

@@ -206,6 +206,7 @@ def findings(
         if not r.manifest.get("spec", {}).get("random_init")
         and not _is_check_slice(r)
         and r.prompt == "empty"
+        and r.probe_target == "latlon"
     ]
     order = {d: i for i, d in enumerate(DEMO_DATASETS)}
     probes.sort(key=lambda r: (order.get(r.dataset, len(order)), r.dataset, r.model))

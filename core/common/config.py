@@ -54,6 +54,9 @@ class ActivationSpec:
         )
 
 
+PROBE_TARGETS = ("latlon", "globe")
+
+
 @dataclass(frozen=True)
 class ProbeSpec:
     """How probes are fitted on an activation cache."""
@@ -61,9 +64,18 @@ class ProbeSpec:
     alpha_grid: tuple[float, float, int] = DEFAULT_ALPHA_GRID
     alpha_scale: str = "trace"  # grid in units of trace(Xc^T Xc)/d ("none": raw penalties)
     method: str = "loo"  # exact leave-one-out ("loo") or generalised CV ("gcv")
+    # what a space probe reads: "latlon", or "globe" (x, y, z on the unit sphere)
+    target: str = "latlon"
+
+    def __post_init__(self) -> None:
+        if self.target not in PROBE_TARGETS:
+            raise ValueError(f"probe target must be one of {PROBE_TARGETS}, got {self.target!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.target == "latlon":  # the default leaves every earlier cache key as it was
+            del out["target"]
+        return out
 
     def key(self, activation_key: str) -> str:
         digest = sha256_json({"probe": self.to_dict(), "activations": activation_key})
@@ -141,4 +153,6 @@ class BuildConfig:
             parts.append("--layers " + ",".join(str(layer) for layer in self.layers))
         if self.probe.method != "loo":
             parts.append(f"--method {self.probe.method}")
+        if self.probe.target != "latlon":
+            parts.append(f"--target {self.probe.target}")
         return " ".join(parts)

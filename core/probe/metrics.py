@@ -15,6 +15,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
+from core.probe.globe import to_globe
+
 log = logging.getLogger(__name__)
 
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
@@ -43,9 +45,7 @@ def haversine_km(
 
 
 def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    phi, lmb = np.radians(lat), np.radians(lon)
-    cos_phi = np.cos(phi)
-    return np.stack([cos_phi * np.cos(lmb), cos_phi * np.sin(lmb), np.sin(phi)], axis=-1)
+    return to_globe(np.stack([np.asarray(lat), np.asarray(lon)], axis=-1))
 
 
 def _as_latlon(points: np.ndarray, name: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import r2_score
 
 from core.common.cache import CacheError, artifact_dir, build_lock, default_cache_root
 from core.common.config import ActivationSpec, BuildConfig, ProbeSpec
@@ -29,6 +30,7 @@ from core.extract.store import (
     resolve_spec,
 )
 from core.probe.baselines import baseline_table, reference_column
+from core.probe.globe import GLOBE_AXES, from_globe, to_globe
 from core.probe.metrics import MAX_PROXIMITY_ENTITIES, split_metrics
 from core.probe.ridge import RidgeProbe, alpha_grid, loo_r2
 from core.results.probe_results import ProbeResults
@@ -189,12 +191,18 @@ def _fit_probes_locked(
     if is_test.all() or (~is_test).sum() < 2:
         raise ValueError(f"dataset {dataset.name!r}: too few training rows ({(~is_test).sum()})")
     names = dataset.target_names
+    globe = probe_spec.target == "globe"
+    if globe and dataset.kind != "space":
+        raise ValueError(
+            f"--target globe needs a space dataset; {dataset.name!r} is {dataset.kind}"
+        )
+    y_fit = to_globe(y) if globe else y  # what the ridge reads
     missing = [
         layer for layer in store.layers if not (partial / f"layer_{layer:03d}.npz").is_file()
     ]
     remote = None
     if layer_fitter is not None and missing:
-        remote = layer_fitter(store, missing, y, is_test, probe_spec, probe_device)
+        remote = layer_fitter(store, missing, y_fit, is_test, probe_spec, probe_device)
     for position, layer in enumerate(store.layers):
         layer_file = partial / f"layer_{layer:03d}.npz"
         if not layer_file.is_file():
@@ -203,7 +211,7 @@ def _fit_probes_locked(
                 assert fitted == layer, (fitted, layer)
             else:
                 x = layer_input(store, layer, probe_device)
-                arrays = layer_arrays(x, y, is_test, probe_spec, probe_device)
+                arrays = layer_arrays(x, y_fit, is_test, probe_spec, probe_device)
             tmp = layer_file.with_suffix(".tmp.npz")
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)  # type: ignore[arg-type]
@@ -216,8 +224,9 @@ def _fit_probes_locked(
     preds, coefs, intercepts, alphas, rows = [], [], [], [], []
     for layer in store.layers:
         with np.load(partial / f"layer_{layer:03d}.npz", allow_pickle=False) as data:
-            pred = data["pred"].astype(np.float64)
-            preds.append(data["pred"])
+            raw = data["pred"].astype(np.float64)
+            pred = from_globe(raw) if globe else raw
+            preds.append(pred.astype(np.float32) if globe else data["pred"])
             coefs.append(data["coef"])
             intercepts.append(data["intercept"])
             alphas.append(float(data["alpha"]))
@@ -227,6 +236,9 @@ def _fit_probes_locked(
             if mask.sum() < 2:
                 continue
             metrics = split_metrics(y[mask], pred[mask], names, dataset.kind)
+            if globe:  # how well each axis of the sphere is read, beside lat and lon
+                for i, axis in enumerate(GLOBE_AXES):
+                    metrics[f"r2_{axis}"] = float(r2_score(y_fit[mask, i], raw[mask, i]))
             rows.append(
                 {
                     "layer": layer,

@@ -73,6 +73,7 @@ class ResultEntry:
     command: str
     prompt_text: str | None
     stamp: str  # changes whenever the folder is rewritten (manifest mtime)
+    target: str = "latlon"  # what the probes read: "latlon" or "globe"
 
     @property
     def model_id(self) -> str:
@@ -104,6 +105,7 @@ class ResultEntry:
                 command=str(manifest.get("command", "")),
                 prompt_text=str(prompt_text) if prompt_text is not None else None,
                 stamp=_stamp(folder),
+                target=str((manifest.get("probe") or {}).get("target", "latlon")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("skipping %s: manifest lacks results fields (%s)", folder, exc)
@@ -145,12 +147,18 @@ class Catalog:
         }
         return sorted(found, key=lambda p: (p != "empty", p))
 
-    def find(self, model: str, dataset: str, prompt: str) -> ResultEntry | None:
-        """The best results for a selection: the most entities, then the newest."""
+    def find(
+        self, model: str, dataset: str, prompt: str, target: str = "latlon"
+    ) -> ResultEntry | None:
+        """The best results for a selection: the most entities, then the newest. Globe
+        probes are found only when asked for (`target`), never in place of lat/lon ones."""
         hits = [
             e
             for e in self.entries
-            if e.model_id == model and e.dataset == dataset and e.prompt == prompt
+            if e.model_id == model
+            and e.dataset == dataset
+            and e.prompt == prompt
+            and e.target == target
         ]
         if not hits:
             return None

@@ -34,6 +34,8 @@ def probe_directions(results: ProbeResults) -> bytes:
         "random_init": str(bool(spec.get("random_init", False))),
         "start_token": str(spec.get("start_token", "")),
         "target_names": json.dumps(list(results.target_names)),
+        # what coef reads: the targets, or x, y, z on the unit sphere for a globe probe
+        "coef_targets": json.dumps(list(results.probe_axes)),
         "activation": "residual stream after decoder block `layer`, last token",
         "best_layer": str(results.best_layer()),
         "command": rebuild_command(results),

@@ -39,6 +39,7 @@ from core.common.cache import (
     verify_files,
     write_manifest,
 )
+from core.probe.globe import GLOBE_AXES, from_globe, to_globe
 
 ENTITIES = "entities.parquet"
 BASELINES = "baselines.parquet"
@@ -130,17 +131,37 @@ class ProbeResults:
             return float("nan")
         return float(rows[metric].iloc[0])
 
-    def predict(self, activations: np.ndarray) -> np.ndarray:
-        """Apply every layer's probe.
+    @property
+    def probe_target(self) -> str:
+        """What the probes read: "latlon" (the targets themselves) or "globe" (x, y, z)."""
+        return str((self.manifest.get("probe") or {}).get("target", "latlon"))
 
-        activations: [n_layers, d_model] (one entity) or [n_layers, n, d_model];
-        returns [n_layers, n_targets] or [n_layers, n, n_targets] in target units.
-        """
+    @property
+    def probe_axes(self) -> tuple[str, ...]:
+        """The rows of each layer's coef: the target names, or x, y, z for a globe probe."""
+        return GLOBE_AXES if self.probe_target == "globe" else tuple(self.target_names)
+
+    def read_probes(self, activations: np.ndarray) -> np.ndarray:
+        """Every layer's raw probe output (in `probe_axes`), shaped as :meth:`predict`'s."""
         acts = np.asarray(activations, dtype=np.float32)
         coef = self.coef.astype(np.float32)
         if acts.ndim == 2:
             return np.einsum("ld,ltd->lt", acts, coef) + self.intercept
         return np.einsum("lnd,ltd->lnt", acts, coef) + self.intercept[:, None, :]
+
+    def predict(self, activations: np.ndarray) -> np.ndarray:
+        """Apply every layer's probe.
+
+        activations: [n_layers, d_model] (one entity) or [n_layers, n, d_model];
+        returns [n_layers, n_targets] or [n_layers, n, n_targets] in target units (a globe
+        probe's x, y, z read back as lat, lon).
+        """
+        raw = self.read_probes(activations)
+        return from_globe(raw) if self.probe_target == "globe" else raw
+
+    def to_probe_axes(self, targets: np.ndarray) -> np.ndarray:
+        """Targets [..., n_targets] in the coordinates the probes read (`probe_axes`)."""
+        return to_globe(targets) if self.probe_target == "globe" else np.asarray(targets)
 
     # --------------------------------------------------------------------- io
     def save(self, folder: Path, extra_manifest: dict[str, Any] | None = None) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.common.cache import artifact_dir, default_cache_root, list_artifacts
-from core.common.config import BuildConfig
+from core.common.config import BuildConfig, ProbeSpec
 from core.results.probe_results import ProbeResults
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ CHECK_SLICE = ("smollm2-135m", "world_places", 400)
 # order, so --limit N is a representative sample): the 40,669 full rows would make its
 # shipped predictions alone several MB per model. The other datasets ship at full size.
 SAMPLE_LIMITS: dict[str, int] = {"world_places": 8000}
+GLOBE_DATASETS: tuple[str, ...] = ("world_places",)
 # The random-init control of every (model, dataset) runs on a smaller sample.
 CONTROL_LIMIT = 2000
 # Written by `python -m core demo`: the result folders that ship (tests and the README's
@@ -87,6 +88,14 @@ def demo_builds() -> list[BuildConfig]:
         BuildConfig(model, dataset, random_init=True, limit=CONTROL_LIMIT)
         for model in DEMO_MODELS
         for dataset in DEMO_DATASETS
+    ]
+    # the globe target beside lat/lon, on the same activations
+    builds += [
+        BuildConfig(
+            model, dataset, limit=SAMPLE_LIMITS.get(dataset), probe=ProbeSpec(target="globe")
+        )
+        for model in DEMO_MODELS
+        for dataset in GLOBE_DATASETS
     ]
     model, dataset, limit = CHECK_SLICE
     builds.append(BuildConfig(model, dataset, limit=limit))
@@ -156,7 +165,7 @@ def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataF
     """
     from core.results.published import paper_scoreboard_rows
 
-    probes = [r for r in results if not _is_check_slice(r)]
+    probes = [r for r in results if not _is_check_slice(r) and r.probe_target == "latlon"]
     controls = {
         (r.model, r.dataset): r for r in probes if r.manifest.get("spec", {}).get("random_init")
     }
@@ -200,6 +209,57 @@ def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataF
         rows += sorted(paper, key=lambda r: shown.index(r["dataset"]))
     table = pd.DataFrame(rows).fillna("")
     return table.set_index(["dataset", "model"])
+
+
+def globe_table(results: list[ProbeResults]) -> pd.DataFrame:
+    """Each globe probe beside the lat/lon probe of the same entities (same model,
+    dataset, prompt and rows), each at the layer it chooses on its training rows: test
+    R² of lat and lon (and of x, y, z), median great-circle error, proximity error."""
+    twins = {
+        (r.model, r.dataset, r.prompt, r.manifest.get("dataset_hash"), len(r.entities)): r
+        for r in results
+        if r.probe_target == "latlon" and not r.manifest.get("spec", {}).get("random_init")
+    }
+    rows = []
+    for globe in (r for r in results if r.probe_target == "globe"):
+        ident = (globe.model, globe.dataset, globe.prompt, globe.manifest.get("dataset_hash"))
+        twin = twins.get((*ident, len(globe.entities)))
+        for label, res in (("lat/lon", twin), ("globe (x, y, z)", globe)):
+            if res is None:
+                continue
+            layer = res.best_layer()
+            axes = (
+                " / ".join(_r2(res.metric_at(layer, f"r2_{a}")) for a in ("x", "y", "z"))
+                if res is globe
+                else ""
+            )
+            rows.append(
+                {
+                    "dataset": res.dataset,
+                    "model": res.model,
+                    "probe": label,
+                    "n": f"{len(res.entities):,}",
+                    "layer": f"L{layer}/{res.n_model_layers}",
+                    "R² lat": _r2(res.metric_at(layer, "r2_lat")),
+                    "R² lon": _r2(res.metric_at(layer, "r2_lon")),
+                    "R² x / y / z": axes,
+                    "median km": f"{res.metric_at(layer, 'km_median'):,.0f}",
+                    "proximity error": f"{res.metric_at(layer, 'proximity_error'):.3f}",
+                }
+            )
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).set_index(["dataset", "model", "probe"])
+
+
+def scoreboard_markdown(results: list[ProbeResults]) -> str:
+    """The scoreboard, then (when globe probes ship) the globe vs lat/lon table."""
+    text = markdown_table(scoreboard(results))
+    globe = globe_table(results)
+    if not globe.empty:
+        text += "\n\nGlobe target vs lat/lon on the same entities (test split):\n\n"
+        text += markdown_table(globe)
+    return text
 
 
 def markdown_table(table: pd.DataFrame) -> str:

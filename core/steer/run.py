@@ -141,7 +141,10 @@ def steer(
     pos = results.layer_position(layer)
     zero = np.zeros((len(names), loaded.d_model))
     _, before = _readings(loaded, results, probed, layer, zero)
-    delta = strength * probe_delta(results.coef[pos], results.intercept[pos], before[pos], targets)
+    # in the coordinates the probe reads (x, y, z for a globe probe)
+    delta = strength * probe_delta(
+        results.coef[pos], results.intercept[pos], before[pos], results.to_probe_axes(targets)
+    )
     if direction == "random":
         delta = random_like(delta, seed)
     readings, _ = _readings(loaded, results, probed, layer, delta)

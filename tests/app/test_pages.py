@@ -304,6 +304,43 @@ def test_layers_page(demo_env: Path) -> None:
     assert "proximity error" in charts(at)[1]["layout"]["yaxis"]["title"]["text"]
 
 
+def test_layers_page_sets_a_globe_probe_beside_latlon(demo_env: Path) -> None:
+    import dataclasses
+    import shutil
+
+    from core.results.probe_results import ProbeResults
+
+    world = demo_env / "results" / "smollm2-135m__world_places__empty__synthetic"
+    latlon = ProbeResults.load(world)
+    metrics = latlon.metrics.assign(
+        r2_x=0.5, r2_y=0.4, r2_z=0.6, km_median=latlon.metrics["km_median"] * 0.9
+    )
+    n_layers, _, d = latlon.coef.shape
+    globe = dataclasses.replace(
+        latlon,
+        coef=np.zeros((n_layers, 3, d), dtype=np.float32),
+        intercept=np.zeros((n_layers, 3), dtype=np.float32),
+        metrics=metrics,
+        manifest={**latlon.manifest, "probe": {"target": "globe"}},
+    )
+    folder = demo_env / "results" / f"{world.name}-globe"
+    globe.save(folder)
+    try:
+        at = make_app().run()
+        at.switch_page("pages/layers.py").run()
+        no_exceptions(at)
+        assert "Globe target vs lat/lon" in texts(at, "subheader")
+        fig = next(c for c in charts(at) if "two probe targets" in c["layout"]["title"]["text"])
+        assert {t["name"] for t in fig["data"]} == {"lat/lon", "globe (x, y, z)"}
+        table = at.dataframe[0].value
+        assert "R² x / y / z" in table.columns and len(table) == 2
+        # the map still shows the lat/lon probe
+        at.switch_page("pages/maps.py").run()
+        assert "globe" not in " ".join(texts(at, "caption")).lower()
+    finally:
+        shutil.rmtree(folder)
+
+
 # -------------------------------------------------------------- live probe
 def test_live_probe_space(demo_env: Path) -> None:
     at = make_app().run()

@@ -139,9 +139,9 @@ def test_shipped_results_verify() -> None:
 
 def test_readme_scoreboard_matches_shipped_results() -> None:
     """The README table is generated from the shipped results, never typed by hand."""
-    from core.results.shipped import readme_scoreboard
+    from core.results.shipped import readme_scoreboard, scoreboard_markdown
 
-    expected = markdown_table(scoreboard(shipped_results(default_cache_root())))
+    expected = scoreboard_markdown(shipped_results(default_cache_root()))
     assert readme_scoreboard(REPO / "README.md") == expected, (
         "run: python -m core scoreboard --write README.md"
     )

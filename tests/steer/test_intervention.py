@@ -71,3 +71,16 @@ def test_steering_rejects_a_layer_without_a_probe(steered_setup) -> None:  # typ
         steer(tiny, results, "", names, 99, targets)
     with pytest.raises(ValueError, match="direction"):
         steer(tiny, results, "", names, 1, targets, direction="sideways")
+
+
+def test_a_globe_probe_is_pushed_in_its_own_coordinates(tiny, places, cache_root) -> None:  # type: ignore[no-untyped-def]
+    from core.common.config import ProbeSpec
+
+    config = BuildConfig(
+        "tiny-llama", places, probe=ProbeSpec(target="globe"), cache_root=cache_root
+    )
+    results = build(config, loaded=tiny)
+    names = list(places.frame["name"][:3])
+    targets = np.tile([[35.68, 139.69]], (len(names), 1))
+    pushed = steer(tiny, results, "", names, 1, targets, strength=1.0)
+    np.testing.assert_allclose(pushed.readings[results.layer_position(1)], targets, atol=0.05)
