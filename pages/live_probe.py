@@ -37,9 +37,15 @@ if live.fake_model_enabled():
         icon="🧪",
     )
 names = list(ctx.state.names)
-if not names:
+if not names and str(st.session_state.get(widget_key("names")) or "").strip():
     st.caption("Type a name to see where (or when) the model puts it at every layer.")
     st.stop()
+if not names:  # an example, probed until the user types (it stays out of the URL)
+    names = list(live.example_names(res.dataset, res.kind))
+    st.caption(
+        f"An example: {', '.join(names)}. Type names above to see where (or when) the "
+        "model puts them at every layer."
+    )
 
 try:
     model = probe_model(ctx)

@@ -79,6 +79,23 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+# What the live probe shows before anything is typed (well-known names of each dataset).
+EXAMPLE_NAMES: dict[str, tuple[str, ...]] = {
+    "world_places": ("Paris", "Tokyo"),
+    "world_capitals": ("Paris", "Tokyo"),
+    "us_places": ("Chicago", "Miami"),
+    "nyc_places": ("Times Square", "Coney Island"),
+    "historical_figures": ("Napoleon", "Ada Lovelace"),
+    "artworks": ("Casablanca", "Titanic"),
+    "dated_events": ("The first Moon landing",),
+}
+DEFAULT_EXAMPLES = {"space": ("Paris",), "time": ("Napoleon",)}
+
+
+def example_names(dataset: str, kind: str) -> tuple[str, ...]:
+    return EXAMPLE_NAMES.get(dataset, DEFAULT_EXAMPLES.get(kind, ("Paris",)))
+
+
 def fake_model_enabled() -> bool:
     return bool(os.environ.get(FAKE_MODEL_ENV, "").strip())
 

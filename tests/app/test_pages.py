@@ -346,7 +346,14 @@ def test_live_probe_space(demo_env: Path) -> None:
     at = make_app().run()
     at.switch_page("pages/live_probe.py").run()
     no_exceptions(at)
-    assert not charts(at)
+    # before anything is typed, an example is probed; it stays out of the URL
+    (example,) = charts(at)
+    assert [t["text"] for t in example["data"] if t.get("mode") == "markers+text"] == [
+        ["Paris"],
+        ["Tokyo"],
+    ]
+    assert "names" not in at.query_params
+    assert any(str(c.value).startswith("An example: Paris, Tokyo") for c in at.caption)
     at.text_area(key=widget_key("names")).input("Kyoto\nLake Titicaca").run()
     no_exceptions(at)
     assert at.query_params["names"] == "Kyoto\nLake Titicaca"
