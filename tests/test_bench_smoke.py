@@ -154,3 +154,9 @@ def test_dashboard_bench_runs_on_a_small_synthetic_cache(tmp_path: Path) -> None
     assert re.search(r"baseline \(none frozen\)\s+median\s+[\d.]+ ms", out)
     assert "live probe: SKIPPED" in out
     assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE)
+
+
+def test_cluster_bench_prints_the_ratio_and_same_bytes() -> None:
+    out = run(["bench.cluster", "--model", "tiny-llama", "--n", "200", "--workers", "2"])
+    assert re.search(r"^ratio: [\d.]+$", out, re.MULTILINE), out
+    assert "same bytes as single process: yes" in out, out
