@@ -36,12 +36,12 @@ from core.common.cache import (
 from core.extract.models import LoadedModel
 from core.results.probe_results import ProbeResults
 from core.steer.answers import CONTINENTS, PlaceReader, place_column, read_year
-from core.steer.run import DIRECTIONS, question_for, steer_batched
+from core.steer.run import DIRECTIONS, question_for, steer_batched, untouched_activations
 
 log = logging.getLogger(__name__)
 
 ARTIFACT = "steering"
-STRENGTHS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+STRENGTHS: tuple[float, ...] = (1.0, 4.0, 16.0)
 DEPTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 MIN_YEARS = 100.0
 SUMMARY = "summary.parquet"
@@ -166,6 +166,7 @@ def evaluate_steering(
         if s != 0
         for direction in DIRECTIONS
     ]
+    acts = untouched_activations(loaded, results, prompt_text, names)  # read once, reused
     summary_rows, example_frames = [], []
     base: list[str] = []
     for i, (layer, strength, direction) in enumerate(runs):
@@ -180,6 +181,7 @@ def evaluate_steering(
             direction="probe" if direction == "none" else direction,
             question=question,
             seed=seed,
+            base=acts,
         )
         if direction == "none":
             base = out.continuations

@@ -37,7 +37,7 @@ QUESTIONS: dict[str, str] = {
 DEFAULT_QUESTIONS = {"space": "{name} is located in", "time": "{name} happened in the year"}
 DIRECTIONS = ("probe", "random")
 MAX_NEW_TOKENS = 6
-BATCH = 32
+BATCH = 50
 
 
 def question_for(dataset: str, kind: str) -> str:
@@ -123,12 +123,14 @@ def steer(
     direction: str = "probe",
     question: str = "{name} is",
     seed: int = 0,
+    base: np.ndarray | None = None,
 ) -> Steered:
     """Push each name's layer-`layer` reading toward its row of `targets` ([n, T], target
     units) by `strength` times the least-norm change (or, for direction "random", a seeded
     random direction of that norm) and report continuations and readings.
 
     Strength 0 is the model untouched; strength 1 makes the layer's probe read the target.
+    `base`: the untouched activations [n_layers, n, d] of these names, if already known.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -139,8 +141,9 @@ def steer(
     asked = tokenize(loaded, [prompt_text + question.format(name=name) for name in names])
     n_entity = _spans(loaded, probed, asked)
     pos = results.layer_position(layer)
-    zero = np.zeros((len(names), loaded.d_model))
-    _, before = _readings(loaded, results, probed, layer, zero)
+    if base is None:
+        _, base = _readings(loaded, results, probed, layer, np.zeros((len(names), loaded.d_model)))
+    before = base
     # in the coordinates the probe reads (x, y, z for a globe probe)
     delta = strength * probe_delta(
         results.coef[pos], results.intercept[pos], before[pos], results.to_probe_axes(targets)
@@ -150,6 +153,22 @@ def steer(
     readings, _ = _readings(loaded, results, probed, layer, delta)
     texts = _generate(loaded, asked, layer, delta, n_entity)
     return Steered(texts, readings, np.linalg.norm(delta, axis=1))
+
+
+def untouched_activations(
+    loaded: LoadedModel,
+    results: ProbeResults,
+    prompt_text: str,
+    names: Sequence[str],
+    batch: int = BATCH,
+) -> np.ndarray:
+    """The names' activations [n_layers, n, d] at every probed layer, no push."""
+    parts = []
+    for i in range(0, len(names), batch):
+        ids = tokenize(loaded, [prompt_text + name for name in names[i : i + batch]])
+        zero = np.zeros((len(ids), loaded.d_model))
+        parts.append(_readings(loaded, results, ids, int(results.layers[0]), zero)[1])
+    return np.concatenate(parts, axis=1)
 
 
 def steer_batched(
@@ -164,6 +183,7 @@ def steer_batched(
 ) -> Steered:
     """:func:`steer` over batches of `batch` names (memory stays small)."""
     seed = int(options.pop("seed", 0))  # type: ignore[call-overload]
+    base = options.pop("base", None)
     parts = [
         steer(
             loaded,
@@ -173,6 +193,7 @@ def steer_batched(
             layer,
             targets[i : i + batch],
             seed=seed + i,  # each batch its own random directions
+            base=None if base is None else base[:, i : i + batch],  # type: ignore[index]
             **options,  # type: ignore[arg-type]
         )
         for i in range(0, len(names), batch)
