@@ -41,7 +41,7 @@ from core.steer.run import DIRECTIONS, question_for, steer_batched, untouched_ac
 log = logging.getLogger(__name__)
 
 ARTIFACT = "steering"
-STRENGTHS: tuple[float, ...] = (1.0, 4.0, 16.0)
+STRENGTHS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 DEPTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 MIN_YEARS = 100.0
 SUMMARY = "summary.parquet"
