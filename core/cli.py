@@ -592,7 +592,8 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
     if args.dry_run or args.no_analyses:
         return 0
     from core.analysis.run import analysis_dir
-    from core.analysis.shipped import run_demo_analysis
+    from core.analysis.shipped import run_check_analysis, run_demo_analysis
+    from core.results.shipped import CHECK_SLICE
 
     analyses = [
         a
@@ -605,6 +606,10 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
         start = time.perf_counter()
         done.append(run_demo_analysis(job, root))
         print(f"    {time.perf_counter() - start:.0f} s", flush=True)
+    model, dataset, limit = CHECK_SLICE
+    if not args.only or args.only in f"--model {model} --dataset {dataset} --limit {limit}":
+        print(f"[analysis] check slice: {model} on {limit} {dataset}", flush=True)
+        done.append(run_check_analysis(root))
     if done:
         listed = shipped_names(root, "analysis") if args.only else None
         folders = [a.path for a in done] + [analysis_dir(root, n) for n in listed or ()]

@@ -14,6 +14,7 @@ from core.results.shipped import (
     ANALYSIS_MLP_DEPTHS,
     ANALYSIS_NEURONS,
     ANALYSIS_ROWS,
+    CHECK_SLICE,
     SAMPLE_LIMITS,
     SMALL_ANALYSIS,
     DemoAnalysis,
@@ -59,4 +60,25 @@ def run_demo_analysis(item: DemoAnalysis, cache_root: Path) -> AnalysisResults:
     for kind, names in before.items():
         for name in _folders(root, kind) - names - keep:
             shutil.rmtree(root / kind / name, ignore_errors=True)
+    return analysis
+
+
+def run_check_analysis(cache_root: Path) -> AnalysisResults:
+    """The analysis of the 400-entity check slice, which a test reruns bit for bit (the
+    MLP probe at three depths and three neurons per layer keep that rerun short)."""
+    model, dataset, limit = CHECK_SLICE
+    depths = ",".join(f"{d:g}" for d in ANALYSIS_MLP_DEPTHS)
+    command = (
+        f"{analyze_command(model, dataset, limit=limit)} --mlp-depths {depths} "
+        f"--neurons {ANALYSIS_NEURONS}"
+    )
+    analysis, results = analyze(
+        BuildConfig(model, dataset, limit=limit, cache_root=Path(cache_root)),
+        mlp_depths=ANALYSIS_MLP_DEPTHS,
+        k_neurons=ANALYSIS_NEURONS,
+        command=command,
+    )
+    key = results.manifest.get("activation_key")
+    if key:
+        shutil.rmtree(artifact_dir(Path(cache_root), "activations", str(key)), ignore_errors=True)
     return analysis

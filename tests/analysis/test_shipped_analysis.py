@@ -1,0 +1,68 @@
+"""The shipped analyses: every analysis of every shipped build, each reproducible."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.analysis.run import AnalysisResults, analysis_dir
+from core.common.cache import default_cache_root
+from core.results.shipped import (
+    CHECK_SLICE,
+    DEMO_ANALYSES,
+    DEMO_MODELS,
+    shipped_names,
+    shipped_results,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _shipped() -> dict[tuple[str, str, int], AnalysisResults]:
+    root = default_cache_root()
+    listed = shipped_names(root, "analysis") or set()
+    out = {}
+    for res in shipped_results(root):
+        if res.path is not None and res.path.name in listed:
+            analysis = AnalysisResults.load(analysis_dir(root, res.path.name), verify=True)
+            out[(res.model, res.dataset, len(res.entities))] = analysis
+    return out
+
+
+def test_every_demo_analysis_ships_with_its_command() -> None:
+    shipped = _shipped()
+    have = {(model, dataset) for model, dataset, _ in shipped}
+    assert {(a.model, a.dataset) for a in DEMO_ANALYSES} <= have
+    for (model, dataset, n), analysis in shipped.items():
+        assert analysis.manifest["command"].startswith(
+            f"python -m core analyze --model {model} --dataset {dataset}"
+        )
+        assert analysis.n_entities <= n and analysis.manifest.get("sample_of", n) == n
+        # the default model's analyses carry the cross-prompt transfer matrix
+        if model == DEMO_MODELS[0] and (model, dataset, n) != CHECK_SLICE:
+            assert len(analysis.transfer) and len(set(analysis.transfer["train_prompt"])) > 1
+
+
+@pytest.mark.slow
+def test_check_slice_analysis_reproduces_shipped_numbers(cache_root: Path) -> None:
+    """Rerun the shipped check slice's analysis from its recorded command: identical."""
+    shipped = _shipped()[CHECK_SLICE]
+    command = shipped.manifest["command"].split()
+    assert command[:3] == ["python", "-m", "core"]
+    subprocess.run(
+        [sys.executable, "-m", "core", "--cache-root", str(cache_root), *command[3:]],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
+    assert shipped.path is not None
+    rebuilt = AnalysisResults.load(analysis_dir(cache_root, shipped.path.name))
+    for table in ("controls", "holdout", "neurons", "transfer"):
+        pd.testing.assert_frame_equal(getattr(rebuilt, table), getattr(shipped, table))
+    np.testing.assert_array_equal(rebuilt.neuron_acts, shipped.neuron_acts)
+    np.testing.assert_array_equal(rebuilt.heldout_pred, shipped.heldout_pred)
