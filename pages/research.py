@@ -164,8 +164,9 @@ if analysis is not None and len(analysis.neurons):
 
 # --------------------------------------------------------------- prompts
 prompts = ctx.options.prompts(s.model, s.dataset)
-if len(prompts) > 1:
+if len(prompts) > 1 or (analysis is not None and len(analysis.transfer)):
     st.subheader("Prompt sensitivity")
+if len(prompts) > 1:
     runs = []
     for p in prompts:
         other, _ = try_load(ctx.catalog.find(s.model, s.dataset, p))
