@@ -10,7 +10,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "core"
 # core/<stage>/ in data-flow order: a module may import its own stage or an earlier one
-STAGES = ("common", "data", "extract", "probe", "results", "cluster", "analysis", "steer", "viz", "ui")
+STAGES = (
+    "common",
+    "data",
+    "extract",
+    "probe",
+    "results",
+    "cluster",
+    "analysis",
+    "steer",
+    "viz",
+    "ui",
+)
 
 
 def core_modules() -> dict[str, Path]:
