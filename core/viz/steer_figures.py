@@ -61,6 +61,22 @@ def steer_readings_figure(
     return fig
 
 
+def wilson_interval(
+    moved: Sequence[int] | pd.Series, n: Sequence[int] | pd.Series
+) -> tuple[np.ndarray, np.ndarray]:
+    """95% Wilson score intervals (low, high arrays) of moved / n, by scipy."""
+    from scipy.stats import binomtest
+
+    bounds = [
+        binomtest(int(k), int(m)).proportion_ci(method="wilson")
+        for k, m in zip(moved, n, strict=True)
+    ]
+    return (
+        np.array([b.low for b in bounds], dtype=np.float64),
+        np.array([b.high for b in bounds], dtype=np.float64),
+    )
+
+
 def steering_success_figure(
     summary: pd.DataFrame,
     what: str = "country",
@@ -69,7 +85,7 @@ def steering_success_figure(
 ) -> go.Figure:
     """Share of answers that moved toward the target against strength: one solid line per
     layer along the probe, dashed along a random direction of the same norm, and the
-    untouched model's share as a grey line."""
+    untouched model's share as a grey line; bars are 95% Wilson intervals."""
     style = style or Style()
     fig = go.Figure()
     pushed = summary[summary["direction"] != "none"]
@@ -78,6 +94,7 @@ def steering_success_figure(
         for direction, dash in (("probe", "solid"), ("random", "dash")):
             rows = pushed[(pushed["layer"] == layer) & (pushed["direction"] == direction)]
             rows = rows.sort_values("strength")
+            low, high = wilson_interval(rows["moved"], rows["n"])
             fig.add_trace(
                 go.Scatter(
                     x=rows["strength"],
@@ -86,9 +103,16 @@ def steering_success_figure(
                     name=f"layer {int(layer)}: {'probe' if direction == 'probe' else 'random'}",
                     line={"color": colour, "dash": dash, "width": style.line_width},
                     marker={"size": style.marker_size + 2},
-                    customdata=np.stack([rows["moved"], rows["n"]], axis=1),
+                    error_y={
+                        "type": "data",
+                        "array": high - rows["rate"].to_numpy(),
+                        "arrayminus": rows["rate"].to_numpy() - low,
+                        "thickness": 1,
+                    },
+                    customdata=np.stack([rows["moved"], rows["n"], low, high], axis=1),
                     hovertemplate=(
-                        "strength %{x}: %{customdata[0]} of %{customdata[1]} moved"
+                        "strength %{x}: %{customdata[0]} of %{customdata[1]} moved "
+                        "(95% interval %{customdata[2]:.2f}–%{customdata[3]:.2f})"
                         "<extra>%{fullData.name}</extra>"
                     ),
                 )
@@ -105,7 +129,7 @@ def steering_success_figure(
     fig.update_layout(
         xaxis_title="strength (1 = the layer's probe reads the target)",
         yaxis_title=f"share of answers moved ({what})",
-        yaxis_range=[0, max(0.05, float(summary["rate"].max()) * 1.15)],
+        yaxis_range=[0, min(1.0, max(0.05, float(summary["rate"].max()) * 1.4))],
     )
     fig.update_xaxes(type="log")
     return fig

@@ -98,6 +98,8 @@ def test_research_page_with_analyses(research_env: Path) -> None:
         s for s in specs if "strength" in str(s["layout"].get("xaxis", {}).get("title", ""))
     )
     assert {"layer 1: probe", "layer 1: random", "layer 2: probe"} <= names(steer)
+    lines = [t for t in steer["data"] if t.get("mode") == "lines+markers"]
+    assert lines and all(t["error_y"]["type"] == "data" for t in lines)  # Wilson intervals
     assert any(str(c.value).startswith("Best push along the probe") for c in at.caption)
 
 

@@ -66,3 +66,12 @@ def test_evaluation_table_and_round_trip(tiny, places, cache_root) -> None:  # t
     assert loaded is not None
     pd.testing.assert_frame_equal(loaded[0], summary)
     assert load_steering(steering_dir(cache_root, "missing")) is None
+
+
+def test_wilson_intervals_bracket_the_rate() -> None:
+    from core.viz.steer_figures import wilson_interval
+
+    low, high = wilson_interval([0, 20, 200], [200, 200, 200])
+    assert low[0] == 0.0 and 0 < high[0] < 0.02
+    assert low[1] < 0.1 < high[1] and round(low[1], 3) == 0.066 and round(high[1], 3) == 0.149
+    assert high[2] == 1.0 and low[2] > 0.98
