@@ -652,8 +652,7 @@ def _run_steering(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> 
     from tqdm import tqdm
 
     from core.common.cache import now_iso
-    from core.extract.models import load_model
-    from core.results.build import build
+    from core.results.build import build, load_config_model
     from core.steer.evaluate import evaluate_steering, save_steering, steering_dir
 
     strengths = tuple(float(v) for v in args.strengths.split(",") if v)
@@ -662,18 +661,9 @@ def _run_steering(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> 
     if args.question is not None and "{name}" not in args.question:
         raise ValueError(f"--question must contain {{name}}, got {args.question!r}")
     config = build_config(args, root)
-    loaded = load_model(
-        config.model,
-        device=config.device,
-        dtype=config.dtype,
-        cache_root=root,
-        trust_remote_code=config.trust_remote_code,
-    )
+    loaded = load_config_model(config, root)
     results = build(config, loaded=loaded)
-    from core.data.registry import load_dataset
-
-    data = load_dataset(args.dataset, cache_root=root) if isinstance(config.dataset, str) else None
-    prompt_text = data.prompt_text(results.prompt) if data is not None else ""
+    prompt_text = str(results.manifest.get("prompt_text") or "")  # what the probes read
     bar = tqdm(desc="steer", file=sys.stderr)
 
     def progress(done: int, total: int) -> None:

@@ -48,8 +48,7 @@ def analyze(
     the MLP probe is fitted, as fractions of the depth (default: every layer); the layer the
     results chose is always among them.
     """
-    from core.extract.models import load_model
-    from core.results.build import build
+    from core.results.build import build, load_config_model
 
     root = Path(config.cache_root) if config.cache_root else default_cache_root()
     if isinstance(config.dataset, str):
@@ -68,14 +67,7 @@ def analyze(
         )
     for p in transfer_prompts:
         data.prompt_text(p)  # fail early on an unknown prompt
-    loaded = load_model(
-        config.model,
-        device=config.device,
-        dtype=config.dtype,
-        cache_root=root,
-        trust_remote_code=config.trust_remote_code,
-        progress=lambda msg: log.info(msg),
-    )
+    loaded = load_config_model(config, root)
 
     sample = data.head(rows)
     n_rows = len(sample.frame)

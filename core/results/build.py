@@ -297,6 +297,20 @@ def _fit_probes_locked(
     return results
 
 
+def load_config_model(config: BuildConfig, cache_root: Path) -> LoadedModel:
+    """The model a build config names (its seeded random-init copy for a control)."""
+    return load_model(
+        config.model,
+        device=config.device,
+        random_init=config.random_init,
+        seed=ActivationSpec.seed,
+        dtype=config.dtype,
+        cache_root=cache_root,
+        trust_remote_code=config.trust_remote_code,
+        progress=(lambda msg: log.info(msg)),
+    )
+
+
 def build(
     config: BuildConfig,
     *,
@@ -332,16 +346,7 @@ def build(
     if loaded is None and cluster is not None:
         loaded, batching = cluster.describe()
     if loaded is None:
-        loaded = load_model(
-            config.model,
-            device=config.device,
-            random_init=config.random_init,
-            seed=ActivationSpec.seed,
-            dtype=config.dtype,
-            cache_root=root,
-            trust_remote_code=config.trust_remote_code,
-            progress=(lambda msg: log.info(msg)),
-        )
+        loaded = load_config_model(config, root)
     # Batching is left out of the cache key, so choosing it by device changes no cache.
     spec = resolve_spec(
         config.activation_spec(
