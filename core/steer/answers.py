@@ -47,6 +47,19 @@ class PlaceReader:
         return self._spellings[match.group(1).lower()] if match else None
 
 
+class ContinentReader:
+    """The continent a world-places answer points at: the one it names outright ("... the
+    country of South America"), else that of the country it names."""
+
+    def __init__(self, entities: pd.DataFrame) -> None:
+        grouped = entities.groupby("country")["continent"]
+        self._of_country = grouped.agg(lambda s: s.mode().iloc[0]).to_dict()
+        self._named = PlaceReader(CONTINENTS)
+
+    def read(self, text: str, country: str | None) -> str | None:
+        return self._named.read(text) or (self._of_country.get(country) if country else None)
+
+
 def read_year(text: str) -> float | None:
     """The first year a continuation names (a 3-4 digit number, or any with BC/AD), BC
     years negative; None if it names none."""

@@ -35,7 +35,7 @@ from core.common.cache import (
 )
 from core.extract.models import LoadedModel
 from core.results.probe_results import ProbeResults
-from core.steer.answers import CONTINENTS, PlaceReader, place_column, read_year
+from core.steer.answers import ContinentReader, PlaceReader, place_column, read_year
 from core.steer.run import DIRECTIONS, question_for, steer_batched, untouched_activations
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ def _score(
     partners: np.ndarray,
     reader: PlaceReader | None,
     group: str | None,
+    continents: ContinentReader | None = None,
 ) -> dict[str, np.ndarray]:
     if kind == "space" and reader is not None and group is not None:
         named = [reader.read(t) for t in texts]
@@ -102,15 +103,8 @@ def _score(
             "moved": np.array([v == w for v, w in zip(named, want, strict=True)]),
             "kept": np.array([v == w for v, w in zip(named, own, strict=True)]),
         }
-        if "continent" in entities and group == "country":
-            # the continent named outright ("... the country of South America"), else the
-            # named country's
-            continent = entities.groupby("country")["continent"].agg(lambda s: s.mode().iloc[0])
-            continents = PlaceReader(CONTINENTS)
-            said = [
-                continents.read(t) or (continent.get(v) if v else None)
-                for t, v in zip(texts, named, strict=True)
-            ]
+        if continents is not None:
+            said = [continents.read(t, v) for t, v in zip(texts, named, strict=True)]
             target = entities["continent"].to_numpy()[partners]
             out["moved_continent"] = np.array([g == t for g, t in zip(said, target, strict=True)])
         return out
@@ -153,6 +147,9 @@ def evaluate_steering(
             "a steered answer against"
         )
     reader = PlaceReader(entities[group]) if group else None
+    continents = (
+        ContinentReader(entities) if group == "country" and "continent" in entities else None
+    )
     question = question or question_for(results.dataset, kind)
     layers = default_layers(list(results.layers)) if layers is None else [int(v) for v in layers]
     rows, partners = pair_targets(entities, kind, group, n, seed)
@@ -185,7 +182,9 @@ def evaluate_steering(
         )
         if direction == "none":
             base = out.continuations
-        scores = _score(kind, out.continuations, base, entities, rows, partners, reader, group)
+        scores = _score(
+            kind, out.continuations, base, entities, rows, partners, reader, group, continents
+        )
         pos = results.layer_position(layer)
         err = np.abs(out.readings[pos] - targets).mean(axis=1)
         final = np.abs(out.readings[-1] - targets).mean(axis=1)

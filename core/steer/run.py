@@ -53,7 +53,7 @@ class Steered:
     delta_norm: np.ndarray  # [n] norm of the change added
 
 
-def _spans(loaded: LoadedModel, probed: list[list[int]], asked: list[list[int]]) -> list[int]:
+def _spans(probed: list[list[int]], asked: list[list[int]]) -> list[int]:
     """How many leading tokens of each question are the probed text's (start token too)."""
     counts = []
     for i, (a, b) in enumerate(zip(probed, asked, strict=True)):
@@ -139,7 +139,7 @@ def steer(
     targets = np.asarray(targets, dtype=np.float64).reshape(len(names), -1)
     probed = tokenize(loaded, [prompt_text + name for name in names])
     asked = tokenize(loaded, [prompt_text + question.format(name=name) for name in names])
-    n_entity = _spans(loaded, probed, asked)
+    n_entity = _spans(probed, asked)
     pos = results.layer_position(layer)
     if base is None:
         _, base = _readings(loaded, results, probed, layer, np.zeros((len(names), loaded.d_model)))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +17,7 @@ from core.results.shipped import (
     shipped_names,
     shipped_results,
 )
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.recorded import rerun_recorded
 
 
 def _shipped() -> dict[tuple[str, str, int], AnalysisResults]:
@@ -52,14 +49,7 @@ def test_every_demo_analysis_ships_with_its_command() -> None:
 def test_check_slice_analysis_reproduces_shipped_numbers(cache_root: Path) -> None:
     """Rerun the shipped check slice's analysis from its recorded command: identical."""
     shipped = _shipped()[CHECK_SLICE]
-    command = shipped.manifest["command"].split()
-    assert command[:3] == ["python", "-m", "core"]
-    subprocess.run(
-        [sys.executable, "-m", "core", "--cache-root", str(cache_root), *command[3:]],
-        check=True,
-        cwd=REPO,
-        capture_output=True,
-    )
+    rerun_recorded(shipped.manifest, cache_root)
     assert shipped.path is not None
     rebuilt = AnalysisResults.load(analysis_dir(cache_root, shipped.path.name))
     for table in ("controls", "holdout", "neurons", "transfer"):

@@ -3,8 +3,6 @@ check slice."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from core.results.catalog import best_model_on, discover
 from core.results.probe_results import ProbeResults
 from core.results.published import PAPER_ROWS
 from core.results.shipped import CHECK_SLICE, markdown_table, scoreboard, shipped_results
+from tests.support.recorded import rerun_recorded
 from tests.support.synthetic import save_synthetic, space_entities, synthetic_results
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,20 +103,9 @@ def _shipped_slice() -> ProbeResults:
 
 @pytest.mark.slow
 def test_check_slice_reproduces_shipped_numbers(cache_root) -> None:  # type: ignore[no-untyped-def]
-    """Run the exact command recorded in the shipped manifest; the numbers must be identical.
-
-    It runs as its own process, as a user would run it (a process whose imports loaded
-    another OpenMP runtime first can differ in the last float bits).
-    """
+    """Run the exact command recorded in the shipped manifest; the numbers must be identical."""
     shipped = _shipped_slice()
-    command = shipped.manifest["command"].split()
-    assert command[:3] == ["python", "-m", "core"]
-    subprocess.run(
-        [sys.executable, "-m", "core", "--cache-root", str(cache_root), *command[3:]],
-        check=True,
-        cwd=REPO,
-        capture_output=True,
-    )
+    rerun_recorded(shipped.manifest, cache_root)
     assert shipped.path is not None
     rebuilt = ProbeResults.load(cache_root / "results" / shipped.path.name)  # same cache key
     np.testing.assert_array_equal(rebuilt.predictions, shipped.predictions)

@@ -1,0 +1,26 @@
+"""Rerun the command an artifact's manifest recorded, as its own process, in another cache."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def rerun_recorded(manifest: dict[str, Any], cache_root: Path) -> None:
+    """Run `manifest["command"]` (a ``python -m core ...`` line) under `cache_root`.
+
+    Its own process, as a user would run it: a process whose imports loaded another
+    OpenMP runtime first can differ in the last float bits.
+    """
+    command = str(manifest["command"]).split()
+    assert command[:3] == ["python", "-m", "core"], command
+    subprocess.run(
+        [sys.executable, "-m", "core", "--cache-root", str(cache_root), *command[3:]],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
