@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
-def rerun_recorded(manifest: dict[str, Any], cache_root: Path) -> None:
+# Another machine state than a default build's: one BLAS/OpenMP thread changes the order
+# of float32 sums, as another CPU does.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def rerun_recorded(
+    manifest: dict[str, Any], cache_root: Path, env: dict[str, str] | None = None
+) -> None:
     """Run `manifest["command"]` (a ``python -m core ...`` line) under `cache_root`.
 
     Its own process, as a user would run it: a process whose imports loaded another
@@ -23,4 +31,5 @@ def rerun_recorded(manifest: dict[str, Any], cache_root: Path) -> None:
         check=True,
         cwd=REPO,
         capture_output=True,
+        env={**os.environ, **(env or {})},
     )

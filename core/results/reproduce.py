@@ -1,0 +1,141 @@
+"""How close a rerun on another machine must come to a shipped artifact.
+
+float32 matrix products round differently on other instruction sets (AVX2 vs AVX-512 /
+AMX), thread counts and BLAS kernels, so a rebuild elsewhere matches the shipped numbers
+to a tolerance, not bit for bit. Bit-for-bit stays the rule on one machine (a resumed
+build, the Ray build); the reasons and the measured drift are in docs/storage.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.results.probe_results import ProbeResults
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The one statement of "the same numbers" across machines."""
+
+    r2: float = 1e-4  # absolute, for every R² column (r2, r2_<t>, loo_r2, heldout_r2 ...)
+    rank: float = 5e-3  # absolute, rank statistics: a near-tie that swaps moves them in steps
+    relative: float = 1e-3  # relative, errors in target units (mae, km) and penalties
+    prediction: float = 1e-3  # of each target's range, for every stored prediction
+
+
+TOLERANCE = Tolerance()
+
+_RANK_PREFIXES = ("spearman", "proximity", "heldout_proximity", "nominal_proximity")
+
+
+def _column_kind(name: str) -> str:
+    if "r2" in name:
+        return "r2"
+    if name.startswith(_RANK_PREFIXES) or "proximity" in name or "spearman" in name:
+        return "rank"
+    return "relative"
+
+
+def compare_frames(
+    rebuilt: pd.DataFrame, shipped: pd.DataFrame, label: str, tol: Tolerance = TOLERANCE
+) -> list[str]:
+    """Differences beyond `tol` between two tables of one artifact; [] when they agree.
+
+    Non-float columns (layer, split, block, neuron ids) must be identical; float columns
+    are compared by their kind (R², rank statistic, or a value in units).
+    """
+    problems: list[str] = []
+    if list(rebuilt.columns) != list(shipped.columns) or len(rebuilt) != len(shipped):
+        return [
+            f"{label}: shape/columns differ ({rebuilt.shape} {list(rebuilt.columns)} vs "
+            f"{shipped.shape} {list(shipped.columns)})"
+        ]
+    for col in shipped.columns:
+        a, b = rebuilt[col].to_numpy(), shipped[col].to_numpy()
+        if not (pd.api.types.is_float_dtype(a) and pd.api.types.is_float_dtype(b)):
+            if not np.array_equal(a, b):
+                rows = np.flatnonzero(a != b)[:5].tolist()
+                problems.append(f"{label}.{col}: values differ at rows {rows}")
+            continue
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        same_nan = np.isnan(a64) == np.isnan(b64)
+        kind = _column_kind(str(col))
+        diff = np.abs(np.nan_to_num(a64) - np.nan_to_num(b64))
+        if kind == "r2":
+            bound = np.full_like(b64, tol.r2)
+        elif kind == "rank":
+            bound = np.full_like(b64, tol.rank)
+        else:
+            bound = tol.relative * np.maximum(np.abs(np.nan_to_num(b64)), 1e-12)
+        bad = ~same_nan | (diff > bound)
+        if bad.any():
+            worst = int(np.argmax(np.where(bad, diff - bound, -np.inf)))
+            problems.append(
+                f"{label}.{col}: {int(bad.sum())} rows beyond the {kind} tolerance "
+                f"(row {worst}: {a64[worst]!r} vs {b64[worst]!r})"
+            )
+    return problems
+
+
+def compare_predictions(
+    rebuilt: np.ndarray,
+    shipped: np.ndarray,
+    target_range: np.ndarray,
+    label: str,
+    tol: Tolerance = TOLERANCE,
+) -> list[str]:
+    """[..., n, T] predictions within `tol.prediction` of each target's range (NaN where NaN)."""
+    a = np.asarray(rebuilt, dtype=np.float64)
+    b = np.asarray(shipped, dtype=np.float64)
+    if a.shape != b.shape:
+        return [f"{label}: shape {a.shape} vs {b.shape}"]
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        return [f"{label}: missing values differ"]
+    bound = tol.prediction * np.asarray(target_range, dtype=np.float64)
+    worst = np.nanmax(np.abs(a - b).reshape(-1, a.shape[-1]), axis=0) if a.size else bound * 0
+    if np.any(worst > bound):
+        return [f"{label}: max |Δ| per target {worst.tolist()} > {bound.tolist()}"]
+    return []
+
+
+def compare_arrays(
+    rebuilt: np.ndarray, shipped: np.ndarray, label: str, tol: Tolerance = TOLERANCE
+) -> list[str]:
+    """Any stored array, measured against the spread of its last axis (targets, neurons)."""
+    b = np.asarray(shipped, dtype=np.float64)
+    flat = b.reshape(-1, b.shape[-1]) if b.ndim > 1 else b.reshape(-1, 1)
+    spread = np.nanmax(flat, axis=0) - np.nanmin(flat, axis=0) if np.isfinite(flat).any() else 0
+    return compare_predictions(rebuilt, shipped, np.nan_to_num(spread), label, tol)
+
+
+def target_range(res: ProbeResults) -> np.ndarray:
+    """Each target's spread over the entities (what prediction drift is measured in)."""
+    return np.ptp(res.entities[list(res.target_names)].to_numpy(np.float64), axis=0)
+
+
+def compare_results(
+    rebuilt: ProbeResults, shipped: ProbeResults, tol: Tolerance = TOLERANCE
+) -> list[str]:
+    """Everything a rerun elsewhere must reproduce; [] when it does, else what differs."""
+    problems: list[str] = []
+    if rebuilt.best_layer() != shipped.best_layer():
+        problems.append(f"chosen layer L{rebuilt.best_layer()} vs L{shipped.best_layer()}")
+    if rebuilt.alphas.shape != shipped.alphas.shape:
+        problems.append(f"alphas: {rebuilt.alphas.shape} vs {shipped.alphas.shape}")
+    else:
+        # the grid's step is a factor of ~1.8: a relative change above `relative` is
+        # another grid point, i.e. another alpha index
+        ratio = np.abs(rebuilt.alphas / shipped.alphas - 1.0)
+        if np.any(ratio > tol.relative):
+            layers = rebuilt.layers[ratio > tol.relative].tolist()
+            problems.append(f"chosen alpha differs at layers {layers}")
+    problems += compare_frames(rebuilt.metrics, shipped.metrics, "metrics", tol)
+    if not rebuilt.baselines.empty or not shipped.baselines.empty:
+        problems += compare_frames(rebuilt.baselines, shipped.baselines, "baselines", tol)
+    problems += compare_predictions(
+        rebuilt.predictions, shipped.predictions, target_range(shipped), "predictions", tol
+    )
+    return problems
