@@ -28,8 +28,13 @@ def resolve_duplicates(
     population: pd.Series | None = None,
     priority: pd.Series | None = None,
     label: str = "",
+    key: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Apply the rule above to ``frame["text"]``; unique texts out, in ranked order."""
+    """Apply the rule above to ``frame["text"]``; unique texts out, in ranked order.
+
+    `key` (default: the text itself) says which texts count as one name, e.g. their
+    case-folded form, so that "DuBois" and "Dubois" share the rule.
+    """
     work = frame.reset_index(drop=True).copy()
     n = len(work)
     pop = (
@@ -43,10 +48,11 @@ def resolve_duplicates(
         .astype(int)
         .to_numpy()
     )
+    work["_key"] = (key.reset_index(drop=True) if key is not None else work["text"]).to_numpy()
     work = work.sort_values(
-        ["text", "_p", "_pop", "source_id"], ascending=[True, True, False, True], kind="stable"
+        ["_key", "_p", "_pop", "source_id"], ascending=[True, True, False, True], kind="stable"
     ).reset_index(drop=True)
-    by_text = work.groupby("text", sort=False)
+    by_text = work.groupby("_key", sort=False)
     position = by_text.cumcount()
     size = by_text["text"].transform("size")
     next_p = by_text["_p"].shift(-1)
@@ -55,7 +61,7 @@ def resolve_duplicates(
     # populations are counts: the ratio test is exact, with no log rounding at the boundary
     dominant = (work["_p"] < next_p) | (known & (work["_pop"] >= DOMINANCE_RATIO * next_pop))
     keep = (size == 1) | ((position == 0) & dominant)
-    shared_texts = int(work.loc[size > 1, "text"].nunique())
+    shared_texts = int(work.loc[size > 1, "_key"].nunique())
     kept_shared = int(((size > 1) & keep).sum())
     log.info(
         "%s: %d names shared by %d rows; %d kept by dominance, %d rows dropped",
@@ -68,7 +74,7 @@ def resolve_duplicates(
     work = work[keep].sort_values(
         ["_p", "_pop", "source_id"], ascending=[True, False, True], kind="stable"
     )
-    return work.drop(columns=["_pop", "_p"]).reset_index(drop=True)
+    return work.drop(columns=["_pop", "_p", "_key"]).reset_index(drop=True)
 
 
 def names_own_container(text: pd.Series, container: pd.Series) -> np.ndarray:

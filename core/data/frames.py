@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.schema import SPACE_TARGETS, TIME_TARGETS, DatasetError, EntityDataset, Kind
-from core.data.splits import group_split, hash_order, random_split
+from core.data.splits import balanced_group_split, group_split, hash_order, random_split
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,12 @@ def finalize(
     seed: int = SPLIT_SEED,
     test_fraction: float = TEST_FRACTION,
     keep_split: bool = False,
+    balance_groups: bool = False,
 ) -> pd.DataFrame:
     """Check a built table and give it its seeded split and stable row order.
 
-    `split_by` holds out whole groups (e.g. ``creator``); `keep_split` keeps an
+    `split_by` holds out whole groups (e.g. ``creator``), filled to `test_fraction` of
+    the rows when `balance_groups` (:func:`balanced_group_split`); `keep_split` keeps an
     ``is_test`` column the source already has (the paper's own split).
     """
     targets: Sequence[str] = SPACE_TARGETS if kind == "space" else TIME_TARGETS
@@ -103,7 +105,9 @@ def finalize(
         check_range(frame, "lat", -90, 90)
         check_range(frame, "lon", -180, 180)
     if not keep_split:
-        if split_by:
+        if split_by and balance_groups:
+            frame["is_test"] = balanced_group_split(frame[split_by], test_fraction, seed)
+        elif split_by:
             frame["is_test"] = group_split(frame[split_by], test_fraction, seed)
         else:
             frame["is_test"] = random_split(frame["name"], test_fraction, seed)
@@ -125,6 +129,7 @@ def finish_dataset(
     description: str,
     split_by: str | None = None,
     keep_split: bool = False,
+    balance_groups: bool = False,
 ) -> EntityDataset:
     """The common tail of a dataset builder: :func:`finalize` the table, then wrap it.
 
@@ -134,7 +139,9 @@ def finish_dataset(
     return EntityDataset(
         name=name,
         kind=kind,
-        frame=finalize(frame, kind, split_by=split_by, keep_split=keep_split),
+        frame=finalize(
+            frame, kind, split_by=split_by, keep_split=keep_split, balance_groups=balance_groups
+        ),
         prompts=prompts,
         default_prompt="empty",
         source=source,

@@ -5,12 +5,18 @@ the death year is read from the closing parenthetical of each gloss ("(1769-1821
 "(circa 370-330 BC)"; BC years are negative). The name shown to the model is the
 first lemma of two or three words that does not start with a title ("Johann Sebastian
 Bach", "Napoleon I"), else the head lemma ("Aeschylus", "Nero"). People whose name is
-shared by another entry are left out rather than guessed. Occupation is the first lemma
-of the synset the person is an instance of. To these come the people whose death
-``calendar.birthday`` (Debian ``calendar``) records ("Karl Marx died, 1883") and whom
-WordNet lacks under any of its lemmas. The set is then balanced by era as the paper
-did: only deaths in or after 1000 BC, and at most 350 people per death decade (kept by a
-seeded hash of the name). ``source`` says which file a person comes from.
+shared by another entry are left out rather than guessed. To these come the people
+whose death ``calendar.birthday`` (Debian ``calendar``) records ("Karl Marx died, 1883")
+and whom WordNet lacks under any of its lemmas. The set is then balanced by era as the
+paper did: only deaths in or after 1000 BC, and at most 350 people per death decade
+(kept by a seeded hash of the name). ``source`` says which file a person comes from.
+
+``hypernym`` is the first lemma of the synset the person is an instance of ("poet",
+"general", "King of England"); for a calendar person, the first such word of their line
+("..., author"), else "person". ``occupation`` is the hypernym where at least
+MIN_OCCUPATION training people share it, else "other": the groups the occupation-mean
+baseline averages over, each mean taken over training rows. ``era`` is "before 1500"
+(death year < 1500), "1500–1800" (1500 <= year < 1800) or "after 1800" (year >= 1800).
 """
 
 from __future__ import annotations
@@ -22,17 +28,17 @@ from collections.abc import Iterable
 import pandas as pd
 
 from core.data.dated_events import read_calendar
-from core.data.frames import century_label, decade_of, finish_dataset
+from core.data.frames import SPLIT_SEED, TEST_FRACTION, century_label, decade_of, finish_dataset
 from core.data.prompts import PERSON_PROMPTS
 from core.data.schema import EntityDataset
 from core.data.sources import calendar_file, wordnet_file
-from core.data.splits import hash_order
+from core.data.splits import hash_order, random_split
 from core.data.wordnet import PERSON_FILE, death_year, lemma_text, read_synsets
 
 log = logging.getLogger(__name__)
 
 NAME = "historical_figures"
-VERSION = "2"
+VERSION = "3"
 PACKAGES = ("wordnet", "calendar")
 SOURCE = (
     "WordNet 3.0 noun.person with dated glosses (Debian wordnet-base); deaths in "
@@ -44,6 +50,9 @@ LICENCE = (
 MIN_YEAR = -1000  # the paper's era floor: deaths in or after 1000 BC
 DECADE_CAP = 350  # the paper's cap: at most this many people per death decade
 BALANCE_SEED = 1  # which people a full decade keeps (a seeded hash of the name)
+MIN_OCCUPATION = 3  # training people an occupation needs to be its own group, else "other"
+ERAS = ((1500, "before 1500"), (1800, "1500–1800"))  # (first year not in it, label)
+LAST_ERA = "after 1800"
 TITLES = frozenset(
     [
         "President",
@@ -165,12 +174,37 @@ def _calendar_people(known: Iterable[str]) -> pd.DataFrame:
                     "source_id": f"calendar.birthday:{entry.line}",
                     "text": name,
                     "year": year,
-                    "occupation": "",
+                    "hypernym": "",
                     "description": entry.text,
                     "source": "calendar",
                 }
             )
     return pd.DataFrame(rows)
+
+
+def era_of(year: pd.Series) -> pd.Series:
+    """'before 1500' (death year < 1500), '1500–1800' (< 1800) or 'after 1800' (>= 1800)."""
+    labels = pd.Series(LAST_ERA, index=year.index, dtype="str")
+    for end, label in reversed(ERAS):
+        labels = labels.where(year.astype(float) >= end, label)
+    return labels
+
+
+def occupation_of(description: str, known: set[str]) -> str:
+    """The first person noun of a calendar line, the name and brackets removed
+    ("..., 2015, author"), else 'person'."""
+    description = re.sub(r"\([^()]*\)", " ", description)  # "(Sir)"
+    for word in re.findall(r"[a-z]+", description.lower()):
+        if word in known:
+            return word
+    return "person"
+
+
+def pooled_occupation(hypernym: pd.Series, is_test: pd.Series) -> pd.Series:
+    """The hypernym where MIN_OCCUPATION training rows share it, else 'other'."""
+    counts = hypernym[~is_test.astype(bool)].value_counts()
+    enough = hypernym.map(counts).fillna(0) >= MIN_OCCUPATION
+    return hypernym.where(enough, "other").astype("str")
 
 
 def balance_by_era(frame: pd.DataFrame) -> pd.DataFrame:
@@ -185,6 +219,14 @@ def build() -> EntityDataset:
     """Build the historical figures table from WordNet and calendar.birthday (~2,800 rows)."""
     synsets = list(read_synsets(wordnet_file("data.noun")))
     head_lemma = {s.offset: lemma_text(s.lemmas[0]) for s in synsets}
+    # one-word, lower-case person nouns ("author", "composer"): occupations for calendar lines
+    person_nouns = {
+        lemma_text(lemma)
+        for s in synsets
+        if s.lex_file == PERSON_FILE and not any(symbol == "@i" for symbol, _ in s.pointers)
+        for lemma in s.lemmas
+        if lemma.isalpha() and lemma.islower()
+    }
     rows = []
     dated_lemmas: set[str] = set()  # every lemma of a dated person ("Alan Mathison Turing")
     for synset in synsets:
@@ -202,7 +244,7 @@ def build() -> EntityDataset:
                 "source_id": f"wordnet:{synset.offset}",
                 "text": display_name(synset.lemmas),
                 "year": year,
-                "occupation": head_lemma.get(classes[0], ""),
+                "hypernym": head_lemma.get(classes[0], ""),
                 "description": synset.gloss.rsplit("(", 1)[0].strip().rstrip(";").strip(),
                 "source": "wordnet",
             }
@@ -230,7 +272,19 @@ def build() -> EntityDataset:
         len(balanced),
     )
     frame = balanced.copy()
-    frame["entity_type"] = frame["occupation"].where(frame["occupation"] != "", "person")
+    calendar_rows = frame["source"] == "calendar"
+    frame.loc[calendar_rows, "hypernym"] = [
+        occupation_of(d.replace(t, " "), person_nouns)
+        for d, t in zip(
+            frame.loc[calendar_rows, "description"], frame.loc[calendar_rows, "text"], strict=True
+        )
+    ]
+    frame["hypernym"] = frame["hypernym"].where(frame["hypernym"] != "", "person")
+    frame["entity_type"] = frame["hypernym"]
+    # the split finalize() gives (a hash of the name), known here to count training people
+    is_test = pd.Series(random_split(frame["name"], TEST_FRACTION, SPLIT_SEED), index=frame.index)
+    frame["occupation"] = pooled_occupation(frame["hypernym"], is_test)
+    frame["era"] = era_of(frame["year"])
     frame["decade"] = decade_of(frame["year"])
     frame["century"] = century_label(frame["year"])
     frame["group"] = frame["century"]

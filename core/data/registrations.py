@@ -1,4 +1,4 @@
-"""Registers the seven offline datasets and the paper's six downloadable ones."""
+"""Registers the eight offline datasets and the paper's six downloadable ones."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from core.data import (
     headlines,
     historical_figures,
     nyc_places,
+    nyc_zipcodes,
     us_places,
     world_places,
 )
@@ -24,6 +25,7 @@ OFFLINE: tuple[tuple[ModuleType, str, str], ...] = (
     (world_places, "space", "lat, lon"),
     (us_places, "space", "lat, lon"),
     (nyc_places, "space", "lat, lon"),
+    (nyc_zipcodes, "space", "lat, lon"),
     (historical_figures, "time", "death year"),
     (artworks, "time", "release year"),
     (headlines, "time", "publication date (fractional year)"),

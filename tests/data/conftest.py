@@ -13,6 +13,7 @@ OFFLINE = (
     "world_places",
     "us_places",
     "nyc_places",
+    "nyc_zipcodes",
     "historical_figures",
     "artworks",
     "headlines",

@@ -1,4 +1,4 @@
-"""The seven offline datasets: schema, value ranges, splits, prompts and determinism."""
+"""The eight offline datasets: schema, value ranges, splits, prompts and determinism."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ OFFLINE = (
     "world_places",
     "us_places",
     "nyc_places",
+    "nyc_zipcodes",
     "historical_figures",
     "artworks",
     "headlines",
@@ -26,6 +27,7 @@ MIN_ROWS = {
     "world_places": 30_000,
     "us_places": 20_000,
     "nyc_places": 600,
+    "nyc_zipcodes": 150,
     "historical_figures": 2_000,
     "artworks": 10_000,
     "headlines": 3_000,
@@ -35,6 +37,7 @@ QUESTIONS = {
     "world_places": "What are the lat/lon coordinates of ",
     "us_places": "Where in the United States is ",
     "nyc_places": "Where in New York City is ",
+    "nyc_zipcodes": "Where in New York City is ",
     "historical_figures": "When did ",
     "artworks": "When was the release date of ",
     "headlines": "Publication date of: ",
@@ -44,6 +47,7 @@ GROUPS = {
     "world_places": "country",
     "us_places": "state",
     "nyc_places": "borough",
+    "nyc_zipcodes": "borough",
     "historical_figures": "century",
     "artworks": "decade",
     "headlines": None,
