@@ -1,4 +1,16 @@
-"""Command line: ``python -m core build|analyze|list|datasets|models``.
+"""Command line: ``python -m core <command>`` (``--help`` on each lists its options).
+
+build         activations and one ridge probe per layer (resumable; --ray on a cluster)
+analyze       controls, block hold-out, MLP probe, neurons, cross-prompt transfer
+steer         push entities along a layer's probe direction and score the answers
+steer-report  print a saved steering run
+list          caches with their sizes (unfinished builds included; --prune)
+datasets      every dataset: source, rows, target, test fraction
+models        the registered models and whether they are converted
+prepare       convert a registered GGUF model once (later loads take seconds)
+demo          rebuild every shipped result, analysis and steering run
+scoreboard    the README's results table (--write README.md)
+findings      the paper's claims tested on the shipped results (--write docs/findings.md)
 
 The CLI prints; the library it calls logs.
 """
@@ -214,15 +226,34 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="layers to push at, e.g. 7,15,22 (default: a quarter, half, three quarters deep)",
     )
-    steer.add_argument("--n", type=int, default=200, help="entities in the sample")
+    steer.add_argument("--n", type=int, default=200, help="test entities sampled per seed")
     steer.add_argument(
         "--strengths",
         default="1,2,4,8",
-        help="multiples of the change that makes the probe read the target",
+        help="multiples of the change that makes the probe read the target (1 is always run)",
     )
-    steer.add_argument("--seed", type=int, default=0)
+    steer.add_argument(
+        "--seeds",
+        default="0,1,2",
+        help="seeds (entity sample, partners, random directions), pooled; at least 3 for "
+        "the headline",
+    )
     steer.add_argument(
         "--question", default=None, help="question template with {name} (default: per dataset)"
+    )
+
+    steer_report = sub.add_parser(
+        "steer-report",
+        help="the shipped steering runs' pre-registered headlines and tables",
+        description="Print each shipped steering run's pre-registered headline and its "
+        "cells; with --write, replace the text between the steering markers of FILE.",
+    )
+    steer_report.add_argument(
+        "--write",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="replace the steering blocks in FILE (README.md, docs/steering.md); repeatable",
     )
 
     lst = sub.add_parser(
@@ -658,6 +689,9 @@ def _run_steering(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> 
     strengths = tuple(float(v) for v in args.strengths.split(",") if v)
     if not strengths or any(v < 0 for v in strengths):
         raise ValueError(f"--strengths: non-negative numbers, got {args.strengths!r}")
+    seeds = tuple(int(v) for v in args.seeds.split(",") if v)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: distinct integers, got {args.seeds!r}")
     if args.question is not None and "{name}" not in args.question:
         raise ValueError(f"--question must contain {{name}}, got {args.question!r}")
     config = build_config(args, root)
@@ -677,7 +711,7 @@ def _run_steering(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> 
         layers=args.layer,
         strengths=strengths,
         n=args.n,
-        seed=args.seed,
+        seeds=seeds,
         question=args.question,
         progress=progress,
     )
@@ -698,12 +732,32 @@ def _run_steering(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> 
         },
     )
     print(
-        f"{results.model} on {results.dataset}: {facts['n']} entities, "
-        f"question {facts['question']!r}"
+        f"{results.model} on {results.dataset}: {facts['n']} test entities x "
+        f"{len(seeds)} seeds, question {facts['question']!r}"
     )
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    from core.steer.evaluate import load_steering
+    from core.steer.report import headline
+
+    run = load_steering(folder)
+    if run is not None:
+        print(headline(run))
     print(f"steering: {folder}")
     return folder
+
+
+def _cmd_steer_report(args: argparse.Namespace, root: Path) -> int:
+    from core.steer.report import shipped_runs, tables_markdown, write_blocks
+
+    runs = shipped_runs(root)
+    if not runs:
+        print(f"no shipped steering runs under {root}")
+        return 1
+    print(tables_markdown(runs))
+    for path in args.write:
+        write_blocks(Path(path), runs, root)
+        print(f"updated {path}")
+    return 0
 
 
 def _cmd_findings(args: argparse.Namespace, root: Path) -> int:
@@ -767,6 +821,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_findings(args, root)
         if args.command == "steer":
             return _cmd_steer(args, root, argv)
+        if args.command == "steer-report":
+            return _cmd_steer_report(args, root)
     except KeyboardInterrupt:
         print(
             "interrupted: finished batches are kept; run the same command to resume",
