@@ -590,6 +590,7 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
         run_build,
         shipped_names,
         shipped_results,
+        superseded,
         write_shipped_index,
     )
 
@@ -617,7 +618,8 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
         )
     if built:
         # --only adds to the shipped list; a full run replaces it
-        kept = shipped_results(root) if args.only else []
+        # a rebuilt result (a control on its probe's rows) replaces the one it supersedes
+        kept = superseded(shipped_results(root), built) if args.only else []
         index = write_shipped_index(root, [r.path for r in kept + built])
         print(f"shipped list: {index}")
     if args.dry_run or args.no_analyses:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core.analysis.run import AnalysisResults, analysis_dir
@@ -27,7 +28,9 @@ from core.common.cache import (
     read_manifest,
     verify_files,
 )
+from core.probe.bootstrap import Interval
 from core.results import catalog as cat
+from core.results import intervals
 from core.results.probe_results import ProbeResults
 from core.ui import view_state as vs
 from core.viz import figures as figs
@@ -152,6 +155,62 @@ def try_load(entry: cat.ResultEntry | None) -> tuple[Loaded | None, str | None]:
     except (CacheError, OSError, ValueError, KeyError) as exc:
         log.warning("cannot read %s: %s", entry.folder, exc)
         return None, str(exc)
+
+
+# ------------------------------------------------------------ intervals
+@st.cache_data(show_spinner=False, max_entries=32)
+def _layer_band(folder: str, stamp: str, _results: ProbeResults) -> pd.DataFrame:
+    return intervals.layer_band(_results)
+
+
+def layer_band(loaded: Loaded) -> pd.DataFrame:
+    """Per layer the 95% interval of the test R² (``layer``, ``lo``, ``hi``): a bootstrap
+    of the stored predictions, once per results folder (a second or so for 23,000)."""
+    e = loaded.entry
+    return _layer_band(str(e.folder), e.stamp, loaded.results)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _baseline_intervals(
+    folder: str,
+    stamp: str,
+    control_folder: str,
+    control_stamp: str,
+    _results: ProbeResults,
+    _control: ProbeResults | None,
+) -> dict[str, Interval | float]:
+    return intervals.baseline_intervals(_results, _control)
+
+
+def baseline_intervals(loaded: Loaded, control: Loaded | None) -> dict[str, Interval | float]:
+    """Label -> test R² (with its 95% interval where predictions are stored) of what the
+    selected results are read against (:func:`core.results.intervals.baseline_intervals`)."""
+    e, c = loaded.entry, control.entry if control is not None else None
+    return _baseline_intervals(
+        str(e.folder),
+        e.stamp,
+        str(c.folder) if c else "",
+        c.stamp if c else "",
+        loaded.results,
+        control.results if control is not None else None,
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _era_table(folder: str, stamp: str, _results: ProbeResults) -> pd.DataFrame:
+    from core.results.shipped import era_table
+
+    table = era_table([_results])
+    return table.reset_index(level=["dataset", "model"], drop=True).reset_index()
+
+
+def era_table_of(loaded: Loaded) -> pd.DataFrame:
+    """A time result's test R² and Spearman within eras, each ± its 95% interval
+    (:func:`core.results.shipped.era_table`); empty for results without years."""
+    if loaded.results.kind != "time":
+        return pd.DataFrame()
+    e = loaded.entry
+    return _era_table(str(e.folder), e.stamp, loaded.results)
 
 
 # ------------------------------------------------------------ analyses

@@ -193,6 +193,17 @@ def _group_mean_scores(
     return cont.baseline_scores(_results.entities, scope, column, "test", None, ("group_mean",))
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _stored_scores(
+    folder: str, stamp: str, scope: str, column: str, _results: ProbeResults
+) -> dict[str, cont.ContainerScore]:
+    """The baselines' container shares from their stored predictions (no refit)."""
+    stored = cont.stored_baselines(_results)
+    return cont.baseline_scores(
+        _results.entities, scope, column, "test", None, tuple(stored), stored=stored
+    )
+
+
 def _share(score: cont.ContainerScore | None) -> str:
     return "–" if score is None or not score.n else f"{score.share:.1%}"
 
@@ -228,13 +239,20 @@ def _container_metric(ctx: Context, landings: Landings, col: Any) -> None:
     s = landings.score
     args = (str(ctx.entry.folder), ctx.entry.stamp, s.scope, s.column, res)
     group_column = cont.reference_column(res.entities)
+    label = f"In the right {s.noun} (test)"
+    if res.baseline_prediction("name_only") is not None:  # stored by the build: no refit
+        stored = _stored_scores(*args)
+        help_text = _container_help(
+            landings, stored.get("group_mean"), group_column, stored.get("name_only")
+        )
+        col.metric(label, _share(s), help=help_text)
+        return
     group = _group_mean_scores(*args).get("group_mean")
     job, submitted = _name_only_job(*args)
     if not job.done() and time.monotonic() - submitted < 2.0:
         # just submitted: a small dataset is done in a moment (errors: in the help below)
         with contextlib.suppress(Exception):
             job.result(timeout=0.5)
-    label = f"In the right {s.noun} (test)"
     value = _share(s)
 
     def name_only() -> cont.ContainerScore | None | str:

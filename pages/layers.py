@@ -8,7 +8,7 @@ from core.results import catalog as cat
 from core.results.shipped import globe_table
 from core.viz import figures as figs
 from core.viz import globe_figures as gfigs
-from pages._loaders import try_load
+from pages._loaders import baseline_intervals, layer_band, try_load
 from pages._state import context, widget_key
 from pages._widgets import empty_state, selection_caption, show_figure, take_away
 
@@ -35,16 +35,19 @@ fig = figs.layer_curves_figure(
     selected_layer=ctx.state.layer,
     style=ctx.style,
     title=f"{cat.model_label(ctx.state.model)} on {ctx.state.dataset}: probe quality by layer",
-    baselines=res.baseline_values(control.results if control else None),
+    baselines=baseline_intervals(ctx.loaded, control),
     chosen_layer=res.best_layer(),
+    test_band=layer_band(ctx.loaded),
 )
 show_figure(ctx, fig, "layers")
 if not ctx.state.presentation:
     st.caption(
         "The star is the layer chosen on the training rows' leave-one-out R² (test rows "
-        "never choose). Flat lines are what the same entities give without the model's "
-        "knowledge: a ridge on the names' characters, each entity's group mean, and the "
-        "same architecture with random weights (on a 2,000-entity sample)."
+        "never choose). The shaded band is the 95% interval of each layer's test R² (a "
+        "bootstrap over the test entities, 1,000 resamples); ± in the legend is half its "
+        "width. Flat lines are what the same entities give without the model's knowledge: "
+        "a ridge on the names' characters, each entity's group mean, and the same "
+        "architecture with random weights (at the layer its own training rows choose)."
     )
 
 st.subheader("Models compared over normalised depth")

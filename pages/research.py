@@ -8,11 +8,19 @@ import streamlit as st
 from core.analysis import beside_paper
 from core.analysis.run import analyze_command
 from core.results import catalog as cat
+from core.results import intervals
 from core.steer.evaluate import steer_reading
 from core.viz import analysis_figures as afigs
 from core.viz import figures as figs
 from core.viz import steer_figures as sfigs
-from pages._loaders import load_analysis, load_steering_of, try_load
+from pages._loaders import (
+    baseline_intervals,
+    era_table_of,
+    layer_band,
+    load_analysis,
+    load_steering_of,
+    try_load,
+)
 from pages._state import context
 from pages._widgets import empty_state, selection_caption, show_figure
 
@@ -52,6 +60,38 @@ random_entry = (
 )
 random_loaded, _ = try_load(random_entry)
 random_metrics = random_loaded.results.metrics if random_loaded else None
+# 95% intervals of the test R² (bootstrap over test entities of the stored predictions)
+st.dataframe(
+    intervals.summary_table(
+        res,
+        baseline_intervals(ctx.loaded, random_loaded),
+        random_loaded.results if random_loaded else None,
+    ),
+    hide_index=True,
+    width="stretch",
+    key="r_intervals",
+)
+if not s.presentation:
+    st.caption(
+        "Test R² at the layer chosen on training rows, and what it is read against; ± is "
+        "half the width of the 95% interval (a bootstrap over the test entities, 1,000 "
+        "resamples). The random-init model is read at the layer its own training rows "
+        "choose."
+        + (
+            f" Its control ran on {len(random_loaded.results.entities):,} entities, "
+            f"not these {len(res.entities):,}: compare with care."
+            if random_loaded is not None
+            and len(random_loaded.results.entities) != len(res.entities)
+            else ""
+        )
+    )
+eras = era_table_of(ctx.loaded)
+if len(eras):
+    st.markdown("**Within eras** (test rows; R² around each era's own mean)")
+    st.dataframe(eras, hide_index=True, width="stretch", key="r_eras")
+bands = {"probe": layer_band(ctx.loaded)}
+if random_loaded is not None:
+    bands["random_init"] = layer_band(random_loaded)
 if analysis is not None:
     fig = afigs.controls_figure(
         analysis.controls,
@@ -59,6 +99,10 @@ if analysis is not None:
         selected_layer=s.layer,
         style=ctx.style,
         title=f"{cat.model_label(s.model)} on {s.dataset}: test split, probe and controls",
+        # the stored probe's band only where the analysis refitted it on the same rows
+        bands=bands
+        if analysis.n_entities == entry.n_entities
+        else {k: v for k, v in bands.items() if k != "probe"},
     )
     show_figure(ctx, fig, "controls")
     paper_line(beside_paper.linear_vs_mlp(analysis, s.dataset, res.best_layer()))
@@ -77,17 +121,18 @@ else:
     )
     st.code(command, language="bash")
     if random_metrics is not None:
+        random_label = cat.model_label(cat.model_id(model_name, True))
         fig = figs.model_comparison_figure(
             [
                 (cat.model_label(s.model), res.metrics, res.n_model_layers),
-                (
-                    cat.model_label(cat.model_id(model_name, True)),
-                    random_metrics,
-                    res.n_model_layers,
-                ),
+                (random_label, random_metrics, res.n_model_layers),
             ],
             style=ctx.style,
-            title="Trained vs random-init model (test R²)",
+            title="Trained vs random-init model (test R², 95% bands)",
+            bands={
+                cat.model_label(s.model): bands["probe"],
+                random_label: bands["random_init"],
+            },
         )
         show_figure(ctx, fig, "random_init")
 

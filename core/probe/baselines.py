@@ -7,6 +7,8 @@
   the group gives, a bar the model may or may not clear;
 * train mean: everyone at the training mean (R² 0 on train, below 0 elsewhere).
 
+Each baseline's predictions for every entity are stored with the results
+(``baseline_predictions.npy``), so a view or a bootstrap reads them without a refit.
 The random-init control is a build of its own (``--random-init``).
 """
 
@@ -22,7 +24,11 @@ from core.probe.metrics import split_metrics
 from core.probe.ridge import RidgeProbe, alpha_grid
 
 # The column whose groups the group-mean baseline averages over: the first one present.
-REFERENCE_COLUMNS = ("borough", "state", "country", "source")
+# "occupation" (historical figures: WordNet's hypernym of the person) comes before "source",
+# which holds one value for nearly every person.
+REFERENCE_COLUMNS = ("borough", "state", "country", "occupation", "source")
+# The baselines every build stores, in this order (a group mean only where a column applies).
+BASELINE_NAMES: tuple[str, ...] = ("name_only", "group_mean", "train_mean")
 NAME_FEATURES = 4096
 
 
@@ -83,30 +89,55 @@ def group_mean_predictions(y: np.ndarray, is_test: np.ndarray, groups: pd.Series
     return np.where(np.isnan(pred), fallback, pred)
 
 
+def baseline_predictions(
+    entities: pd.DataFrame,
+    target_names: tuple[str, ...],
+    spec: ProbeSpec | None = None,
+    names: Sequence[str] = BASELINE_NAMES,
+) -> dict[str, np.ndarray]:
+    """Each baseline's prediction [n, T] (target units) for every entity, in `names`'
+    order; the group mean is absent when the table has no reference column."""
+    y = entities[list(target_names)].to_numpy(dtype=np.float64)
+    is_test = entities["is_test"].to_numpy(dtype=bool)
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == "name_only":
+            out[name] = name_only_predictions(list(entities["text"]), y, is_test, spec)
+        elif name == "group_mean":
+            column = reference_column(entities)
+            if column is not None:
+                out[name] = group_mean_predictions(y, is_test, entities[column])
+        elif name == "train_mean":
+            out[name] = mean_predictions(y, is_test)
+        else:
+            raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINE_NAMES}")
+    return out
+
+
 def baseline_table(
     entities: pd.DataFrame,
     target_names: tuple[str, ...],
     kind: str,
     spec: ProbeSpec | None = None,
+    predictions: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per (baseline, split) with the probes' metrics, from the entity table."""
+    """One row per (baseline, split) with the probes' metrics, from the entity table and
+    the baselines' predictions (:func:`baseline_predictions`, computed when not given)."""
+    if predictions is None:
+        predictions = baseline_predictions(entities, target_names, spec)
     y = entities[list(target_names)].to_numpy(dtype=np.float64)
     is_test = entities["is_test"].to_numpy(dtype=bool)
-    preds: dict[str, tuple[np.ndarray, str]] = {
-        "name_only": (name_only_predictions(list(entities["text"]), y, is_test, spec), "text"),
-    }
-    column = reference_column(entities)
-    if column is not None:
-        preds["group_mean"] = (group_mean_predictions(y, is_test, entities[column]), column)
+    sources = {"name_only": "text", "group_mean": reference_column(entities), "train_mean": ""}
     rows = []
-    for baseline, (pred, source) in preds.items():
+    for baseline, pred in predictions.items():
+        pred = np.asarray(pred, dtype=np.float64).reshape(y.shape)
         for split, mask in (("train", ~is_test), ("test", is_test)):
             if mask.sum() < 2:
                 continue
             rows.append(
                 {
                     "baseline": baseline,
-                    "column": source,
+                    "column": sources.get(baseline) or "",
                     "split": split,
                     "n": int(mask.sum()),
                     **split_metrics(y[mask], pred[mask], target_names, kind),

@@ -29,11 +29,12 @@ from core.extract.store import (
     build_activations,
     resolve_spec,
 )
-from core.probe.baselines import baseline_table, reference_column
+from core.probe.baselines import baseline_predictions, baseline_table, reference_column
 from core.probe.globe import GLOBE_AXES, from_globe, to_globe
 from core.probe.metrics import MAX_PROXIMITY_ENTITIES, split_metrics
 from core.probe.ridge import RidgeProbe, alpha_grid, loo_r2
 from core.results.probe_results import ProbeResults
+from core.results.upgrade import add_baseline_predictions
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,21 @@ class Cluster(Protocol):
         ...
 
 
-def _verified_results(final: Path) -> ProbeResults | None:
+def _verified_results(final: Path, locked: bool = False) -> ProbeResults | None:
     """Finished results at `final` whose files match their manifest; None if absent or broken.
 
-    A broken folder (truncated or altered file, unreadable manifest) is logged and
-    left to be rebuilt: the rebuild replaces it atomically. Layers left in
-    ``.partial-<key>`` by a build killed after its final rename are removed.
+    Results built before the baselines' predictions were stored gain them here
+    (:func:`core.results.upgrade.add_baseline_predictions`: no model, no activations);
+    `locked`: the caller holds the results' build lock. A broken folder (truncated or
+    altered file, unreadable manifest) is logged and left to be rebuilt: the rebuild
+    replaces it atomically. Layers left in ``.partial-<key>`` by a build killed after its
+    final rename are removed.
     """
     if not (final / "manifest.json").is_file():
         return None
     try:
+        if add_baseline_predictions(final, lock=not locked):
+            log.info("%s: added the baselines' predictions", final.name)
         results = ProbeResults.load(final, verify=True)
     except CacheError as exc:
         log.warning("%s; rebuilding it", exc)
@@ -181,7 +187,7 @@ def _fit_probes_locked(
     layer_fitter: LayerFitter | None = None,
 ) -> ProbeResults:
     final = artifact_dir(cache_root, "results", key)
-    existing = _verified_results(final)
+    existing = _verified_results(final, locked=True)
     if existing is not None:
         return existing
     partial = final.parent / f".partial-{key}"
@@ -252,10 +258,13 @@ def _fit_probes_locked(
                     **metrics,
                 }
             )
-    log.info("fitting the name-only and group-mean baselines")
-    baselines = baseline_table(dataset.entity_table(), names, dataset.kind, probe_spec)
+    log.info("fitting the name-only, group-mean and train-mean baselines")
+    entities = dataset.entity_table()
+    baseline_preds = baseline_predictions(entities, names, probe_spec)
+    baselines = baseline_table(entities, names, dataset.kind, predictions=baseline_preds)
     results = ProbeResults(
         baselines=baselines,
+        baseline_preds=baseline_preds,
         kind=dataset.kind,
         target_names=names,
         layers=np.asarray(store.layers, dtype=int),

@@ -16,8 +16,14 @@ Folder layout (``cache/results/<key>/``)::
     coef.npy            [n_layers, n_targets, d_model] float32, target units
     intercept.npy       [n_layers, n_targets] float32
     alphas.npy          [n_layers] float64, the ridge penalty chosen per layer
-    baselines.parquet   one row per (baseline, split): name-only and group-mean metrics
-                        (`core.probe.baselines`); absent from results built before them
+    baselines.parquet   one row per (baseline, split): name-only, group-mean and
+                        train-mean metrics (`core.probe.baselines`); absent from results
+                        built before them
+    baseline_predictions.npy
+                        [n_baselines, n_entities, n_targets] float32, target units: each
+                        baseline's prediction of every entity, names in the manifest's
+                        "baseline_predictions"; absent from results built before them
+                        (`core.results.upgrade` adds it without the model)
 """
 
 from __future__ import annotations
@@ -39,10 +45,12 @@ from core.common.cache import (
     verify_files,
     write_manifest,
 )
+from core.common.config import ProbeSpec
 from core.probe.globe import GLOBE_AXES, from_globe, to_globe
 
 ENTITIES = "entities.parquet"
 BASELINES = "baselines.parquet"
+BASELINE_PREDICTIONS = "baseline_predictions.npy"
 FILES = (
     ENTITIES,
     "metrics.parquet",
@@ -70,6 +78,8 @@ class ProbeResults:
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # baseline name -> [n_entities, n_targets] in target units (empty for older results)
+    baseline_preds: dict[str, np.ndarray] = field(default_factory=dict)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -111,6 +121,17 @@ class ProbeResults:
         rows = table[(table["baseline"] == name) & (table["split"] == split)]
         return float(rows[metric].iloc[0]) if len(rows) else float("nan")
 
+    def baseline_prediction(self, name: str) -> np.ndarray | None:
+        """A baseline's stored prediction of every entity, [n_entities, n_targets] in target
+        units ("name_only", "group_mean", "train_mean"); None when it was not stored."""
+        pred = self.baseline_preds.get(name)
+        return None if pred is None else np.asarray(pred)
+
+    @property
+    def baseline_names(self) -> tuple[str, ...]:
+        """The baselines whose predictions are stored, in their stored order."""
+        return tuple(self.baseline_preds)
+
     def baseline_values(self, control: ProbeResults | None = None) -> dict[str, float]:
         """Label -> test R² of what this result should be read beside: the name-only and
         group-mean baselines and, given its random-init control, that control's test R²
@@ -130,6 +151,10 @@ class ProbeResults:
         if rows.empty or metric not in rows:
             return float("nan")
         return float(rows[metric].iloc[0])
+
+    def probe_spec(self) -> ProbeSpec:
+        """The probe settings the manifest records (the baselines are fitted with them)."""
+        return probe_spec_of(self.manifest)
 
     @property
     def probe_target(self) -> str:
@@ -177,6 +202,7 @@ class ProbeResults:
             np.save(tmp / "alphas.npy", self.alphas.astype(np.float64))
             if not self.baselines.empty:
                 self.baselines.reset_index(drop=True).to_parquet(tmp / BASELINES, index=False)
+            baseline_names = self.write_baseline_predictions(tmp)
             manifest = dict(self.manifest)
             manifest.update(extra_manifest or {})
             manifest.update(
@@ -192,10 +218,25 @@ class ProbeResults:
                     "prediction_offset": offset,
                 }
             )
+            if baseline_names:
+                manifest["baseline_predictions"] = baseline_names
+            else:
+                manifest.pop("baseline_predictions", None)
             write_manifest(tmp, manifest)
         self.path = folder
         self.manifest = read_manifest(folder)
         return folder
+
+    def write_baseline_predictions(self, folder: Path) -> list[str]:
+        """Write the stored baselines' predictions into `folder`; their names (none: no file)."""
+        if not self.baseline_preds:
+            return []
+        shape = (len(self.entities), len(self.target_names))
+        stacked = np.stack(
+            [np.asarray(p, dtype=np.float32).reshape(shape) for p in self.baseline_preds.values()]
+        )
+        np.save(Path(folder) / BASELINE_PREDICTIONS, stacked)
+        return list(self.baseline_preds)
 
     @classmethod
     def load(cls, folder: Path, verify: bool = False, rebuild_hint: str = "") -> ProbeResults:
@@ -231,12 +272,35 @@ class ProbeResults:
                 baselines=pd.read_parquet(folder / BASELINES)
                 if (folder / BASELINES).is_file()
                 else pd.DataFrame(),
+                baseline_preds=_load_baseline_predictions(folder, manifest),
             )
         except (KeyError, ValueError, OSError) as exc:
             raise CacheError(
                 f"{folder}: unreadable results ({exc})"
                 + (f"; rebuild with: {rebuild_hint or manifest.get('command', '')}")
             ) from exc
+
+
+def probe_spec_of(manifest: dict[str, Any]) -> ProbeSpec:
+    """The probe settings a results manifest records."""
+    probe = dict(manifest.get("probe") or {})
+    if "alpha_grid" in probe:
+        probe["alpha_grid"] = tuple(probe["alpha_grid"])
+    known = {k: v for k, v in probe.items() if k in ProbeSpec.__dataclass_fields__}
+    return ProbeSpec(**known)
+
+
+def _load_baseline_predictions(folder: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    """name -> [n_entities, n_targets] (memory-mapped); empty for results without them."""
+    names = manifest.get("baseline_predictions") or []
+    path = Path(folder) / BASELINE_PREDICTIONS
+    if not names or not path.is_file():
+        return {}
+    stored = np.load(path, mmap_mode="r", allow_pickle=False)
+    expected = (len(names), int(manifest["n_entities"]), len(manifest["target_names"]))
+    if stored.shape != expected:
+        raise ValueError(f"{BASELINE_PREDICTIONS} has shape {stored.shape}, expected {expected}")
+    return {str(name): stored[i] for i, name in enumerate(names)}
 
 
 def best_layer_of(metrics: pd.DataFrame) -> int:

@@ -3,7 +3,9 @@
 ``python -m core demo`` rebuilds every shipped result from scratch (activations are
 built, used and then deleted: only results ship) and lists them in ``results/SHIPPED``.
 ``python -m core scoreboard`` prints, per shipped (dataset, model), the best layer's test
-R² beside its baselines as a Markdown table.
+R² beside its baselines as a Markdown table, each with its 95% interval (a paired
+bootstrap over test entities, :mod:`core.results.intervals`), and for time datasets the
+same within eras.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core.common.cache import artifact_dir, default_cache_root, list_artifacts
 from core.common.config import BuildConfig, ProbeSpec
+from core.probe.bootstrap import Interval
+from core.results import intervals
 from core.results.probe_results import ProbeResults
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,9 @@ CHECK_SLICE = ("smollm2-135m", "world_places", 400)
 # shipped predictions alone several MB per model. The other datasets ship at full size.
 SAMPLE_LIMITS: dict[str, int] = {"world_places": 8000}
 GLOBE_DATASETS: tuple[str, ...] = ("world_places",)
-# The random-init control of every (model, dataset) runs on a smaller sample.
-CONTROL_LIMIT = 2000
+# The random-init control of every (model, dataset) runs on exactly its probe's entities
+# and split (the same limit): a control on fewer rows is handicapped (name-only on world
+# places falls from 0.32 to 0.23 at n = 2,000).
 # Written by `python -m core demo`: the result folders that ship (tests and the README's
 # scoreboard read these only, never whatever else a user built into the cache).
 SHIPPED_INDEX = "SHIPPED"
@@ -85,7 +91,7 @@ def demo_builds() -> list[BuildConfig]:
         for dataset in DEMO_DATASETS
     ]
     builds += [
-        BuildConfig(model, dataset, random_init=True, limit=CONTROL_LIMIT)
+        BuildConfig(model, dataset, random_init=True, limit=SAMPLE_LIMITS.get(dataset))
         for model in DEMO_MODELS
         for dataset in DEMO_DATASETS
     ]
@@ -132,6 +138,31 @@ def write_shipped_index(
     return path
 
 
+def _identity(res: ProbeResults) -> tuple[object, ...]:
+    spec = res.manifest.get("spec", {})
+    return (
+        res.model,
+        res.dataset,
+        res.prompt,
+        bool(spec.get("random_init")),
+        res.probe_target,
+        _is_check_slice(res),
+    )
+
+
+def superseded(kept: Iterable[ProbeResults], built: Iterable[ProbeResults]) -> list[ProbeResults]:
+    """`kept` without the results a new build replaces: same model, dataset, prompt,
+    control flag and probe target (a control rebuilt on its probe's rows replaces the
+    control on 2,000); the check slice is never replaced by a full build, nor it by one."""
+    new = {_identity(r) for r in built}
+    names = {Path(r.path).name for r in built if r.path is not None}
+    return [
+        r
+        for r in kept
+        if _identity(r) not in new or (r.path is not None and Path(r.path).name in names)
+    ]
+
+
 def shipped_names(cache_root: Path, kind: str) -> set[str] | None:
     """The folder names a kind's index lists; None without an index (nothing shipped)."""
     index = Path(cache_root) / kind / SHIPPED_INDEX
@@ -157,58 +188,147 @@ def _r2(value: float) -> str:
     return "" if value != value else f"{value:.2f}"
 
 
+def _pm(value: Interval | None, fallback: float = float("nan")) -> str:
+    """``0.35 ± 0.04`` (half the width of the 95% interval); the bare figure without one."""
+    if value is None or not np.isfinite(value.lo):
+        return _r2(value.point if value is not None else fallback)
+    return value.pm()
+
+
+def _controls(results: list[ProbeResults]) -> dict[tuple[str, str], list[ProbeResults]]:
+    out: dict[tuple[str, str], list[ProbeResults]] = {}
+    for r in results:
+        if r.manifest.get("spec", {}).get("random_init") and r.probe_target == "latlon":
+            out.setdefault((r.model, r.dataset), []).append(r)
+    return out
+
+
+def control_of(res: ProbeResults, controls: list[ProbeResults]) -> ProbeResults | None:
+    """The random-init control of a result: the one on the same entities when there is
+    one, else the one on the most."""
+    if not controls:
+        return None
+    same = [c for c in controls if len(c.entities) == len(res.entities)]
+    return max(same or controls, key=lambda c: len(c.entities))
+
+
+def control_cell(res: ProbeResults, control: ProbeResults | None) -> str:
+    """The control's test R² at the layer its own training rows choose, ± its interval;
+    its number of entities when they are not the probe's."""
+    if control is None:
+        return ""
+    text = _pm(intervals.probe_r2(control, control.best_layer()))
+    if len(control.entities) != len(res.entities):
+        text += f" (n={len(control.entities):,})"
+    return text
+
+
+def _probes(results: list[ProbeResults]) -> list[ProbeResults]:
+    return [
+        r
+        for r in results
+        if not _is_check_slice(r)
+        and r.probe_target == "latlon"
+        and not r.manifest.get("spec", {}).get("random_init")
+    ]
+
+
+def _dataset_order(datasets: Iterable[str]) -> list[str]:
+    seen = set(datasets)
+    shown = [d for d in DEMO_DATASETS if d in seen]
+    return shown + sorted(seen - set(shown))
+
+
 def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataFrame:
     """One row per (dataset, model): the best layer's test R² (layer chosen on the
     training rows' leave-one-out R²) beside what it means: the name-only, group-mean and
-    random-init figures, and Spearman (all, after 1500, after 1800) for time datasets.
-    Then the paper's Llama-2 rows with its published baselines.
+    random-init figures, and Spearman for time datasets; each ``point ± half-width`` of
+    its 95% interval where predictions are stored. Then the paper's Llama-2 rows with
+    its published baselines.
     """
     from core.results.published import paper_scoreboard_rows
 
-    probes = [r for r in results if not _is_check_slice(r) and r.probe_target == "latlon"]
-    controls = {
-        (r.model, r.dataset): r for r in probes if r.manifest.get("spec", {}).get("random_init")
-    }
+    controls = _controls(results)
     rows = []
-    for res in probes:
-        spec = res.manifest.get("spec", {})
-        if spec.get("random_init"):
-            continue
+    for res in _probes(results):
         layer = res.best_layer()
-        control = controls.get((res.model, res.dataset))
+        control = control_of(res, controls.get((res.model, res.dataset), []))
+        group = (res.manifest.get("dataset_info") or {}).get("reference_column")
+        group_mean = _pm(intervals.baseline_r2(res, "group_mean"), res.baseline("group_mean"))
         rho = ""
         if res.kind == "time":
-            rho = " / ".join(
-                _r2(res.metric_at(layer, metric))
-                for metric in ("spearman", "spearman_after_1500", "spearman_after_1800")
-            )
-        group = (res.manifest.get("dataset_info") or {}).get("reference_column")
-        group_mean = _r2(res.baseline("group_mean"))
+            eras = intervals.era_scores(res, layer)
+            rho = _pm(eras[0].spearman) if eras else _r2(res.metric_at(layer, "spearman"))
         rows.append(
             {
                 "dataset": res.dataset,
                 "model": res.model,
                 "n": f"{len(res.entities):,}",
                 "layer": f"L{layer}/{res.n_model_layers}",
-                "test R²": _r2(res.metric_at(layer)),
-                "Spearman (all / ≥1500 / ≥1800)": rho,
-                "name-only R²": _r2(res.baseline("name_only")),
+                "test R²": _pm(intervals.probe_r2(res, layer)),
+                "Spearman": rho,
+                "name-only R²": _pm(
+                    intervals.baseline_r2(res, "name_only"), res.baseline("name_only")
+                ),
                 "group-mean R²": f"{group_mean} ({group})" if group_mean else "",
-                "random-init R²": _r2(control.metric_at(control.best_layer()))
-                if control is not None
-                else "",
+                "random-init R²": control_cell(res, control),
             }
         )
     if not rows:
         return pd.DataFrame()
-    shown = [d for d in DEMO_DATASETS if any(r["dataset"] == d for r in rows)]
-    shown += sorted({r["dataset"] for r in rows} - set(shown))
+    shown = _dataset_order(r["dataset"] for r in rows)
     rows.sort(key=lambda r: (shown.index(r["dataset"]), r["model"]))
     if with_paper:
         paper = [r for r in paper_scoreboard_rows() if r["dataset"] in shown]
         rows += sorted(paper, key=lambda r: shown.index(r["dataset"]))
     table = pd.DataFrame(rows).fillna("")
     return table.set_index(["dataset", "model"])
+
+
+def era_table(results: list[ProbeResults]) -> pd.DataFrame:
+    """Per time (dataset, model) with a ``year``: all test rows, then each era's
+    (:data:`core.results.intervals.ERAS`), at the layer chosen on training rows: test
+    rows, test R² (around the era's own mean) and Spearman of the probe, and the
+    name-only and group-mean R² within the same rows, each ± its 95% interval."""
+    rows = []
+    for res in _probes(results):
+        if res.kind != "time":
+            continue
+        layer = res.best_layer()
+        probe = intervals.era_scores(res, layer)
+        if not probe:
+            continue
+        by_baseline = {}
+        for name in ("name_only", "group_mean"):
+            pred = res.baseline_prediction(name)
+            if pred is not None:
+                by_baseline[name] = {e.era: e for e in intervals.era_scores(res, layer, pred)}
+        group = (res.manifest.get("dataset_info") or {}).get("reference_column")
+        for score in probe:
+            if score.n == 0:
+                continue
+            base = {k: v.get(score.era) for k, v in by_baseline.items()}
+            name_only = base.get("name_only")
+            group_mean = base.get("group_mean")
+            rows.append(
+                {
+                    "dataset": res.dataset,
+                    "model": res.model,
+                    "era": score.era,
+                    "test n": f"{score.n:,}",
+                    "test R²": _pm(score.r2),
+                    "Spearman": _pm(score.spearman),
+                    "name-only R²": _pm(name_only.r2) if name_only else "",
+                    "group-mean R²": (
+                        f"{_pm(group_mean.r2)} ({group})" if group_mean and group_mean.r2 else ""
+                    ),
+                }
+            )
+    if not rows:
+        return pd.DataFrame()
+    shown = _dataset_order(r["dataset"] for r in rows)
+    rows.sort(key=lambda r: (shown.index(r["dataset"]), r["model"]))  # stable: eras in order
+    return pd.DataFrame(rows).set_index(["dataset", "model", "era"])
 
 
 def globe_table(results: list[ProbeResults]) -> pd.DataFrame:
@@ -252,9 +372,23 @@ def globe_table(results: list[ProbeResults]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["dataset", "model", "probe"])
 
 
+INTERVAL_NOTE = (
+    "± is half the width of the 95% interval: a percentile bootstrap over the test "
+    "entities (1,000 seeded resamples) of the stored predictions."
+)
+
+
 def scoreboard_markdown(results: list[ProbeResults]) -> str:
-    """The scoreboard, then (when globe probes ship) the globe vs lat/lon table."""
-    text = markdown_table(scoreboard(results))
+    """The scoreboard, then the time datasets within eras, then (when globe probes ship)
+    the globe vs lat/lon table."""
+    text = markdown_table(scoreboard(results)) + "\n\n" + INTERVAL_NOTE
+    eras = era_table(results)
+    if not eras.empty:
+        text += (
+            "\n\nTime datasets within eras (test rows; R² around each era's own mean, "
+            "at the layer chosen on training rows):\n\n"
+        )
+        text += markdown_table(eras)
     globe = globe_table(results)
     if not globe.empty:
         text += "\n\nGlobe target vs lat/lon on the same entities (test split):\n\n"

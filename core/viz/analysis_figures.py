@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from core.viz.figures import (
     _layout,
     _outline_traces,
     _safe_names,
+    add_band,
     figure_image,
     map_figure,
     timeline_figure,
@@ -45,11 +46,14 @@ def controls_figure(
     selected_layer: int | None = None,
     style: Style | None = None,
     title: str | None = None,
+    bands: Mapping[str, pd.DataFrame] | None = None,
 ) -> go.Figure:
     """R² (top) and proximity error (bottom) by layer for the probe and every control.
 
     Layer-independent controls (layer -1: train mean, name-only) are flat lines;
     `random_init`: a random-initialised model's results metrics (same columns).
+    `bands`: control ("probe", "random_init") -> ``layer``, ``lo``, ``hi``: the 95%
+    interval of its test R², shaded on the R² panel.
     """
     style = style or Style()
     table = controls[controls["split"] == split]
@@ -75,6 +79,9 @@ def controls_figure(
         rows = table[table["control"] == control].sort_values("layer")
         if rows.empty:
             continue
+        band = (bands or {}).get(control)
+        if band is not None and len(band) and split == "test":
+            add_band(fig, band, colour, f"{label} 95%", legendgroup=control, row=1, col=1)
         for r, col in ((1, "r2"), (2, "proximity_error")):
             if col not in rows:
                 continue

@@ -43,6 +43,8 @@ from core.viz.outlines import NYC_OUTLINES, SCOPES, TOPOJSON_DIR
 if TYPE_CHECKING:
     import geopandas as gpd
 
+    from core.results.probe_results import ProbeResults
+
 log = logging.getLogger(__name__)
 
 # The entity column holding the true container of each map scope, and its noun.
@@ -358,30 +360,48 @@ def container_score(
 # ----------------------------------------------------------------- baselines
 def probe_spec(manifest: Mapping[str, Any]) -> ProbeSpec:
     """The probe settings a results manifest records (the baselines were fitted with them)."""
-    probe = dict(manifest.get("probe") or {})
-    if "alpha_grid" in probe:
-        probe["alpha_grid"] = tuple(probe["alpha_grid"])
-    known = {k: v for k, v in probe.items() if k in ProbeSpec.__dataclass_fields__}
-    return ProbeSpec(**known)
+    from core.results.probe_results import probe_spec_of
+
+    return probe_spec_of(dict(manifest))
+
+
+def stored_baselines(results: ProbeResults) -> dict[str, np.ndarray]:
+    """The (lat, lon) [n, 2] of each baseline whose predictions the results store (the
+    build stores them; results built before have none: then :func:`baseline_predictions`
+    refits)."""
+    names = list(results.target_names)
+    if "lat" not in names or "lon" not in names:
+        return {}
+    cols = [names.index("lat"), names.index("lon")]
+    out = {}
+    for name in results.baseline_names:
+        pred = results.baseline_prediction(name)
+        if pred is not None:
+            out[name] = np.asarray(pred, dtype=np.float64)[:, cols]
+    return out
 
 
 def baseline_predictions(
     entities: pd.DataFrame,
     spec: ProbeSpec | None = None,
     baselines: Sequence[str] = BASELINES,
+    stored: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-entity (lat, lon) [n, 2] of the name-only and group-mean baselines, fitted as
-    the build fits them (:mod:`core.probe.baselines`; only their metrics are stored).
+    """Per-entity (lat, lon) [n, 2] of the name-only and group-mean baselines: the
+    `stored` ones (:func:`stored_baselines`) as they are, the others fitted as the build
+    fits them (:mod:`core.probe.baselines`).
 
-    The name-only ridge on 4,096 TF-IDF features costs 30-60 s for 8,000 entities on 2
-    cores (one 4096x4096 eigendecomposition; 4 s for 1,000); the group mean is instant. A baseline
-    that does not apply (no group column) is absent.
+    A refit of the name-only ridge on 4,096 TF-IDF features costs 30-60 s for 8,000
+    entities on 2 cores (one 4096x4096 eigendecomposition; 4 s for 1,000); the group
+    mean is instant. A baseline that does not apply (no group column) is absent.
     """
     y = entities[["lat", "lon"]].to_numpy(dtype=np.float64)
     is_test = entities["is_test"].to_numpy(dtype=bool)
     out: dict[str, np.ndarray] = {}
     for name in baselines:
-        if name == "name_only":
+        if stored is not None and name in stored:
+            out[name] = np.asarray(stored[name], dtype=np.float64)
+        elif name == "name_only":
             out[name] = name_only_predictions(list(entities["text"]), y, is_test, spec)
         elif name == "group_mean":
             group = reference_column(entities)
@@ -399,14 +419,16 @@ def baseline_scores(
     split: str = "test",
     spec: ProbeSpec | None = None,
     baselines: Sequence[str] = BASELINES,
+    stored: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, ContainerScore]:
-    """:func:`container_score` of each baseline's predictions (name -> score)."""
+    """:func:`container_score` of each baseline's predictions (name -> score); `stored`
+    predictions (:func:`stored_baselines`) are read, not refitted."""
     _check_scope(scope)
     column = column or CONTAINER_COLUMNS[scope]
     truth = true_containers(entities[column], scope)
     rows = _split_rows(entities, split)
     out = {}
-    for name, pred in baseline_predictions(entities, spec, baselines).items():
+    for name, pred in baseline_predictions(entities, spec, baselines, stored).items():
         landed = lands_in(pred[:, 0], pred[:, 1], scope)
         out[name] = score_landings(landed, truth, rows, scope, column, split)
     return out

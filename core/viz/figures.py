@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from core.probe.bootstrap import Interval
 from core.probe.metrics import haversine_km
 from core.viz.outlines import get_scope, outline_lines, topojson_file_uri
 
@@ -461,14 +462,17 @@ def layer_curves_figure(
     selected_layer: int | None = None,
     style: Style | None = None,
     title: str | None = None,
-    baselines: Mapping[str, float] | None = None,
+    baselines: Mapping[str, float | Interval] | None = None,
     chosen_layer: int | None = None,
+    test_band: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Train and test R² (top) and proximity error (bottom) against layer.
 
-    `baselines` (label -> test R²: name-only, group mean, random init) are drawn as
-    horizontal lines on the R² panel, so a reader sees which numbers the probe clears;
-    `chosen_layer` (picked on training rows) is marked with a star on the test curve.
+    `baselines` (label -> test R², or its :class:`Interval`: name-only, group mean,
+    random init) are drawn as horizontal lines on the R² panel, so a reader sees which
+    numbers the probe clears; `chosen_layer` (picked on training rows) is marked with a
+    star on the test curve; `test_band` (``layer``, ``lo``, ``hi``: the 95% interval of
+    each layer's test R², :func:`core.results.intervals.layer_band`) shades the test curve.
     """
     style = style or Style()
     fig = make_subplots(
@@ -480,6 +484,8 @@ def layer_curves_figure(
     )
     dash = {"train": "dot", "test": "solid"}
     colour = {"train": PALETTE[1], "test": PALETTE[0]}
+    if test_band is not None and len(test_band):
+        add_band(fig, test_band, PALETTE[0], "test 95% interval", row=1, col=1)
     for split in ("train", "test"):
         rows = metrics[metrics["split"] == split].sort_values("layer")
         if rows.empty:
@@ -507,12 +513,61 @@ def layer_curves_figure(
 
 
 BASELINE_DASH = ("dash", "dashdot", "longdash", "dot")
+BAND_OPACITY = 0.2
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    """A ``#rrggbb`` or ``rgb(r, g, b)`` colour with transparency."""
+    if colour.startswith("#") and len(colour) == 7:
+        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    else:
+        r, g, b = (int(float(v)) for v in colour[colour.index("(") + 1 : -1].split(",")[:3])
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def add_band(
+    fig: go.Figure,
+    band: pd.DataFrame,
+    colour: str,
+    name: str,
+    x: Sequence[float] | np.ndarray | None = None,
+    legendgroup: str | None = None,
+    row: int | None = None,
+    col: int | None = None,
+) -> None:
+    """A shaded 95% interval: ``band`` has ``lo`` and ``hi`` (and ``layer``, the x unless
+    `x` is given). Two traces: the upper edge (no line) and the lower one filled up to it."""
+    band = band.sort_values("layer") if "layer" in band else band
+    xs = list(np.asarray(x if x is not None else band["layer"], dtype=float))
+    where = {"row": row, "col": col} if row is not None else {}
+    common = {
+        "mode": "lines",
+        "line": {"width": 0, "color": colour},
+        "legendgroup": legendgroup or name,
+        "hoverinfo": "skip",
+    }
+    fig.add_trace(
+        go.Scatter(x=xs, y=band["hi"].to_numpy(float), showlegend=False, name=name, **common),
+        **where,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=band["lo"].to_numpy(float),
+            fill="tonexty",
+            fillcolor=_rgba(colour, BAND_OPACITY),
+            name=name,
+            showlegend=legendgroup is None,
+            **common,
+        ),
+        **where,
+    )
 
 
 def _add_baselines(
     fig: go.Figure,
     metrics: pd.DataFrame,
-    baselines: Mapping[str, float],
+    baselines: Mapping[str, float | Interval],
     chosen_layer: int | None,
     style: Style,
 ) -> None:
@@ -520,14 +575,27 @@ def _add_baselines(
     layers = metrics["layer"].to_numpy() if "layer" in metrics else np.array([])
     if layers.size:
         span = [float(layers.min()), float(layers.max())]
-        shown = [(label, value) for label, value in baselines.items() if np.isfinite(value)]
-        for i, (label, value) in enumerate(shown):
+        points = {
+            label: float(v.point if isinstance(v, Interval) else v)
+            for label, v in baselines.items()
+        }
+        shown = [
+            (label, points[label], v)
+            for label, v in baselines.items()
+            if np.isfinite(points[label])
+        ]
+        for i, (label, value, given) in enumerate(shown):
+            text = (
+                given.pm()
+                if isinstance(given, Interval) and np.isfinite(given.lo)
+                else f"{value:.2f}"
+            )
             fig.add_trace(
                 go.Scatter(
                     x=span,
                     y=[value, value],
                     mode="lines",
-                    name=f"{html.escape(label)} ({value:.2f})",
+                    name=f"{html.escape(label)} ({text})",
                     line={
                         "color": PALETTE[(i + 2) % len(PALETTE)],
                         "dash": BASELINE_DASH[i % len(BASELINE_DASH)],
@@ -561,10 +629,13 @@ def model_comparison_figure(
     split: str = "test",
     style: Style | None = None,
     title: str | None = None,
+    bands: Mapping[str, pd.DataFrame] | None = None,
 ) -> go.Figure:
     """One line per model over normalised depth ((layer + 1) / number of layers).
 
     `runs`: (label, metrics, n_model_layers); labels containing "random init" are dashed.
+    `bands`: label -> ``layer``, ``lo``, ``hi`` (95% interval of the test R²), shaded
+    around that run's line when the metric is test R².
     """
     style = style or Style()
     fig = go.Figure()
@@ -573,12 +644,24 @@ def model_comparison_figure(
         if rows.empty or metric not in rows or n_layers <= 0:
             continue
         depth = (rows["layer"].to_numpy(float) + 1.0) / float(n_layers)
+        band = (bands or {}).get(label)
+        if band is not None and len(band) and metric == "r2" and split == "test":
+            band = band.sort_values("layer")
+            add_band(
+                fig,
+                band,
+                PALETTE[i % len(PALETTE)],
+                f"{label} 95%",
+                x=(band["layer"].to_numpy(float) + 1.0) / float(n_layers),
+                legendgroup=html.escape(label),
+            )
         fig.add_trace(
             go.Scatter(
                 x=depth,
                 y=rows[metric],
                 mode="lines+markers",
                 name=html.escape(label),
+                legendgroup=html.escape(label),
                 customdata=rows["layer"],
                 line={
                     "color": PALETTE[i % len(PALETTE)],

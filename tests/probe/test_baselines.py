@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from core.probe.baselines import (
+    baseline_predictions,
     baseline_table,
     group_mean_predictions,
     name_only_predictions,
@@ -59,7 +60,7 @@ def test_baseline_table_rows() -> None:
     )
     table = baseline_table(entities, ("lat", "lon"), "space")
     assert set(zip(table["baseline"], table["split"], strict=True)) == {
-        (b, s) for b in ("name_only", "group_mean") for s in ("train", "test")
+        (b, s) for b in ("name_only", "group_mean", "train_mean") for s in ("train", "test")
     }
     group = table[table["baseline"] == "group_mean"]
     assert set(group["column"]) == {"country"}
@@ -79,3 +80,41 @@ def test_time_metrics_report_spearman_within_eras() -> None:
     )
     assert abs(m["spearman_after_1800"]) < 0.3 < m["spearman"]
     assert m["spearman_after_1500"] == m["spearman_after_1800"]
+
+
+def test_baseline_predictions_reproduce_the_table() -> None:
+    """The predictions a build stores are the ones its baseline metrics are computed from."""
+    rng = np.random.default_rng(2)
+    n = 240
+    entities = pd.DataFrame(
+        {
+            "name": [f"p{i}" for i in range(n)],
+            "text": [f"place {i % 7} {i}" for i in range(n)],
+            "lat": rng.uniform(-50, 50, n),
+            "lon": rng.uniform(-100, 100, n),
+            "country": rng.choice(["A", "B", "C"], n),
+            "is_test": np.arange(n) % 5 == 0,
+        }
+    )
+    preds = baseline_predictions(entities, ("lat", "lon"))
+    assert list(preds) == ["name_only", "group_mean", "train_mean"]
+    assert all(p.shape == (n, 2) for p in preds.values())
+    table = baseline_table(entities, ("lat", "lon"), "space", predictions=preds)
+    y = entities[["lat", "lon"]].to_numpy()
+    test = entities["is_test"].to_numpy()
+    for name, pred in preds.items():
+        row = table[(table["baseline"] == name) & (table["split"] == "test")].iloc[0]
+        m = regression_metrics(y[test], pred[test], ("lat", "lon"), "space")
+        assert row["r2"] == pytest.approx(m["r2"])
+    assert np.allclose(preds["train_mean"], y[~test].mean(axis=0))
+    assert table.equals(baseline_table(entities, ("lat", "lon"), "space"))  # same when refitted
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baseline_predictions(entities, ("lat", "lon"), names=("random",))
+
+
+def test_occupation_is_the_group_of_people_before_their_source() -> None:
+    people = pd.DataFrame(
+        {"source": ["wordnet"] * 9 + ["extra"], "occupation": ["poet", "general"] * 5}
+    )
+    assert reference_column(people) == "occupation"
+    assert reference_column(people.drop(columns="occupation")) == "source"

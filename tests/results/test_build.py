@@ -10,6 +10,7 @@ from core.common.cache import list_artifacts, read_manifest
 from core.common.config import ActivationSpec, BuildConfig, ProbeSpec
 from core.data.schema import EntityDataset
 from core.extract.store import build_activations
+from core.probe.metrics import regression_metrics
 from core.results.build import build, fit_probes, summary_table
 from core.results.probe_results import ProbeResults
 from tests.support.interrupt import stop_after
@@ -175,7 +176,16 @@ def test_build_stores_loo_r2_and_baselines(tiny, places, cache_root) -> None:  #
     train = results.metrics[results.metrics["split"] == "train"]
     assert train["loo_r2"].notna().all() and (train["loo_r2"] <= train["r2"] + 1e-9).all()
     again = ProbeResults.load(results.path)
-    assert set(again.baselines["baseline"]) == {"name_only", "group_mean"}
+    assert set(again.baselines["baseline"]) == {"name_only", "group_mean", "train_mean"}
+    # every baseline's prediction of every entity is stored and gives its stored metrics
+    assert again.baseline_names == ("name_only", "group_mean", "train_mean")
+    y = again.entities[["lat", "lon"]].to_numpy()
+    test = again.entities["is_test"].to_numpy(dtype=bool)
+    for name in again.baseline_names:
+        pred = again.baseline_prediction(name)
+        assert pred is not None and pred.shape == y.shape
+        got = regression_metrics(y[test], pred[test].astype(np.float64), ("lat", "lon"), "space")
+        assert again.baseline(name) == pytest.approx(got["r2"], abs=1e-5)
     assert again.manifest["dataset_info"]["reference_column"] == "country"
     assert again.manifest["spec"]["start_token"] == "<s>"
     assert again.manifest["spec"]["dtype"] == "float32"

@@ -8,11 +8,18 @@ from pathlib import Path
 import pytest
 
 from core.common.cache import default_cache_root
+from core.results import intervals
 from core.results.catalog import best_model_on, discover
 from core.results.probe_results import ProbeResults
 from core.results.published import PAPER_ROWS
 from core.results.reproduce import compare_results
-from core.results.shipped import CHECK_SLICE, markdown_table, scoreboard, shipped_results
+from core.results.shipped import (
+    CHECK_SLICE,
+    markdown_table,
+    scoreboard,
+    scoreboard_markdown,
+    shipped_results,
+)
 from tests.support.recorded import ONE_THREAD, rerun_recorded
 from tests.support.synthetic import save_synthetic, space_entities, synthetic_results
 
@@ -52,12 +59,16 @@ def test_scoreboard_table(cache_root) -> None:  # type: ignore[no-untyped-def]
     train = res.metrics[res.metrics["split"] == "train"]
     assert layer == int(train.loc[train["loo_r2"].idxmax(), "layer"])  # chosen on train
     assert row["layer"] == f"L{layer}/6"
-    assert row["test R²"] == f"{res.metric_at(layer):.2f}"
+    # each test R² ± half its 95% interval (bootstrap over test rows of the predictions)
+    assert row["test R²"] == intervals.probe_r2(res, layer).pm()
+    assert row["test R²"].startswith(f"{res.metric_at(layer):.2f} ± ")
+    # baselines without stored predictions: the bare figure
     assert row["name-only R²"] == "0.10" and row["group-mean R²"] == "0.05 (group)"
-    assert row["random-init R²"] == f"{control.metric_at(control.best_layer()):.2f}"
+    assert row["random-init R²"].startswith(f"{control.metric_at(control.best_layer()):.2f} ± ")
     assert ("world_places", "smollm2-135m@random") not in table.index  # a control, not a row
     text = markdown_table(table)
     assert text.splitlines()[0].startswith("| dataset | model | n | layer | test R²")
+    assert "±" in scoreboard_markdown(shipped_results(cache_root))
     # the paper's Llama-2 rows follow, labelled, at their fixed layer, for shown datasets only
     paper = [m for d, m in table.index if d == "world_places" and "(paper)" in m]
     assert paper == [f"{r.model} (paper)" for r in PAPER_ROWS]

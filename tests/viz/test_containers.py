@@ -202,3 +202,23 @@ def test_map_hover_says_where_the_prediction_lands() -> None:
     escaped = figs.map_figure(frame.assign(lands_in=["<i>x</i>", None]), "world")
     (trace,) = [t for t in escaped.data if t.mode == "markers"]
     assert list(trace.hovertext) == ["&lt;i&gt;x&lt;/i&gt;", "–"]
+
+
+def test_stored_baseline_predictions_are_read_not_refitted(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.synthetic import space_entities, synthetic_results
+
+    res = synthetic_results(space_entities(150, "nyc", seed=2), "space", 3, 8, dataset="nyc_places")
+    n = len(res.entities)
+    truth = res.entities[["lat", "lon"]].to_numpy()
+    res.baseline_preds = {"name_only": truth.copy(), "train_mean": np.zeros((n, 2))}
+
+    def refit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the name-only ridge was refitted")
+
+    monkeypatch.setattr(cont, "name_only_predictions", refit)
+    stored = cont.stored_baselines(res)
+    assert set(stored) == {"name_only", "train_mean"}
+    scores = cont.baseline_scores(res.entities, "nyc", stored=stored)
+    assert set(scores) == {"name_only", "group_mean"}  # the group mean is instant
+    exact = scores["name_only"]  # true coordinates land in their own borough, mostly
+    assert exact.n and exact.share > 0.8

@@ -219,3 +219,28 @@ def test_export_png_and_svg_offline(world: pd.DataFrame) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     svg = figs.figure_image(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])), "svg", width=300, height=200)
     assert svg.lstrip().startswith(b"<svg")
+
+
+def test_layer_curves_shade_the_test_interval(people) -> None:  # type: ignore[no-untyped-def]
+    from core.probe.bootstrap import Interval
+
+    test = people.metrics[people.metrics["split"] == "test"].sort_values("layer")
+    band = pd.DataFrame({"layer": test["layer"], "lo": test["r2"] - 0.05, "hi": test["r2"] + 0.05})
+    fig = figs.layer_curves_figure(
+        people.metrics, "time", test_band=band, baselines={"names only": Interval(0.3, 0.25, 0.37)}
+    )
+    upper, lower = (t for t in fig.data if t.legendgroup == "test 95% interval")
+    assert lower.fill == "tonexty" and lower.yaxis == "y"  # on the R² panel
+    curve = next(t for t in fig.data if t.name == "test" and t.yaxis == "y")
+    assert (np.asarray(lower.y) <= np.asarray(curve.y)).all()
+    assert (np.asarray(curve.y) <= np.asarray(upper.y)).all()
+    assert any(t.name == "names only (0.30 ± 0.06)" for t in fig.data)
+
+
+def test_model_comparison_draws_bands_around_test_r2(people) -> None:  # type: ignore[no-untyped-def]
+    test = people.metrics[people.metrics["split"] == "test"]
+    band = pd.DataFrame({"layer": test["layer"], "lo": test["r2"] - 0.1, "hi": test["r2"] + 0.1})
+    fig = figs.model_comparison_figure([("a", people.metrics, 4)], bands={"a": band})
+    assert [t.fill for t in fig.data].count("tonexty") == 1
+    line = fig.data[-1]
+    assert line.name == "a" and all(t.legendgroup == "a" for t in fig.data)
