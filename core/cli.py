@@ -195,7 +195,13 @@ def _parser() -> argparse.ArgumentParser:
     ana.add_argument(
         "--no-mlp", action="store_true", help="skip the MLP probe (the slowest analysis)"
     )
-    ana.add_argument("--mlp-hidden", type=int, default=256, help="MLP hidden units")
+    ana.add_argument(
+        "--mlp-hidden",
+        type=int,
+        default=128,
+        help="MLP hidden units at the middle of the width grid (a quarter and four times "
+        "it are tried too, and the grid grows past an edge choice)",
+    )
     ana.add_argument(
         "--neurons", type=int, default=10, help="top neurons listed per layer and target"
     )
@@ -325,6 +331,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     find.add_argument(
         "--write", type=Path, default=None, metavar="FILE", help="also write it to FILE"
+    )
+    find.add_argument(
+        "--since",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the earlier findings file whose verdicts the closing 'changed' section compares "
+        "with (default: the --write file as it is before it is overwritten)",
     )
     prep = sub.add_parser(
         "prepare",
@@ -763,10 +777,16 @@ def _cmd_steer_report(args: argparse.Namespace, root: Path) -> int:
 
 
 def _cmd_findings(args: argparse.Namespace, root: Path) -> int:
-    from core.analysis.findings import findings, findings_markdown
+    from core.analysis.findings import findings, findings_markdown, previous_verdicts
     from core.results.shipped import shipped_results
 
-    text = findings_markdown(findings(shipped_results(root), root))
+    earlier = args.since or args.write
+    previous = (
+        previous_verdicts(Path(earlier).read_text())
+        if earlier is not None and Path(earlier).is_file()
+        else None
+    )
+    text = findings_markdown(findings(shipped_results(root), root), previous)
     print(text, end="")
     if args.write:
         Path(args.write).write_text(text)

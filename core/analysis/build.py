@@ -31,7 +31,7 @@ def analyze(
     group_column: str | None = None,
     transfer_prompts: Sequence[str] = (),
     mlp: bool = True,
-    mlp_hidden: int = 256,
+    mlp_hidden: int = 128,
     k_neurons: int = 10,
     progress: StageProgress | None = None,
     command: str = "",

@@ -25,14 +25,19 @@ def proximity_of_rows(
     target_names: tuple[str, ...],
     kind: str,
     chunk: int = 512,
+    own_pred: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per entity i in `rows`: fraction of the other entities j (of all n) whose prediction
     lies strictly closer to i's true position than i's own prediction does.
 
-    The mean over a block is the paper's proximity error of that block.
+    The mean over a block is the paper's proximity error of that block. `own_pred` ([n, T],
+    default `y_pred`): i's own prediction comes from it while the others' stay `y_pred`'s,
+    so two predictors of the same rows are ranked against the same field (a constant
+    prediction would otherwise tie with itself everywhere and read a perfect 0).
     """
     true = _points(y_true, target_names, kind)
     pred = _points(y_pred, target_names, kind)
+    mine = pred if own_pred is None else _points(own_pred, target_names, kind)
     n = len(true)
     rows = np.asarray(rows, dtype=np.int64)
     out = np.empty(len(rows))
@@ -40,11 +45,11 @@ def proximity_of_rows(
         idx = rows[start : start + chunk]
         if kind == "space":
             sim = true[idx] @ pred.T  # larger dot product = closer on the sphere
-            own = np.einsum("ij,ij->i", true[idx], pred[idx])
+            own = np.einsum("ij,ij->i", true[idx], mine[idx])
             closer = sim > own[:, None] + 1e-12
         else:
             dist = np.abs(pred[None, :] - true[idx][:, None])
-            own = np.abs(pred[idx] - true[idx])
+            own = np.abs(mine[idx] - true[idx])
             closer = dist < own[:, None]
         closer[np.arange(len(idx)), idx] = False
         out[start : start + len(idx)] = closer.sum(axis=1) / max(1, n - 1)

@@ -1,16 +1,20 @@
 """The paper's claims, tested on the shipped results: ``python -m core findings``.
 
-Each claim gets, per shipped (dataset, model), whether it holds, with the numbers. The
-thresholds are stated with the claim; a claim that needs an artifact nobody shipped yet
-(an analysis, results under other prompts) says "not tested" and the command that
-would test it, rather than guessing.
+Each claim gets, per shipped (dataset, model), a verdict that the data could have
+contradicted: "holds", "does not hold", "inconclusive" (the 95% interval of its statistic
+straddles the threshold, or the test cannot be trusted, with the reason) or "not tested"
+(an artifact nobody shipped yet; the command that would test it). Every interval is a
+paired percentile bootstrap over test entities (`core.probe.bootstrap`: seeded,
+`N_BOOT` resamples, from the stored predictions): the compared predictors are scored on
+the same resampled entities. The thresholds are stated with each claim.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,31 +22,58 @@ import pandas as pd
 
 from core.analysis.run import ARTIFACT, AnalysisResults, analysis_dir, analyze_command
 from core.common.cache import CacheError
+from core.probe.bootstrap import (
+    N_BOOT,
+    Interval,
+    Verdict,
+    band_position,
+    mean_samples,
+    point_and_samples,
+    r2_samples,
+    resample_counts,
+    verdict_above,
+    verdict_below,
+    verdict_share,
+)
 from core.results.probe_results import ProbeResults
 from core.results.shipped import DEMO_DATASETS, _is_check_slice, shipped_names
 
 log = logging.getLogger(__name__)
 
-RISE = 0.05  # test R² gained from the first block to mid-depth for "rises"
+RISE = 0.05  # test R² gained from the first block to its best by mid-depth for "rises"
 PLATEAU = 0.05  # at most this much more after mid-depth for "then plateaus"
-LINEAR_GAP = 0.05  # an MLP probe beating the ridge by less than this: "linear ≈ MLP"
-PROMPT_SPREAD = 0.10  # best-layer test R² across prompts within this: "robust to prompts"
-CHANCE = 0.5  # proximity error of a guess; held-out blocks below it generalise
+LINEAR_GAP = 0.05  # MLP minus ridge test R² within ±this: "about equal"
+PROMPT_DROP = 0.10  # mean own-prompt minus other-prompt test R² below this: "robust"
+MIN_OWN_R2 = 0.10  # an own-prompt R² whose interval reaches below this: nothing to be robust about
+CHANCE = 0.5  # proximity error of a guess (shown for reference)
+VERDICTS: tuple[Verdict, ...] = ("holds", "does not hold", "inconclusive", "not tested")
+CHANGES_TITLE = "Verdicts changed since the previous docs/findings.md"
 
 
 @dataclass(frozen=True)
 class Finding:
     dataset: str
     model: str
-    holds: bool | None  # None: not tested
-    evidence: str
+    verdict: Verdict
+    evidence: str  # the reference numbers
+    statistic: str = ""  # what the verdict is read from, with its 95% interval
+    why: str = ""  # one phrase: why this verdict under the rule
+    scope: str = ""  # the block family (block claim only)
+
+    @property
+    def holds(self) -> bool | None:
+        """True / False for holds / does not hold; None when inconclusive or not tested."""
+        return {"holds": True, "does not hold": False}.get(self.verdict)
+
+
+Rule = Callable[[ProbeResults, "Context"], list[Finding]]
 
 
 @dataclass(frozen=True)
 class Claim:
     title: str
     rule: str
-    test: Callable[[ProbeResults, Context], tuple[bool | None, str]]
+    test: Rule
 
 
 @dataclass(frozen=True)
@@ -52,6 +83,8 @@ class Context:
     results: tuple[ProbeResults, ...]
     cache_root: Path | None
     shipped_only: bool = True  # read only the analyses `cache/analysis/SHIPPED` lists
+    n_boot: int = N_BOOT
+    _memo: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, compare=False)
 
     def control_of(self, res: ProbeResults) -> ProbeResults | None:
         return next(
@@ -60,6 +93,7 @@ class Context:
                 for r in self.results
                 if r.manifest.get("spec", {}).get("random_init")
                 and (r.model, r.dataset) == (res.model, res.dataset)
+                and r.probe_target == res.probe_target
             ),
             None,
         )
@@ -79,143 +113,418 @@ class Context:
             log.warning("%s", exc)
             return None
 
+    def baseline_prediction(self, res: ProbeResults, name: str) -> np.ndarray | None:
+        """A baseline's predictions [n, T] for every entity: stored with the results when
+        they carry them, else refitted here on the results' entities and split."""
+        stored = getattr(res, "baseline_prediction", None)
+        if callable(stored):
+            value = stored(name)
+            if value is not None:
+                return np.asarray(value, dtype=np.float64)
+        key = (str(res.manifest.get("key", id(res))), name)
+        if key not in self._memo:
+            from core.probe.baselines import baseline_predictions
 
-def _depth_curve(res: ProbeResults) -> pd.Series:
-    """Test R² by normalised depth (layer + 1) / number of layers."""
-    test = res.metrics[res.metrics["split"] == "test"].sort_values("layer")
-    depth = (test["layer"].to_numpy(float) + 1.0) / float(res.n_model_layers)
-    return pd.Series(test["r2"].to_numpy(float), index=depth)
+            preds = baseline_predictions(res.entities, tuple(res.target_names), names=(name,))
+            if name not in preds:
+                return None
+            self._memo[key] = np.asarray(preds[name], dtype=np.float64)
+        return self._memo[key]
 
 
-def beats_controls(res: ProbeResults, ctx: Context) -> tuple[bool | None, str]:
+# ----------------------------------------------------------------------------- helpers
+def _truth(res: ProbeResults) -> tuple[np.ndarray, np.ndarray]:
+    y = res.entities[list(res.target_names)].to_numpy(dtype=np.float64)
+    return y, res.entities["is_test"].to_numpy(dtype=bool)
+
+
+def _found(
+    res: ProbeResults,
+    verdict: Verdict,
+    evidence: str,
+    statistic: str = "",
+    why: str = "",
+    scope: str = "",
+) -> list[Finding]:
+    return [Finding(res.dataset, res.model, verdict, evidence, statistic, why, scope)]
+
+
+def _not_tested(res: ProbeResults, evidence: str, scope: str = "") -> list[Finding]:
+    return _found(res, "not tested", evidence, why=evidence, scope=scope)
+
+
+def _analyze(res: ProbeResults, transfer: bool = False) -> str:
+    cmd = analyze_command(res.model, res.dataset, limit=res.manifest.get("spec", {}).get("limit"))
+    return cmd + (" --transfer-prompts all" if transfer else "")
+
+
+def _r2_diff(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int) -> Interval:
+    """R²(a) − R²(b) on the same rows, paired (one set of resamples)."""
+    stacked = np.stack([a, b])
+    return point_and_samples(
+        lambda c: np.diff(r2_samples(y, stacked, c)[:, ::-1], axis=1)[:, 0], len(y), n_boot
+    )
+
+
+def _r2_of(y: np.ndarray, pred: np.ndarray, n_boot: int) -> Interval:
+    return point_and_samples(lambda c: r2_samples(y, pred, c), len(y), n_boot)
+
+
+def _mean_of(values: np.ndarray, n_boot: int) -> Interval:
+    """The mean of per-entity values (a paired difference) with its interval."""
+    return point_and_samples(lambda c: mean_samples(values, c), len(values), n_boot)
+
+
+def _why_above(name: str, diff: Interval, threshold: float = 0.0) -> str:
+    where = {
+        "holds": "above",
+        "does not hold": "below",
+        "inconclusive": "straddles",
+        "not tested": "undefined",
+    }[verdict_above(diff, threshold)]
+    return f"{name} {diff.fmt(signed=True)} {where} {threshold:g}"
+
+
+def _combine(verdicts: Sequence[Verdict]) -> Verdict:
+    """All must hold; one that fails fails the claim; else inconclusive."""
+    if any(v == "not tested" for v in verdicts):
+        return "not tested"
+    if all(v == "holds" for v in verdicts):
+        return "holds"
+    if any(v == "does not hold" for v in verdicts):
+        return "does not hold"
+    return "inconclusive"
+
+
+def _keys(frame: pd.DataFrame, targets: Sequence[str]) -> pd.Series:
+    """An entity's identity across builds: its name and (rounded) targets."""
+    parts = [frame["name"].astype(str)] + [frame[t].round(4).astype(str) for t in targets]
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + "|" + part
+    return key
+
+
+# ------------------------------------------------------------------------------ claims
+def beats_controls(res: ProbeResults, ctx: Context) -> list[Finding]:
+    """Probe test R² at the train-chosen layer minus (a) the name-only ridge on the same
+    test entities and (b) the random-init control at its own train-chosen layer, on the
+    test entities both share (matched by name and targets)."""
     layer = res.best_layer()
-    r2 = res.metric_at(layer)
-    names = res.baseline("name_only")
+    y, test = _truth(res)
+    probe = np.asarray(res.predictions[res.layer_position(layer)], dtype=np.float64)
+    names = ctx.baseline_prediction(res, "name_only")
     control = ctx.control_of(res)
-    random = control.metric_at(control.best_layer()) if control is not None else float("nan")
-    if np.isnan(names) or np.isnan(random):
-        return None, f"test R² {r2:.2f}; a baseline was not built"
-    holds = bool(r2 > names and r2 > random)
-    return holds, f"{r2:.2f} at L{layer} vs {names:.2f} (names only), {random:.2f} (random init)"
-
-
-def rises_then_plateaus(res: ProbeResults, ctx: Context) -> tuple[bool | None, str]:
-    curve = _depth_curve(res)
-    if len(curve) < 3:
-        return None, "fewer than three layers"
-    first = float(curve.iloc[0])
-    mid = float(curve[curve.index <= 0.5].max())
-    top = float(curve.max())
-    holds = bool(mid - first >= RISE and top - mid <= PLATEAU)
-    top_depth = float(curve.idxmax())
-    return holds, (
-        f"first block {first:.2f}, best by mid-depth {mid:.2f}, "
-        f"best {top:.2f} at depth {top_depth:.2f}"
+    if names is None or control is None:
+        missing = "name-only predictions" if names is None else "random-init control"
+        return _not_tested(res, f"test R² {res.metric_at(layer):.2f}; no {missing} was built")
+    r2 = _r2_of(y[test], probe[test], ctx.n_boot)
+    vs_names = _r2_diff(y[test], probe[test], names[test], ctx.n_boot)
+    # the random-init control, matched on the test entities both builds hold out
+    c_layer = control.best_layer()
+    c_y, c_test = _truth(control)
+    mine = pd.Series(np.flatnonzero(test), index=_keys(res.entities, res.target_names)[test])
+    theirs = pd.Series(
+        np.flatnonzero(c_test), index=_keys(control.entities, control.target_names)[c_test]
+    )
+    mine = mine[~mine.index.duplicated(keep=False)]
+    theirs = theirs[~theirs.index.duplicated(keep=False)]
+    shared = mine.index.intersection(theirs.index)
+    if len(shared) < 10:
+        return _not_tested(
+            res, f"the random-init control shares {len(shared)} test entities with the probe"
+        )
+    rows, c_rows = mine[shared].to_numpy(), theirs[shared].to_numpy()
+    c_pred = np.asarray(control.predictions[control.layer_position(c_layer)], dtype=np.float64)
+    vs_random = _r2_diff(y[rows], probe[rows], c_pred[c_rows], ctx.n_boot)
+    random_r2 = float(r2_samples(c_y[c_rows], c_pred[c_rows], np.ones((1, len(c_rows))))[0])
+    n, n_c = len(res.entities), len(control.entities)
+    same = n_c == n and len(shared) == int(test.sum())
+    rows_note = (
+        f"random init on the same {n:,} entities"
+        if same
+        else f"random init built on {n_c:,} of the probe's {n:,} entities: compared on the "
+        f"{len(shared):,} test entities both hold out (of {int(test.sum()):,})"
+    )
+    verdict = _combine([verdict_above(vs_names), verdict_above(vs_random)])
+    why = "; ".join(
+        _why_above(name, diff)
+        for name, diff in (("probe − name-only", vs_names), ("probe − random init", vs_random))
+        if verdict == "holds" or verdict_above(diff) != "holds"
+    )
+    return _found(
+        res,
+        verdict,
+        f"probe {r2.fmt()} at L{layer}; name-only {res.baseline('name_only'):.2f}; "
+        f"random init {random_r2:.2f} at L{c_layer} ({rows_note})",
+        f"− name-only {vs_names.fmt(signed=True)}; − random init {vs_random.fmt(signed=True)}",
+        why,
     )
 
 
-def linear_like_mlp(res: ProbeResults, ctx: Context) -> tuple[bool | None, str]:
+def rises_then_plateaus(res: ProbeResults, ctx: Context) -> list[Finding]:
+    """On each bootstrap resample of the test entities, the test R² curve over depth:
+    rise = best by half depth − first block, later gain = best overall − best by half
+    depth; the share of resamples with rise ≥ RISE and gain ≤ PLATEAU."""
+    y, test = _truth(res)
+    depth = (np.asarray(res.layers, dtype=float) + 1.0) / float(res.n_model_layers)
+    if len(depth) < 3 or not (depth <= 0.5).any():
+        return _not_tested(res, "fewer than three layers, or none by half depth")
+    preds = np.asarray(res.predictions, dtype=np.float64)[:, test]
+    first = int(np.argmin(depth))
+    early = depth <= 0.5
+
+    def parts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        curve = r2_samples(y[test], preds, counts)  # [B, L]
+        mid = curve[:, early].max(axis=1)
+        return mid - curve[:, first], curve.max(axis=1) - mid, curve
+
+    rise_full, gain_full, curve_full = parts(np.ones((1, int(test.sum()))))
+    rise_s, gain_s, _ = parts(resample_counts(int(test.sum()), ctx.n_boot))
+    from core.probe.bootstrap import interval
+
+    rise, gain = interval(rise_full[0], rise_s), interval(gain_full[0], gain_s)
+    share = float(np.mean((rise_s >= RISE) & (gain_s <= PLATEAU)))
+    verdict = verdict_share(share)
+    c = curve_full[0]
+    why = f"{share:.0%} of {ctx.n_boot:,} resamples rise ≥ {RISE} then gain ≤ {PLATEAU}"
+    return _found(
+        res,
+        verdict,
+        f"first block {c[first]:.2f}, best by mid-depth {c[early].max():.2f}, "
+        f"best {c.max():.2f} at depth {depth[int(np.argmax(c))]:.2f}",
+        f"rise {rise.fmt(signed=True)}; later gain {gain.fmt(signed=True)}; "
+        f"{share:.0%} of resamples agree",
+        why,
+    )
+
+
+def linear_like_mlp(res: ProbeResults, ctx: Context) -> list[Finding]:
+    """MLP minus ridge test R² (both fitted on the analysis's training rows, the MLP's
+    weight decay and width tuned by CV there), paired on the analysis's test entities."""
     analysis = ctx.analysis_of(res)
-    if analysis is None or "control" not in analysis.controls:
-        return None, f"not tested: `{_analyze(res)}`"
-    c = analysis.controls
-    test = c[c["split"] == "test"]
+    if analysis is None:
+        return _not_tested(res, f"not tested: `{_analyze(res)}`")
+    if analysis.mlp_pred is None or analysis.ridge_pred is None or analysis.targets is None:
+        return _not_tested(
+            res, f"not tested: the analysis predates per-entity MLP predictions: `{_analyze(res)}`"
+        )
+    layers = analysis.mlp_layers
     layer = res.best_layer()
-    linear = test[(test["control"] == "probe") & (test["layer"] == layer)]["r2"]
-    mlp = test[(test["control"] == "mlp") & (test["layer"] == layer)]["r2"]
-    if linear.empty or mlp.empty:
-        return None, f"not tested at L{layer}: `{_analyze(res)}`"
-    gap = float(mlp.iloc[0]) - float(linear.iloc[0])
-    return bool(gap < LINEAR_GAP), (
-        f"ridge {float(linear.iloc[0]):.2f}, MLP {float(mlp.iloc[0]):.2f} at L{layer}"
+    if layer not in layers:
+        layer = int(analysis.manifest.get("mlp_cv_layer", layers[-1]))
+    pos = layers.index(layer)
+    test = np.asarray(analysis.is_test, dtype=bool)
+    y = np.asarray(analysis.targets)[test]
+    mlp = np.asarray(analysis.mlp_pred[pos], dtype=np.float64)[test]
+    ridge = np.asarray(analysis.ridge_pred[pos], dtype=np.float64)[test]
+    diff = _r2_diff(y, mlp, ridge, ctx.n_boot)
+    r_ridge, r_mlp = _r2_of(y, ridge, ctx.n_boot), _r2_of(y, mlp, ctx.n_boot)
+    m = analysis.manifest
+    edges = [
+        f"{what} at the {edge} edge of its grid"
+        for what, edge in (
+            ("weight decay", m.get("mlp_alpha_edge")),
+            ("width", m.get("mlp_width_edge")),
+        )
+        if edge
+    ]
+    tuned = f"MLP decay {m.get('mlp_weight_decay', float('nan')):g}, width {m.get('mlp_hidden')}"
+    tuned += f" ({'; '.join(edges)}*)" if edges else ""
+    position = band_position(diff, LINEAR_GAP)
+    verdict: Verdict
+    if position == "inside":
+        verdict, why = "holds", f"about equal: the interval lies inside ±{LINEAR_GAP}"
+        if edges:
+            verdict = "inconclusive"
+            why += f", but the MLP's {' and '.join(edges)} (it may be under-tuned)"
+    elif position == "above":
+        verdict = "does not hold"
+        why = f"MLP clearly better (> +{LINEAR_GAP}): nonlinear information"
+    elif position == "below":
+        verdict, why = "inconclusive", "ridge better (the MLP may be under-trained)"
+    else:
+        verdict, why = "inconclusive", f"the interval straddles ±{LINEAR_GAP}"
+    return _found(
+        res,
+        verdict,
+        f"ridge {r_ridge.fmt()}, MLP {r_mlp.fmt()} at L{layer}; {tuned}; "
+        f"{int(test.sum()):,} test of {len(test):,} entities",
+        f"MLP − ridge {diff.fmt(signed=True)}",
+        why,
     )
 
 
-def generalises_across_blocks(res: ProbeResults, ctx: Context) -> tuple[bool | None, str]:
+def generalises_across_blocks(res: ProbeResults, ctx: Context) -> list[Finding]:
+    """Per block family: the probe's held-out proximity error (each block predicted by a
+    probe fitted without it; mean over the family's block entities) minus that of the
+    name-only ridge and of the training-mean constant, each fitted without the block; and
+    the held-out − nominal gap on the blocks' test rows."""
     analysis = ctx.analysis_of(res)
     if analysis is None or analysis.holdout.empty:
-        return None, f"not tested: `{_analyze(res)}`"
-    table = analysis.holdout
-    held = float(table["heldout_proximity"].mean())
-    nominal = float(table["nominal_proximity"].mean())
-    share = float((table["heldout_proximity"] < CHANCE).mean())
-    return bool(share > 0.5), (
-        f"held-out proximity error {held:.2f} (nominal {nominal:.2f}); "
-        f"{share:.0%} of {len(table)} blocks below chance"
-    )
-
-
-def robust_to_prompts(res: ProbeResults, ctx: Context) -> tuple[bool | None, str]:
-    analysis = ctx.analysis_of(res)
-    if analysis is not None and len(analysis.transfer):
-        # every prompt's own probe at the analysis's layer (the matrix's diagonal), and
-        # how the main prompt's probe reads the others
-        t = analysis.transfer
-        own = t[t["train_prompt"] == t["apply_prompt"]].set_index("train_prompt")["r2"]
-        main = str(analysis.manifest.get("prompts", ["empty"])[0])
-        away = t[(t["train_prompt"] == main) & (t["apply_prompt"] != main)]["r2"]
-        spread = float(own.max() - own.min())
-        shown = ", ".join(f"{p} {v:.2f}" for p, v in sorted(own.items()))
-        return bool(spread <= PROMPT_SPREAD), (
-            f"own-prompt test R² at L{int(t['layer'].iloc[0])}: {shown}; the {main} probe on "
-            f"the others {float(away.mean()):.2f} (mean, {analysis.n_entities:,} entities)"
+        return _not_tested(res, f"not tested: `{_analyze(res)}`")
+    if analysis.holdout_errors is None or not analysis.holdout_columns:
+        return _not_tested(
+            res,
+            f"not tested: the analysis predates the held-out references: `{_analyze(res)}`",
         )
-    same = [
-        r
-        for r in ctx.results
-        if (r.model, r.dataset) == (res.model, res.dataset)
-        and not r.manifest.get("spec", {}).get("random_init")
-    ]
-    by_prompt = {r.prompt: r.metric_at(r.best_layer()) for r in same}
-    if len(by_prompt) < 2:
-        return None, f"not tested: one prompt shipped (`{_analyze(res)} --transfer-prompts all`)"
-    spread = max(by_prompt.values()) - min(by_prompt.values())
-    shown = ", ".join(f"{p} {v:.2f}" for p, v in sorted(by_prompt.items()))
-    return bool(spread <= PROMPT_SPREAD), f"best-layer test R²: {shown}"
+    kinds = list(analysis.manifest.get("holdout_error_kinds", []))
+    layer = analysis.holdout_layers[0]
+    out: list[Finding] = []
+    for c, column in enumerate(analysis.holdout_columns):
+        err = {k: np.asarray(analysis.holdout_errors[0, c, i], float) for i, k in enumerate(kinds)}
+        rows = np.isfinite(err["probe"])
+        if rows.sum() < 10:
+            out += _not_tested(res, f"fewer than 10 block entities of {column}", column)
+            continue
+        probe, names, const = (err[k][rows] for k in ("probe", "name_only", "train_mean"))
+        n_rows = int(rows.sum())
+        vs_names = _mean_of(probe - names, ctx.n_boot)
+        vs_const = _mean_of(probe - const, ctx.n_boot)
+        nominal_rows = rows & np.isfinite(err["nominal"])
+        gap_text = "no test rows in the blocks"
+        if nominal_rows.sum() >= 2:
+            gap = _mean_of(err["probe"][nominal_rows] - err["nominal"][nominal_rows], ctx.n_boot)
+            gap_text = (
+                f"nominal {float(err['nominal'][nominal_rows].mean()):.2f}, held-out − nominal "
+                f"{gap.fmt(signed=True)} on the blocks' {int(nominal_rows.sum()):,} test rows"
+            )
+        verdict = _combine([verdict_below(vs_names), verdict_below(vs_const)])
+        reasons = []
+        for name, diff in (("name-only", vs_names), ("train mean", vs_const)):
+            v = verdict_below(diff)
+            if verdict == "holds" or v != "holds":
+                word = {"holds": "beats", "does not hold": "loses to"}.get(v, "ties with")
+                reasons.append(f"{word} the {name} ({diff.fmt(signed=True)})")
+        n_blocks = int((analysis.holdout["column"] == column).sum())
+        out += _found(
+            res,
+            verdict,
+            f"held-out {float(probe.mean()):.2f} vs name-only {float(names.mean()):.2f}, "
+            f"train mean {float(const.mean()):.2f} (chance {CHANCE}); {gap_text}; "
+            f"{n_rows:,} entities in {n_blocks} blocks, L{layer}",
+            f"− name-only {vs_names.fmt(signed=True)}; − train mean {vs_const.fmt(signed=True)}",
+            "held-out error " + ", ".join(reasons),
+            column,
+        )
+    return out
 
 
-def _analyze(res: ProbeResults) -> str:
-    return analyze_command(res.model, res.dataset, limit=res.manifest.get("spec", {}).get("limit"))
+def robust_to_prompts(res: ProbeResults, ctx: Context) -> list[Finding]:
+    """The paper's test: the probe trained on one prompt read on every other prompt
+    (the transfer matrix's off-diagonal) against the same probe on its own prompt; the
+    statistic is the mean drop over the off-diagonal pairs."""
+    analysis = ctx.analysis_of(res)
+    command = _analyze(res, transfer=True)
+    if analysis is None or analysis.transfer.empty:
+        return _not_tested(res, f"not tested: no cross-prompt transfer shipped (`{command}`)")
+    if analysis.transfer_pred is None or analysis.targets is None:
+        return _not_tested(
+            res, f"not tested: the analysis predates per-entity transfer predictions (`{command}`)"
+        )
+    prompts = analysis.prompts
+    n_p = len(prompts)
+    if n_p < 2:
+        return _not_tested(res, f"not tested: one prompt (`{command}`)")
+    test = np.asarray(analysis.is_test, dtype=bool)
+    y = np.asarray(analysis.targets)[test]
+    preds = np.asarray(analysis.transfer_pred[0], dtype=np.float64)  # [P, P, n_test, T]
+    flat = preds.reshape(n_p * n_p, *preds.shape[2:])
+    off = ~np.eye(n_p, dtype=bool)
+
+    def cells(counts: np.ndarray) -> np.ndarray:
+        return r2_samples(y, flat, counts).reshape(len(counts), n_p, n_p)
+
+    def drop(counts: np.ndarray) -> np.ndarray:
+        r2 = cells(counts)
+        own = np.diagonal(r2, axis1=1, axis2=2)  # [B, P]
+        return (own[:, :, None] - r2)[:, off].mean(axis=1)
+
+    def own_mean(counts: np.ndarray) -> np.ndarray:
+        return np.diagonal(cells(counts), axis1=1, axis2=2).mean(axis=1)
+
+    def other_mean(counts: np.ndarray) -> np.ndarray:
+        return cells(counts)[:, off].mean(axis=1)
+
+    n = len(y)
+    d = point_and_samples(drop, n, ctx.n_boot)
+    own = point_and_samples(own_mean, n, ctx.n_boot)
+    other = point_and_samples(other_mean, n, ctx.n_boot)
+    full = cells(np.ones((1, n)))[0]
+    shown = ", ".join(f"{p} {full[i, i]:.2f}" for i, p in enumerate(prompts))
+    verdict: Verdict
+    if own.lo < MIN_OWN_R2:
+        verdict = "inconclusive"
+        why = f"own-prompt R² {own.fmt()} reaches below {MIN_OWN_R2}: nothing to be robust about"
+    else:
+        verdict = verdict_below(d, PROMPT_DROP)
+        why = {
+            "holds": f"the drop's interval lies below {PROMPT_DROP}",
+            "does not hold": f"the drop's interval lies above {PROMPT_DROP}",
+        }.get(verdict, f"the drop's interval straddles {PROMPT_DROP}")
+    layer = int(analysis.manifest.get("transfer_layers", [analysis.transfer["layer"].iloc[0]])[0])
+    return _found(
+        res,
+        verdict,
+        f"own prompt {own.fmt()} ({shown}); other prompts {other.fmt()}; "
+        f"{n_p * (n_p - 1)} off-diagonal pairs at L{layer}, {n:,} test entities",
+        f"drop {d.fmt(signed=True)}",
+        why,
+    )
 
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         "The probe beats the name-only and random-init controls",
-        "test R² at the layer chosen on training rows above both the character n-gram ridge "
-        "on the names and the same architecture with random weights",
+        "holds when the 95% intervals of both differences, probe test R² (layer chosen on "
+        "training rows) minus the character n-gram ridge on the names, and minus the same "
+        "architecture with random weights (at its own train-chosen layer, on the test "
+        "entities both hold out), lie above 0; does not hold when either lies below 0",
         beats_controls,
     ),
     Claim(
         "Quality rises to mid-depth, then plateaus",
-        f"test R² gains at least {RISE} from the first block to its best by half depth, and "
-        f"gains at most {PLATEAU} after it",
+        f"on each bootstrap resample of the test entities, test R² rises at least {RISE} "
+        f"from the first block to its best by half depth, then gains at most {PLATEAU}; "
+        "holds when at least 95% of the resamples agree, does not hold when at most 5% do",
         rises_then_plateaus,
     ),
     Claim(
         "A linear probe does about as well as an MLP",
-        f"the MLP probe's test R² is less than {LINEAR_GAP} above the ridge's",
+        f"MLP (weight decay and width tuned by CV on training rows until inside their "
+        f"grids) minus ridge test R²: holds when its 95% interval lies inside "
+        f"±{LINEAR_GAP}; does not hold when it lies above +{LINEAR_GAP} (nonlinear "
+        f"information); ridge clearly better (below −{LINEAR_GAP}) or an MLP tuned at a grid "
+        "edge reads inconclusive (the MLP may be under-trained)",
         linear_like_mlp,
     ),
     Claim(
         "The representation generalises across held-out blocks",
-        f"most held-out blocks keep a proximity error below chance ({CHANCE})",
+        "per block family, the probe's held-out proximity error (each block predicted by a "
+        "probe fitted without it) minus that of the name-only ridge and of the training-mean "
+        "constant, each fitted without the block and ranked against the same predictions: "
+        "holds when both intervals lie below 0, does not hold when either lies above 0; the "
+        "held-out − nominal gap is reported beside it",
         generalises_across_blocks,
     ),
     Claim(
         "The representation is robust to the prompt",
-        f"test R² of each prompt's own probe (the cross-prompt transfer matrix's diagonal, "
-        f"at the analysis's layer; else each prompt's shipped best layer) varies by at most "
-        f"{PROMPT_SPREAD} across prompts",
+        f"the probe trained on one prompt read on each other prompt (the transfer matrix's "
+        f"off-diagonal) against the same probe on its own prompt: holds when the 95% "
+        f"interval of the mean drop lies below {PROMPT_DROP}, does not hold when above; "
+        f"inconclusive when it straddles {PROMPT_DROP} or when the own-prompt R²'s interval "
+        f"reaches below {MIN_OWN_R2}",
         robust_to_prompts,
     ),
 )
 
 
 def findings(
-    results: Sequence[ProbeResults], cache_root: Path | None = None
+    results: Sequence[ProbeResults], cache_root: Path | None = None, n_boot: int = N_BOOT
 ) -> dict[str, list[Finding]]:
-    """Claim title -> one finding per shipped trained (dataset, model)."""
-    ctx = Context(tuple(results), cache_root)
+    """Claim title -> findings per shipped trained (dataset, model) (per block family for
+    the block claim)."""
+    ctx = Context(tuple(results), cache_root, n_boot=n_boot)
     probes = [
         r
         for r in results
@@ -228,34 +537,120 @@ def findings(
     probes.sort(key=lambda r: (order.get(r.dataset, len(order)), r.dataset, r.model))
     out: dict[str, list[Finding]] = {}
     for claim in CLAIMS:
-        out[claim.title] = [Finding(r.dataset, r.model, *claim.test(r, ctx)) for r in probes]
+        out[claim.title] = [f for r in probes for f in claim.test(r, ctx)]
     return out
 
 
-def findings_markdown(found: dict[str, list[Finding]]) -> str:
-    """docs/findings.md: a section per claim, a row per (dataset, model)."""
-    word = {True: "holds", False: "does not hold", None: "not tested"}
+# ------------------------------------------------------------------------------ markdown
+PreviousKey = tuple[str, str, str, str]  # claim title, dataset, model, scope
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def previous_verdicts(text: str) -> dict[PreviousKey, str]:
+    """(claim, dataset, model, block family) -> verdict, read from a findings file's
+    tables; its own changes section, when present, gives back the verdicts it compared
+    with ("" for a row that was not listed), so a rewrite keeps reporting what changed
+    since that earlier file rather than since itself."""
+    verdicts: dict[PreviousKey, str] = {}
+    carried: dict[PreviousKey, str] = {}
+    title, header = "", None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            title, header = line[3:].strip(), None
+            continue
+        if not line.startswith("|"):
+            header = None if not line.strip() else header
+            continue
+        cells = _cells(line)
+        if header is None:
+            header = cells
+            continue
+        if set("".join(cells)) <= set("-: "):
+            continue
+        row = dict(zip(header, cells, strict=False))
+        scope = row.get("blocks", "")
+        if title == CHANGES_TITLE:
+            before = row.get("before", "")
+            key = (row.get("claim", ""), row.get("dataset", ""), row.get("model", ""), scope)
+            carried[key] = "" if before in ("—", "-") else before
+        elif "verdict" in row:
+            verdicts[(title, row.get("dataset", ""), row.get("model", ""), scope)] = row["verdict"]
+    verdicts.update(carried)
+    return verdicts
+
+
+def _changes(found: Mapping[str, list[Finding]], previous: Mapping[PreviousKey, str]) -> list[str]:
+    rows = []
+    for title, items in found.items():
+        for f in items:
+            key = (title, f.dataset, f.model, f.scope)
+            before = previous.get(key)
+            if before is None and f.scope:
+                before = previous.get((title, f.dataset, f.model, ""))  # once pooled
+            before = before or ""
+            if before == f.verdict:
+                continue
+            reason = f.why or f.evidence
+            rows.append(
+                f"| {title} | {f.dataset} | {f.model} | {f.scope} | {before or '—'} | "
+                f"{f.verdict} | {reason} |"
+            )
+    lines = ["", f"## {CHANGES_TITLE}", ""]
+    if not rows:
+        return [*lines, "No verdict changed."]
+    return [
+        *lines,
+        "Each row: the verdict the earlier file gave (— where it listed no such row), the "
+        "verdict now, and why under the rule now (most rules changed with issue 23: every "
+        "verdict is now read from a 95% paired-bootstrap interval and can fail).",
+        "",
+        "| claim | dataset | model | blocks | before | now | why |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def findings_markdown(
+    found: dict[str, list[Finding]], previous: Mapping[PreviousKey, str] | None = None
+) -> str:
+    """docs/findings.md: a section per claim, a row per (dataset, model) (per block family
+    for the block claim); given the `previous` verdicts (:func:`previous_verdicts` of the
+    file being replaced), a closing section lists the verdicts that changed and why."""
     lines = [
         "# Findings",
         "",
         "Generated by `python -m core findings --write docs/findings.md` from the shipped",
         "results (`cache/results/SHIPPED`); a test keeps it in step, so do not edit it by",
         "hand. Each of the paper's claims is tested on each shipped model and dataset with",
-        "the rule under its title. Read it beside the scoreboard in the README.",
+        "the rule under its title. A verdict reads holds, does not hold, inconclusive (the",
+        f"95% interval, a paired bootstrap of {N_BOOT:,} seeded resamples of the test",
+        "entities, straddles the threshold) or not tested. Read it beside the scoreboard in",
+        "the README.",
     ]
     rules = {claim.title: claim.rule for claim in CLAIMS}
     for title, rows in found.items():
-        tested = [f for f in rows if f.holds is not None]
-        held = sum(bool(f.holds) for f in tested)
+        counts = {v: sum(f.verdict == v for f in rows) for v in VERDICTS}
+        scoped = any(f.scope for f in rows)
+        head = ["dataset", "model", *(["blocks"] if scoped else []), "verdict"]
+        head += ["statistic [95% interval]", "reference numbers"]
         lines += [
             "",
             f"## {title}",
             "",
-            f"Rule: {rules[title]}. Holds for {held} of the {len(tested)} tested "
-            f"({len(rows)} in all).",
+            f"Rule: {rules.get(title, '')}. "
+            + ", ".join(f"{v} {counts[v]}" for v in VERDICTS if counts[v])
+            + f" (of {len(rows)}).",
             "",
-            "| dataset | model | verdict | numbers |",
-            "|---|---|---|---|",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
         ]
-        lines += [f"| {f.dataset} | {f.model} | {word[f.holds]} | {f.evidence} |" for f in rows]
+        for f in rows:
+            cells = [f.dataset, f.model, *([f.scope] if scoped else []), f.verdict]
+            cells += [f.statistic, f.evidence]
+            lines.append("| " + " | ".join(re.sub(r"\|", "/", c) for c in cells) + " |")
+    if previous is not None:
+        lines += _changes(found, previous)
     return "\n".join(lines) + "\n"

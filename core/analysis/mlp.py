@@ -1,27 +1,40 @@
 """Nonlinear probe: one hidden layer (scikit-learn MLPRegressor), seeded, early stopping.
 
-Its weight decay (sklearn's ``alpha``, an L2 penalty) is chosen on training rows only,
-by a seeded K-fold cross-validation over a small grid (on at most ``CV_ROWS`` of them);
-the probe is then refitted on every training row at the chosen value. It reads the same
-features as the ridge probe (the raw activations, see `_features`) and z-scored targets.
+Its weight decay (sklearn's ``alpha``, an L2 penalty) and its width (hidden units) are
+chosen on training rows only, by ``FOLDS``-fold CV (on a seeded subsample of ``CV_ROWS``
+of them), with a coordinate search on two log grids: the weight decays at the current
+width, then the widths at the chosen decay, until neither moves. A choice at the edge of
+its grid extends the grid one step past it (at most ``MAX_EXTENSIONS`` steps per grid), so
+the choice ends inside its grid or the fit says it sits on the edge (``MlpFit.alpha_edge``,
+``MlpFit.width_edge``: "low", "high" or ""), as the ridge flags its alpha. The probe is
+then refitted on every training row at the chosen pair. It reads the same features as the
+ridge probe (the raw activations, see `_features`) and z-scored targets.
 
-Cost: one fit of 256 hidden units on 6,000 x 576 rows takes 10-90 s on two CPU cores,
-so the grid search (15 fits) is meant to run once per analysis, at a reference layer,
-and its choice reused at every layer (see ``core.analysis.run``).
+Cost (2 CPU cores, 1,333 x 576 rows per fold): one fit takes 5 s (64 units, decay 10)
+to 40 s (256 units, decay 1); a search evaluates about 7 (decay, width) pairs x 3 folds, so
+it runs once per analysis, at a reference layer, and its choice is reused at every layer
+(see ``core.analysis.run``).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-# Weight decays tried (log-spaced 1e-4 .. 1e1); the grid is small because every value
-# costs `folds` fits per layer.
-WEIGHT_DECAYS = tuple(float(v) for v in np.logspace(-4, 1, 5))
+# The starting grids (log-spaced); an edge choice extends them one step at a time.
+WEIGHT_DECAYS: tuple[float, ...] = (1.0, 10.0, 100.0)
+WIDTHS: tuple[int, ...] = (32, 128, 512)
+DECAY_STEP = 10.0
+WIDTH_STEP = 4
+MIN_WIDTH, MAX_WIDTH = 4, 2048
+MAX_EXTENSIONS = 3  # per grid
+MAX_ROUNDS = 4  # decay line, width line, ... until neither moves
 FOLDS = 3
-CV_ROWS = 3000  # the inner CV runs on a seeded subsample of this many training rows at most
+CV_ROWS = 2000  # the inner CV runs on a seeded subsample of this many training rows at most
 
 
 @dataclass(frozen=True)
@@ -30,8 +43,17 @@ class MlpFit:
 
     predictions: np.ndarray  # [n, T] for every entity, in target units
     alpha: float  # the weight decay chosen by the inner cross-validation
-    alphas: tuple[float, ...]  # the grid
-    cv_mse: np.ndarray  # [len(alphas)] mean held-out-fold MSE in z units (train rows only)
+    alphas: tuple[float, ...]  # the decay grid at the end of the search
+    cv_mse: np.ndarray  # [len(alphas)] CV MSE (z units) of each decay at the chosen width
+    hidden: int = 256  # the width chosen
+    widths: tuple[int, ...] = ()  # the width grid at the end of the search
+    alpha_edge: str = ""  # "low" / "high": the chosen decay is the grid's first / last
+    width_edge: str = ""
+    cv: tuple[tuple[float, int, float], ...] = ()  # every (decay, width, CV MSE) tried
+
+    @property
+    def at_edge(self) -> bool:
+        return bool(self.alpha_edge or self.width_edge)
 
 
 def _features(x: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -77,6 +99,101 @@ def _fit_predict(
     return np.asarray(model.predict(x_apply)).reshape(len(x_apply), -1)
 
 
+def _cv_mse(
+    x: np.ndarray,
+    z: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    hidden: int,
+    alpha: float,
+    seed: int,
+    max_iter: int,
+) -> float:
+    total = 0.0
+    for fit_rows, held_rows in splits:
+        pred = _fit_predict(x[fit_rows], z[fit_rows], x[held_rows], hidden, alpha, seed, max_iter)
+        total += float(np.mean((pred - z[held_rows]) ** 2)) / len(splits)
+    return total
+
+
+def _edge(grid: list[Any], value: Any) -> str:
+    if len(grid) < 2:
+        return ""
+    return "low" if value == grid[0] else "high" if value == grid[-1] else ""
+
+
+def tune_mlp(
+    x: np.ndarray,
+    z: np.ndarray,
+    alphas: Sequence[float] = WEIGHT_DECAYS,
+    widths: Sequence[int] = WIDTHS,
+    folds: int = FOLDS,
+    seed: int = 0,
+    max_iter: int = 300,
+    cv_rows: int | None = CV_ROWS,
+    max_extensions: int = MAX_EXTENSIONS,
+) -> tuple[float, int, dict[tuple[float, int], float], list[float], list[int]]:
+    """(decay, width, CV MSE of every pair tried, final decay grid, final width grid) by
+    seeded K-fold CV on `x`, `z` (training rows only; z [n, T] z-scored).
+
+    Coordinate search (see the module note); ties go to the larger decay and the smaller
+    width (the simpler model). A grid of one value is not searched or extended.
+    """
+    from sklearn.model_selection import KFold
+
+    z = np.asarray(z, dtype=np.float64).reshape(len(z), -1)
+    if cv_rows is not None and len(x) > cv_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), cv_rows, replace=False))
+        x, z = x[keep], z[keep]
+    splits = list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(x))
+    a_grid, w_grid = sorted(float(a) for a in alphas), sorted(int(w) for w in widths)
+    scores: dict[tuple[float, int], float] = {}
+
+    def score(a: float, w: int) -> float:
+        if (a, w) not in scores:
+            scores[(a, w)] = _cv_mse(x, z, splits, w, a, seed, max_iter)
+        return scores[(a, w)]
+
+    def best_decay(w: int) -> float:
+        values = [score(a, w) for a in a_grid]
+        return a_grid[max(i for i, v in enumerate(values) if v <= min(values))]
+
+    def best_width(a: float) -> int:
+        values = [score(a, w) for w in w_grid]
+        return w_grid[min(i for i, v in enumerate(values) if v <= min(values))]
+
+    ext = {"decay": 0, "width": 0}
+    alpha, width = a_grid[len(a_grid) // 2], w_grid[len(w_grid) // 2]
+    for _ in range(MAX_ROUNDS):
+        while True:  # the decay line at this width, extended past an edge choice
+            alpha = best_decay(width)
+            edge = _edge(a_grid, alpha)
+            if not edge or ext["decay"] >= max_extensions:
+                break
+            ext["decay"] += 1
+            if edge == "high":
+                a_grid.append(a_grid[-1] * DECAY_STEP)
+            else:
+                a_grid.insert(0, a_grid[0] / DECAY_STEP)
+        moved = False
+        while True:  # the width line at that decay
+            new = best_width(alpha)
+            moved = moved or new != width
+            width = new
+            edge = _edge(w_grid, width)
+            if not edge or ext["width"] >= max_extensions:
+                break
+            if edge == "high" and w_grid[-1] * WIDTH_STEP <= MAX_WIDTH:
+                w_grid.append(w_grid[-1] * WIDTH_STEP)
+            elif edge == "low" and w_grid[0] // WIDTH_STEP >= MIN_WIDTH:
+                w_grid.insert(0, w_grid[0] // WIDTH_STEP)
+            else:
+                break
+            ext["width"] += 1
+        if not moved:
+            break
+    return alpha, width, scores, a_grid, w_grid
+
+
 def choose_weight_decay(
     x: np.ndarray,
     z: np.ndarray,
@@ -87,27 +204,9 @@ def choose_weight_decay(
     max_iter: int = 300,
     cv_rows: int | None = CV_ROWS,
 ) -> tuple[float, np.ndarray]:
-    """(chosen weight decay, mean held-out MSE per alpha) by seeded K-fold CV on `x`, `z`.
-
-    Call it with training rows only (z: [n, T] z-scored targets). Above `cv_rows` rows a
-    seeded subsample is used. Ties go to the larger weight decay.
-    """
-    from sklearn.model_selection import KFold
-
-    z = np.asarray(z, dtype=np.float64).reshape(len(z), -1)
-    if cv_rows is not None and len(x) > cv_rows:
-        keep = np.sort(np.random.default_rng(seed).choice(len(x), cv_rows, replace=False))
-        x, z = x[keep], z[keep]
-    splits = list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(x))
-    mse = np.zeros(len(alphas))
-    for a, alpha in enumerate(alphas):
-        for fit_rows, held_rows in splits:
-            pred = _fit_predict(
-                x[fit_rows], z[fit_rows], x[held_rows], hidden, alpha, seed, max_iter
-            )
-            mse[a] += float(np.mean((pred - z[held_rows]) ** 2)) / len(splits)
-    best = max(i for i in range(len(alphas)) if mse[i] <= mse.min())
-    return float(alphas[best]), mse
+    """(chosen weight decay, CV MSE per decay of the final grid) at one width."""
+    alpha, _, scores, grid, _ = tune_mlp(x, z, alphas, (hidden,), folds, seed, max_iter, cv_rows)
+    return alpha, np.array([scores[(a, hidden)] for a in grid])
 
 
 def fit_mlp_probe(
@@ -115,15 +214,18 @@ def fit_mlp_probe(
     y: np.ndarray,
     is_test: np.ndarray,
     hidden: int = 256,
-    alphas: tuple[float, ...] = WEIGHT_DECAYS,
+    alphas: Sequence[float] = WEIGHT_DECAYS,
     folds: int = FOLDS,
     seed: int = 0,
     max_iter: int = 300,
     cv_rows: int | None = CV_ROWS,
+    widths: Sequence[int] | None = None,
+    max_extensions: int = MAX_EXTENSIONS,
 ) -> MlpFit:
-    """An MLP probe whose weight decay is chosen on the training rows (test rows unused).
+    """An MLP probe whose weight decay (and, given `widths`, width; else `hidden` units) is
+    chosen on the training rows (test rows unused).
 
-    With one value in `alphas` that value is used as it is (no cross-validation).
+    With one value in `alphas` and one width, that pair is used as it is (no CV).
     """
     x = np.asarray(x, dtype=np.float64)
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
@@ -133,15 +235,35 @@ def fit_mlp_probe(
     mu, sd = y2[train].mean(axis=0), y2[train].std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)
     z_train = (y2[train] - mu) / sd
-    if len(alphas) > 1:
-        alpha, cv_mse = choose_weight_decay(
-            feats[train], z_train, tuple(alphas), folds, hidden, seed, max_iter, cv_rows
+    width_grid = tuple(int(w) for w in (widths or (hidden,)))
+    if len(alphas) > 1 or len(width_grid) > 1:
+        alpha, width, scores, a_grid, w_grid = tune_mlp(
+            feats[train],
+            z_train,
+            alphas,
+            width_grid,
+            folds,
+            seed,
+            max_iter,
+            cv_rows,
+            max_extensions,
         )
+        cv_mse = np.array([scores.get((a, width), np.nan) for a in a_grid])
+        cv = tuple((float(a), int(w), float(v)) for (a, w), v in sorted(scores.items()))
     else:
-        alpha, cv_mse = float(alphas[0]), np.full(1, np.nan)
-    z = _fit_predict(feats[train], z_train, feats, hidden, alpha, seed, max_iter)
+        alpha, width = float(alphas[0]), width_grid[0]
+        a_grid, w_grid, cv_mse, cv = [alpha], [width], np.full(1, np.nan), ()
+    z = _fit_predict(feats[train], z_train, feats, width, alpha, seed, max_iter)
     return MlpFit(
-        predictions=z * sd + mu, alpha=alpha, alphas=tuple(float(a) for a in alphas), cv_mse=cv_mse
+        predictions=z * sd + mu,
+        alpha=float(alpha),
+        alphas=tuple(float(a) for a in a_grid),
+        cv_mse=cv_mse,
+        hidden=int(width),
+        widths=tuple(int(w) for w in w_grid),
+        alpha_edge=_edge(a_grid, alpha),
+        width_edge=_edge(w_grid, width),
+        cv=cv,
     )
 
 
@@ -152,7 +274,7 @@ def mlp_predictions(
     hidden: int = 256,
     seed: int = 0,
     max_iter: int = 300,
-    alphas: tuple[float, ...] = WEIGHT_DECAYS,
+    alphas: Sequence[float] = WEIGHT_DECAYS,
 ) -> np.ndarray:
     """Predictions [n, T] of :func:`fit_mlp_probe`."""
     fit = fit_mlp_probe(x, y, is_test, hidden=hidden, alphas=alphas, seed=seed, max_iter=max_iter)

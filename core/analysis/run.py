@@ -7,8 +7,23 @@ probe results of the same model, dataset, prompt and limit)::
     controls.parquet     layer, control, split, n, r2, proximity_error, alpha, ... (layer
                          -1: layer-independent controls: train mean, name-only; alpha is
                          the ridge penalty on probe rows, the chosen weight decay on mlp rows)
-    holdout.parquet      layer, column, block, n, heldout_/nominal_ proximity, ...
-    heldout_pred.npy     [n_holdout_layers, n_entities, n_targets] float32 (NaN outside blocks)
+    holdout.parquet      layer, column, block, n, heldout_/nominal_ proximity, the held-out
+                         proximity of each reference (heldout_name_only_proximity, ...)
+    heldout_pred.npy     [n_holdout_layers, n_entities, n_targets] float32 (NaN outside
+                         blocks; the first hold-out column, manifest group_column)
+    targets.npy          [n_entities, n_targets] float64 and is_test.npy [n_entities] bool:
+                         the rows every per-entity array below is scored on
+    holdout_errors.npy   [n_holdout_layers, n_columns, 4, n_entities] float32 per-entity
+                         proximity error (manifest holdout_columns, holdout_error_kinds:
+                         probe held out, name_only held out, train_mean held out, nominal;
+                         NaN outside the blocks, nominal on the blocks' test rows only)
+    heldout_ref_pred.npy [n_columns, 2, n_entities, n_targets] float32 held-out predictions of
+                         the references fitted without each block (manifest
+                         holdout_references; NaN outside the blocks)
+    mlp_pred.npy         [n_mlp_layers, n_entities, n_targets] float32 MLP probe and
+    ridge_pred.npy       the ridge probe of the same rows (manifest mlp_fitted_layers)
+    transfer_pred.npy    [n_transfer_layers, P, P, n_test, n_targets] float32 test predictions
+                         of the probe trained on prompt i read on prompt j (manifest prompts)
     neurons.parquet      layer, target, rank, neuron, spearman, basis ("mlp": MLP neurons,
                          "residual": residual-stream dimensions; also manifest neuron_basis)
     neuron_acts.npy      [len(neurons), n_entities] float16 activation of each listed neuron
@@ -27,11 +42,11 @@ import numpy as np
 import pandas as pd
 
 from core.analysis.controls import constant_controls, layer_controls, split_rows
-from core.analysis.holdout import block_holdout
-from core.analysis.mlp import FOLDS, WEIGHT_DECAYS, fit_mlp_probe
+from core.analysis.holdout import ERROR_KINDS, REFERENCES, block_references, hold_out_blocks
+from core.analysis.mlp import FOLDS, MAX_EXTENSIONS, WEIGHT_DECAYS, fit_mlp_probe
 from core.analysis.neurons import COLUMNS as NEURON_COLUMNS
 from core.analysis.neurons import top_neurons
-from core.analysis.transfer import cross_prompt_transfer
+from core.analysis.transfer import transfer_matrix
 from core.common.cache import (
     CacheError,
     artifact_dir,
@@ -47,6 +62,16 @@ log = logging.getLogger(__name__)
 ARTIFACT = "analysis"
 TABLES = ("controls", "holdout", "neurons", "transfer")
 ARRAYS = ("heldout_pred", "neuron_acts")
+# Per-entity arrays the verdicts' paired bootstrap reads (absent from older analyses).
+OPTIONAL_ARRAYS = (
+    "targets",
+    "is_test",
+    "holdout_errors",
+    "heldout_ref_pred",
+    "mlp_pred",
+    "ridge_pred",
+    "transfer_pred",
+)
 FLOAT16_CLIP = 65000.0
 
 LayerSource = Callable[[int], np.ndarray]
@@ -79,6 +104,13 @@ class AnalysisResults:
     transfer: pd.DataFrame
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    targets: np.ndarray | None = None  # [n, T] the rows scored
+    is_test: np.ndarray | None = None  # [n] bool
+    holdout_errors: np.ndarray | None = None  # [n_holdout_layers, n_columns, 4, n]
+    heldout_ref_pred: np.ndarray | None = None  # [n_columns, 2, n, T]
+    mlp_pred: np.ndarray | None = None  # [n_mlp_layers, n, T]
+    ridge_pred: np.ndarray | None = None  # [n_mlp_layers, n, T]
+    transfer_pred: np.ndarray | None = None  # [n_transfer_layers, P, P, n_test, T]
 
     @property
     def n_entities(self) -> int:
@@ -93,6 +125,21 @@ class AnalysisResults:
         value = self.manifest.get("group_column")
         return str(value) if value else None
 
+    @property
+    def holdout_columns(self) -> list[str]:
+        """The block families held out, in `holdout_errors`' order."""
+        return [str(v) for v in self.manifest.get("holdout_columns", [])]
+
+    @property
+    def mlp_layers(self) -> list[int]:
+        """The layers of `mlp_pred` and `ridge_pred`."""
+        return [int(v) for v in self.manifest.get("mlp_fitted_layers", [])]
+
+    @property
+    def prompts(self) -> list[str]:
+        """The transfer matrix's prompts, in `transfer_pred`'s order (the analysed first)."""
+        return [str(v) for v in self.manifest.get("prompts", [])]
+
     def save(self, folder: Path, extra_manifest: dict[str, Any] | None = None) -> Path:
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
@@ -105,6 +152,12 @@ class AnalysisResults:
                 np.asarray(self.neuron_acts, dtype=np.float32), -FLOAT16_CLIP, FLOAT16_CLIP
             )
             np.save(tmp / "neuron_acts.npy", acts.astype(np.float16))
+            for name in OPTIONAL_ARRAYS:
+                value = getattr(self, name)
+                if value is None:
+                    continue
+                dtype = {"targets": np.float64, "is_test": np.bool_}.get(name, np.float32)
+                np.save(tmp / f"{name}.npy", np.asarray(value, dtype=dtype))
             manifest = {**self.manifest, **(extra_manifest or {}), "artifact": ARTIFACT}
             write_manifest(tmp, manifest)
         self.path = folder
@@ -122,6 +175,11 @@ class AnalysisResults:
         try:
             tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
             arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
+            arrays |= {
+                name: np.load(folder / f"{name}.npy", allow_pickle=False)
+                for name in OPTIONAL_ARRAYS
+                if (folder / f"{name}.npy").is_file()
+            }
         except (OSError, ValueError) as exc:
             raise CacheError(
                 f"{folder}: unreadable analysis ({exc}); "
@@ -178,7 +236,7 @@ def run_analysis(
     other_prompts: Mapping[str, LayerSource] | None = None,
     prompt: str = "",
     mlp: bool = True,
-    mlp_hidden: int = 256,
+    mlp_hidden: int = 128,
     k_neurons: int = 10,
     seed: int = 0,
     progress: Progress | None = None,
@@ -194,9 +252,11 @@ def run_analysis(
     neuron_activations: layer -> [n, d_mlp] MLP hidden activations of the same entities
     (``core.extract.mlp_hidden.MlpHiddenSource``); the neurons are then MLP neurons
     (basis "mlp"), else residual-stream dimensions of `activations` (basis "residual").
-    mlp_cv: "reference" chooses the MLP probe's weight decay once, by inner CV on the
-    training rows of the layer with the best ridge training LOO R², and reuses it at every
-    layer; "every_layer" runs the inner CV at each layer (15 fits a layer: slow).
+    mlp_cv: "reference" chooses the MLP probe's weight decay and width once, by inner CV on
+    the training rows of the layer with the best ridge training LOO R² (a coordinate search
+    on log grids that starts at widths mlp_hidden / 4, mlp_hidden, 4 mlp_hidden and extends
+    a grid whose edge is chosen, `core.analysis.mlp`), and reuses them at every layer;
+    "every_layer" runs that search at each layer (slow).
     mlp_layers: the layers the MLP probe is fitted at (default: every layer); the
     reference layer is always among them.
     """
@@ -229,25 +289,45 @@ def run_analysis(
             progress("layers", i + 1, len(layers))
         log.info("analysis: layer %d done", layer)
     mlp_info: dict[str, Any] = {}
+    mlp_preds: list[np.ndarray] = []
+    fitted: list[int] = []
+    widths = (max(1, mlp_hidden // 4), mlp_hidden, mlp_hidden * 4)
     if mlp and len(layers):
-        # The weight decay is chosen by inner CV on the training rows of one reference
-        # layer (the ridge's best training LOO layer) and reused at every layer: a grid
-        # search per layer (15 fits) would take hours on a CPU for a 30-layer model.
+        # The weight decay and width are chosen by inner CV on the training rows of one
+        # reference layer (the ridge's best training LOO layer) and reused at every layer:
+        # a search per layer (~20 fits) would take hours on a CPU for a 30-layer model.
         reference = (best_train_layer(pd.DataFrame(control_rows)) or [int(layers[-1])])[0]
-        tuned = fit_mlp_probe(activations(reference), y, is_test, hidden=mlp_hidden, seed=seed)
+        tuned = fit_mlp_probe(
+            activations(reference), y, is_test, hidden=mlp_hidden, widths=widths, seed=seed
+        )
         mlp_info = {
             "mlp_cv_layer": int(reference),
             "mlp_weight_decay": tuned.alpha,  # at the reference layer (each mlp row: alpha)
-            "mlp_cv_mse": [float(v) for v in tuned.cv_mse],
+            "mlp_hidden": tuned.hidden,
+            "mlp_cv_mse": [float(v) for v in tuned.cv_mse],  # per decay at the chosen width
+            "mlp_weight_decays": list(tuned.alphas),
+            "mlp_widths": list(tuned.widths),
+            "mlp_alpha_edge": tuned.alpha_edge,
+            "mlp_width_edge": tuned.width_edge,
+            "mlp_cv": [[a, w, v] for a, w, v in tuned.cv],
         }
         fitted = [v for v in layers if mlp_layers is None or v in mlp_layers or v == reference]
         for i, layer in enumerate(fitted):
             if layer == reference:
                 fit = tuned
             else:
-                grid = WEIGHT_DECAYS if mlp_cv == "every_layer" else (tuned.alpha,)
                 x = np.asarray(activations(layer), dtype=np.float64)
-                fit = fit_mlp_probe(x, y, is_test, hidden=mlp_hidden, alphas=grid, seed=seed)
+                every = mlp_cv == "every_layer"
+                fit = fit_mlp_probe(
+                    x,
+                    y,
+                    is_test,
+                    hidden=tuned.hidden,
+                    alphas=WEIGHT_DECAYS if every else (tuned.alpha,),
+                    widths=widths if every else None,
+                    seed=seed,
+                )
+            mlp_preds.append(fit.predictions)
             control_rows += split_rows(
                 y,
                 fit.predictions,
@@ -257,6 +337,8 @@ def run_analysis(
                 layer=layer,
                 control="mlp",
                 alpha=fit.alpha,
+                hidden=fit.hidden,
+                edge="*" if fit.at_edge else "",
             )
             if progress:
                 progress("mlp", i + 1, len(fitted))
@@ -264,24 +346,43 @@ def run_analysis(
     if holdout_layers is None:
         holdout_layers = best_train_layer(controls)
     columns = holdout_columns(dataset, group_column)
+    references = (
+        block_references(texts, y, {c: dataset.frame[c] for c in columns}, is_test)
+        if holdout_layers and columns
+        else {}
+    )
     holdout_tables, heldout_preds, transfer_tables = [], [], []
+    errors: list[np.ndarray] = []
+    transfer_preds: list[np.ndarray] = []
+    prompts = [prompt or "main", *sorted(other_prompts or {})]
     for i, layer in enumerate(holdout_layers):
         x = np.asarray(activations(layer), dtype=np.float64)
+        layer_errors = []
         for column in columns:
-            table, heldout = block_holdout(
-                x, y, dataset.frame[column], is_test, names, kind, nominal.get(layer)
+            held = hold_out_blocks(
+                x,
+                y,
+                dataset.frame[column],
+                is_test,
+                names,
+                kind,
+                nominal.get(layer),
+                references=references.get(column),
             )
+            table = held.table
             table.insert(0, "column", column)
             table.insert(0, "layer", layer)
             holdout_tables.append(table)
+            layer_errors.append(held.error_matrix())
             if column == columns[0]:
-                heldout_preds.append(heldout)
+                heldout_preds.append(held.heldout)
+        errors.append(np.stack(layer_errors) if layer_errors else np.zeros((0, 4, len(y))))
         if other_prompts:
-            sources = {
-                prompt or "main": x,
-                **{p: np.asarray(src(layer), dtype=np.float64) for p, src in other_prompts.items()},
-            }
-            transfer_tables.append(cross_prompt_transfer(sources, y, is_test, names, kind, layer))
+            sources = {prompts[0]: x}
+            sources |= {p: np.asarray(other_prompts[p](layer), np.float64) for p in prompts[1:]}
+            table, pred = transfer_matrix(sources, y, is_test, names, kind, layer)
+            transfer_tables.append(table)
+            transfer_preds.append(pred)
         if progress:
             progress("hold-out", i + 1, len(holdout_layers))
     n, n_t = len(y), len(names)
@@ -306,6 +407,17 @@ def run_analysis(
         else pd.DataFrame(
             columns=["layer", "train_prompt", "apply_prompt", "r2", "proximity_error"]
         ),
+        targets=np.asarray(y, dtype=np.float64).reshape(n, n_t),
+        is_test=np.asarray(is_test, dtype=bool),
+        holdout_errors=np.stack(errors) if errors and heldout_preds else None,
+        heldout_ref_pred=np.stack(
+            [np.stack([references[c][r] for r in REFERENCES]) for c in columns]
+        )
+        if references and heldout_preds
+        else None,
+        mlp_pred=np.stack(mlp_preds) if mlp_preds else None,
+        ridge_pred=np.stack([nominal[v] for v in fitted]) if mlp_preds else None,
+        transfer_pred=np.stack(transfer_preds) if transfer_preds else None,
         manifest={
             "kind": kind,
             "target_names": list(names),
@@ -313,7 +425,11 @@ def run_analysis(
             "holdout_layers": [int(v) for v in holdout_layers] if heldout_preds else [],
             "transfer_layers": [int(v) for v in holdout_layers] if transfer_tables else [],
             "group_column": columns[0] if heldout_preds else None,
-            "prompts": [prompt or "main", *sorted(other_prompts or {})],
+            "holdout_columns": list(columns) if heldout_preds else [],
+            "holdout_error_kinds": list(ERROR_KINDS),
+            "holdout_references": list(REFERENCES),
+            "mlp_fitted_layers": [int(v) for v in fitted] if mlp_preds else [],
+            "prompts": prompts,
             "n_entities": int(n),
             "dataset": dataset.name,
             "dataset_hash": dataset.content_hash,
@@ -323,6 +439,7 @@ def run_analysis(
                 "mlp": mlp,
                 "mlp_hidden": mlp_hidden,
                 "mlp_weight_decays": list(WEIGHT_DECAYS),
+                "mlp_max_extensions": MAX_EXTENSIONS,
                 "mlp_folds": FOLDS,
                 "mlp_cv": mlp_cv,
                 "mlp_layers": None if mlp_layers is None else [int(v) for v in mlp_layers],

@@ -12,27 +12,33 @@ from core.analysis.controls import ridge
 from core.probe.metrics import split_metrics
 
 
-def cross_prompt_transfer(
+def transfer_matrix(
     activations: Mapping[str, np.ndarray],
     y: np.ndarray,
     is_test: np.ndarray,
     target_names: tuple[str, ...],
     kind: str,
     layer: int,
-) -> pd.DataFrame:
-    """Test-split metrics for every (train prompt, apply prompt) pair at one layer.
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Test-split metrics for every (train prompt, apply prompt) pair at one layer, and the
+    test predictions [P, P, n_test, T] (train prompt, apply prompt, in `activations`' order;
+    the test rows in entity order) that a paired bootstrap resamples.
 
     `activations`: prompt -> [n, d] activations of the same entities in the same order.
     Diagonal entries are the ordinary probe of each prompt.
     """
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    prompts = list(activations)
+    preds = np.zeros((len(prompts), len(prompts), int(is_test.sum()), y2.shape[1]))
     rows: list[dict[str, object]] = []
-    for train_prompt, x_train in activations.items():
-        probe = ridge(np.asarray(x_train, dtype=np.float64)[~is_test], y2[~is_test])
-        for apply_prompt, x_apply in activations.items():
+    for i, train_prompt in enumerate(prompts):
+        x_train = np.asarray(activations[train_prompt], dtype=np.float64)
+        probe = ridge(x_train[~is_test], y2[~is_test])
+        for j, apply_prompt in enumerate(prompts):
             pred = np.asarray(
-                probe.predict(np.asarray(x_apply, dtype=np.float64)[is_test])
+                probe.predict(np.asarray(activations[apply_prompt], dtype=np.float64)[is_test])
             ).reshape(-1, y2.shape[1])
+            preds[i, j] = pred
             m = split_metrics(y2[is_test], pred, target_names, kind, MAX_PROXIMITY_ROWS)
             rows.append(
                 {
@@ -43,4 +49,16 @@ def cross_prompt_transfer(
                     "proximity_error": m["proximity_error"],
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), preds
+
+
+def cross_prompt_transfer(
+    activations: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    is_test: np.ndarray,
+    target_names: tuple[str, ...],
+    kind: str,
+    layer: int,
+) -> pd.DataFrame:
+    """The metrics table of :func:`transfer_matrix`."""
+    return transfer_matrix(activations, y, is_test, target_names, kind, layer)[0]

@@ -10,6 +10,7 @@ thousand resamples in one call).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -128,6 +129,46 @@ def verdict_above(diff: Interval, threshold: float = 0.0) -> Verdict:
     if diff.hi < threshold:
         return "does not hold"
     return "inconclusive"
+
+
+def verdict_below(diff: Interval, threshold: float = 0.0) -> Verdict:
+    """A claim "the statistic is below `threshold`" (an error difference, a drop): holds
+    when the whole interval is below, fails when the whole interval is above, and is
+    inconclusive when it straddles."""
+    if not np.isfinite(diff.lo) or not np.isfinite(diff.hi):
+        return "not tested"
+    if diff.hi < threshold:
+        return "holds"
+    if diff.lo > threshold:
+        return "does not hold"
+    return "inconclusive"
+
+
+Band = Literal["inside", "above", "below", "straddles", "untested"]
+
+
+def band_position(diff: Interval, margin: float) -> Band:
+    """Where an interval lies against the band [-margin, +margin]: wholly "inside", wholly
+    "above" or "below" it, or "straddles" one of its edges."""
+    if not np.isfinite(diff.lo) or not np.isfinite(diff.hi):
+        return "untested"
+    if diff.lo > margin:
+        return "above"
+    if diff.hi < -margin:
+        return "below"
+    if -margin <= diff.lo and diff.hi <= margin:
+        return "inside"
+    return "straddles"
+
+
+def point_and_samples(
+    stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int = N_BOOT, seed: int = SEED
+) -> Interval:
+    """`stat(counts)` -> one value per row of counts, on the full sample and on seeded
+    resamples of n entities: its interval. For statistics built from r2_samples and
+    mean_samples, so every term of a difference sees the same resamples."""
+    full = np.asarray(stat(np.ones((1, n))), dtype=np.float64).reshape(-1)[0]
+    return interval(float(full), stat(resample_counts(n, n_boot, seed)))
 
 
 def verdict_share(share: float, level: float = LEVEL) -> Verdict:

@@ -15,7 +15,7 @@ from core.analysis.controls import (
     shuffled_probe_predictions,
 )
 from core.analysis.holdout import block_holdout
-from core.analysis.mlp import WEIGHT_DECAYS, fit_mlp_probe, mlp_predictions
+from core.analysis.mlp import MAX_EXTENSIONS, WEIGHT_DECAYS, fit_mlp_probe, mlp_predictions
 from core.analysis.neurons import spearman_columns, top_neurons
 from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
 from core.analysis.transfer import cross_prompt_transfer
@@ -185,9 +185,11 @@ def test_mlp_weight_decay_is_chosen_on_training_rows_only() -> None:
     y = np.column_stack([np.abs(x[:, 0]), np.tanh(x[:, 2]) * 40]) + rng.normal(size=(n, 2))
     is_test = rng.random(n) < 0.25
     fit = fit_mlp_probe(x, y, is_test, hidden=16, seed=0)
-    assert fit.alpha in WEIGHT_DECAYS and fit.alphas == WEIGHT_DECAYS
-    assert fit.cv_mse.shape == (len(WEIGHT_DECAYS),) and np.isfinite(fit.cv_mse).all()
-    assert fit.alpha == WEIGHT_DECAYS[int(np.flatnonzero(fit.cv_mse == fit.cv_mse.min())[-1])]
+    assert set(WEIGHT_DECAYS) <= set(fit.alphas) and fit.alpha in fit.alphas
+    assert fit.cv_mse.shape == (len(fit.alphas),) and np.isfinite(fit.cv_mse).all()
+    assert fit.alpha == fit.alphas[int(np.flatnonzero(fit.cv_mse == fit.cv_mse.min())[-1])]
+    # an edge choice grew the grid past it until the choice was inside, or flags the edge
+    assert fit.alpha_edge == "" or len(fit.alphas) == len(WEIGHT_DECAYS) + MAX_EXTENSIONS
     # test rows (targets and features) changed: the choice and the training fit are not
     y2, x2 = y.copy(), x.copy()
     y2[is_test] = rng.uniform(-1e3, 1e3, size=(int(is_test.sum()), 2))
@@ -208,7 +210,7 @@ def test_mlp_weight_decay_follows_the_data() -> None:
         return fit_mlp_probe(x, y, np.zeros(n, dtype=bool), hidden=32, seed=0).alpha
 
     clean, noisy = chosen(600, 0.0), chosen(80, 3.0)
-    assert clean < noisy == WEIGHT_DECAYS[-1]
+    assert clean < noisy and noisy >= WEIGHT_DECAYS[-1]
 
 
 def test_planted_neuron_ranks_first() -> None:
@@ -271,9 +273,12 @@ def test_run_analysis_saves_and_loads(tmp_path: Path) -> None:
     assert set(res.controls["control"]) == {"mean", "name_only", "probe", "shuffled", "mlp"}
     mlp_rows = res.controls[res.controls["control"] == "mlp"]
     # one weight decay, chosen by inner CV at the best training layer, on every mlp row
-    assert res.manifest["mlp_cv_layer"] == 1 and len(res.manifest["mlp_cv_mse"]) == 5
+    decays = res.manifest["mlp_weight_decays"]
+    assert res.manifest["mlp_cv_layer"] == 1 and len(res.manifest["mlp_cv_mse"]) == len(decays)
     assert (mlp_rows["alpha"] == res.manifest["mlp_weight_decay"]).all()
-    assert res.manifest["mlp_weight_decay"] in WEIGHT_DECAYS
+    assert (mlp_rows["hidden"] == res.manifest["mlp_hidden"]).all()
+    assert res.manifest["mlp_weight_decay"] in decays and set(WEIGHT_DECAYS) <= set(decays)
+    assert res.manifest["mlp_hidden"] in res.manifest["mlp_widths"]
     assert (res.neurons["basis"] == "residual").all() and res.manifest["neuron_basis"] == "residual"
     assert res.heldout_pred.shape == (1, 240, 2)
     assert res.neuron_acts.shape == (len(res.neurons), 240) and len(res.neurons) == 2 * 2 * 3
@@ -282,9 +287,21 @@ def test_run_analysis_saves_and_loads(tmp_path: Path) -> None:
     folder = analysis_dir(tmp_path, "some-results-key")
     assert folder == tmp_path / "analysis" / "some-results-key"
     res.save(folder, {"command": "python -m core analyze ..."})
+    # the per-entity arrays the verdicts' paired bootstrap reads
+    n_test = int(is_test.sum())
+    assert res.holdout_columns == ["continent"] and res.mlp_layers == [0, 1]
+    assert res.holdout_errors is not None and res.holdout_errors.shape == (1, 1, 4, 240)
+    assert res.heldout_ref_pred is not None and res.heldout_ref_pred.shape == (1, 2, 240, 2)
+    assert res.mlp_pred is not None and res.mlp_pred.shape == (2, 240, 2)
+    assert res.ridge_pred is not None and res.ridge_pred.shape == (2, 240, 2)
+    assert res.transfer_pred is not None and res.transfer_pred.shape == (1, 2, 2, n_test, 2)
+    assert res.prompts == ["empty", "other"]
     back = AnalysisResults.load(folder, verify=True)
     pd.testing.assert_frame_equal(back.controls, res.controls)
     np.testing.assert_allclose(back.heldout_pred, res.heldout_pred, rtol=1e-6)
+    for name in ("holdout_errors", "heldout_ref_pred", "mlp_pred", "ridge_pred", "transfer_pred"):
+        np.testing.assert_allclose(getattr(back, name), getattr(res, name), rtol=1e-6)
+    np.testing.assert_array_equal(back.is_test, is_test)
     assert back.group_column == "continent" and back.manifest["files"]
 
 

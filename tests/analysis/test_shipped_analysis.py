@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core.analysis.run import ARRAYS, TABLES, AnalysisResults, analysis_dir
+from core.analysis.run import ARRAYS, OPTIONAL_ARRAYS, TABLES, AnalysisResults, analysis_dir
 from core.common.cache import default_cache_root
 from core.results.reproduce import compare_arrays, compare_frames
 from core.results.shipped import (
     CHECK_SLICE,
     DEMO_ANALYSES,
-    DEMO_MODELS,
     shipped_names,
     shipped_results,
 )
@@ -34,14 +33,19 @@ def test_every_demo_analysis_ships_with_its_command() -> None:
     shipped = _shipped()
     have = {(model, dataset) for model, dataset, _ in shipped}
     assert {(a.model, a.dataset) for a in DEMO_ANALYSES} <= have
+    with_transfer = {(a.model, a.dataset) for a in DEMO_ANALYSES if a.transfer}
     for (model, dataset, n), analysis in shipped.items():
         assert analysis.manifest["command"].startswith(
             f"python -m core analyze --model {model} --dataset {dataset}"
         )
         assert analysis.n_entities <= n and analysis.manifest.get("sample_of", n) == n
-        # the default model's analyses carry the cross-prompt transfer matrix
-        if model == DEMO_MODELS[0] and (model, dataset, n) != CHECK_SLICE:
+        # the per-entity predictions every verdict's paired bootstrap reads
+        assert analysis.targets is not None and analysis.mlp_pred is not None
+        assert analysis.holdout_errors is not None
+        # every model's analyses carry the cross-prompt transfer matrix (Gemma-3 too)
+        if (model, dataset) in with_transfer and (model, dataset, n) != CHECK_SLICE:
             assert len(analysis.transfer) and len(set(analysis.transfer["train_prompt"])) > 1
+            assert analysis.transfer_pred is not None
 
 
 @pytest.mark.slow
@@ -55,6 +59,7 @@ def test_check_slice_analysis_reproduces_shipped_numbers(cache_root: Path) -> No
     problems: list[str] = []
     for table in TABLES:
         problems += compare_frames(getattr(rebuilt, table), getattr(shipped, table), table)
-    for array in ARRAYS:
-        problems += compare_arrays(getattr(rebuilt, array), getattr(shipped, array), array)
+    for array in ARRAYS + OPTIONAL_ARRAYS:
+        if getattr(shipped, array) is not None or getattr(rebuilt, array) is not None:
+            problems += compare_arrays(getattr(rebuilt, array), getattr(shipped, array), array)
     assert problems == []
