@@ -78,7 +78,7 @@ DEMO_STEERING: tuple[tuple[str, str], ...] = (
 )
 STEERING_N = 200
 DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
-    DemoAnalysis(model, dataset, transfer=model == DEMO_MODELS[0])
+    DemoAnalysis(model, dataset, transfer=True)
     for model in DEMO_MODELS
     for dataset in DEMO_DATASETS
 )
