@@ -1,17 +1,21 @@
 """``python -m core steer``: how often a push along the probe changes the model's answer.
 
-A seeded sample of entities; each is pushed toward another sampled entity's target (one
-in a different country, state or borough; a year at least `MIN_YEARS` away). For every
-layer and strength the push runs along the probe's direction and along a random
-direction of the same norm, and the model's greedy answer to a question ("... is
-located in the country of") is read:
+For each seed, a seeded sample of *test* entities; each is pushed toward another sampled
+entity's target (one in a different country, state or borough; a year at least
+`MIN_YEARS` away). For every layer and strength the push runs along the probe's
+direction and along a random direction of the same norm, and the model's greedy answer
+to a question ("... is located in the country of") is read:
 
 - places: the answer *moves* when it names the target entity's country (state,
   borough); for world places the continent named is scored too;
 - time: the answer moves when the year it names is closer to the target than the
   unsteered answer's year (or, if that named none, than the entity's true year).
 
-Strength 0 is the model untouched: the "none" row every other row is read against.
+Strength 0 is the model untouched. At the pre-registered cell (:func:`headline_layer`,
+strength 1) each entity is also pushed toward a *shuffled* target (another sampled
+entity's) and scored against its own: the chance level the headline is read against
+(:mod:`core.steer.report`). Seeds are pooled in the summary; every push is a row of the
+examples, with its seed and entity.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from core.common.cache import (
     write_manifest,
 )
 from core.extract.models import LoadedModel
-from core.results.probe_results import ProbeResults
+from core.results.probe_results import ProbeResults, best_layer_of
 from core.steer.answers import ContinentReader, PlaceReader, place_column, read_year
+from core.steer.report import HEADLINE_STRENGTH, PROTOCOL, RULE, metric_of
 from core.steer.run import DIRECTIONS, question_for, steer_batched, untouched_activations
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,8 @@ ARTIFACT = "steering"
 STRENGTHS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 DEPTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 MIN_YEARS = 100.0
+SEEDS: tuple[int, ...] = (0, 1, 2)
+RANDOM_SEED_STRIDE = 1_000_003  # a seed's random directions: stride * seed + batch offset
 SUMMARY = "summary.parquet"
 EXAMPLES = "examples.parquet"
 
@@ -125,6 +132,49 @@ def _score(
     }
 
 
+def headline_layer(results: ProbeResults) -> int:
+    """The pre-registered layer: best training leave-one-out R² (test rows never
+    consulted) among the layers a push can reach the answer from. A push after the last
+    block changes only the entity's own last-layer states, which no later token reads,
+    so that block is left out."""
+    last = int(results.n_model_layers) - 1
+    usable = results.metrics[results.metrics["layer"] != last]
+    if usable[usable["split"] == "train"].empty:
+        raise ValueError("no layer before the last block has a probe to steer along")
+    return best_layer_of(usable)
+
+
+def sample_test_pairs(
+    entities: pd.DataFrame, kind: str, group: str | None, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, partners, shuffled): a seeded sample of test rows, each one's partner
+    (:func:`pair_targets` among the sample) and a shuffled partner: another sampled
+    entity's partner, by a seeded derangement of the sample (never the entity itself
+    when that can be avoided). Indices into `entities`."""
+    test = np.flatnonzero(entities["is_test"].to_numpy(bool))
+    if len(test) < 3:
+        raise ValueError(f"steering needs at least 3 test entities, got {len(test)}")
+    sub, part = pair_targets(entities.iloc[test].reset_index(drop=True), kind, group, n, seed)
+    rows, partners = test[sub], test[part]
+    rng = np.random.default_rng([seed, 1])
+    shuffled = partners
+    for _ in range(100):
+        order = rng.permutation(len(rows))
+        shuffled = np.empty_like(partners)
+        shuffled[order] = partners[np.roll(order, -1)]  # each gets the next one's partner
+        if not (shuffled == rows).any():
+            break
+    return rows, partners, shuffled
+
+
+def _runs(
+    layers: Sequence[int], strengths: Sequence[float], head: int
+) -> list[tuple[int, float, str]]:
+    runs = [(layers[0], 0.0, "none")]
+    runs += [(layer, float(s), d) for layer in layers for s in strengths for d in DIRECTIONS]
+    return runs + [(head, HEADLINE_STRENGTH, "shuffled")]
+
+
 def evaluate_steering(
     loaded: LoadedModel,
     results: ProbeResults,
@@ -132,11 +182,12 @@ def evaluate_steering(
     layers: Sequence[int] | None = None,
     strengths: Sequence[float] = STRENGTHS,
     n: int = 200,
-    seed: int = 0,
+    seeds: Sequence[int] = SEEDS,
     question: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """(summary, examples, facts) of pushing a seeded sample along each layer's probe."""
+    """(summary, examples, facts) of pushing seeded samples of test entities along each
+    layer's probe; the pre-registered layer and strength 1 are always among the cells."""
     entities = results.entities
     kind = results.kind
     info = results.manifest.get("dataset_info") or {}
@@ -146,92 +197,144 @@ def evaluate_steering(
             f"{results.dataset}: no country, state, borough or group column to read "
             "a steered answer against"
         )
+    if not seeds:
+        raise ValueError("at least one seed")
     reader = PlaceReader(entities[group]) if group else None
     continents = (
         ContinentReader(entities) if group == "country" and "continent" in entities else None
     )
     question = question or question_for(results.dataset, kind)
+    head = headline_layer(results)
     layers = default_layers(list(results.layers)) if layers is None else [int(v) for v in layers]
-    rows, partners = pair_targets(entities, kind, group, n, seed)
-    names = [str(v) for v in entities["name"].to_numpy()[rows]]
+    layers = sorted({*layers, head})
+    strengths = sorted({float(s) for s in strengths if s != 0} | {HEADLINE_STRENGTH})
+    runs = _runs(layers, strengths, head)
     y = entities[list(results.target_names)].to_numpy(np.float64)
-    targets = y[partners]
-    runs = [(layers[0], 0.0, "none")] + [
-        (layer, float(s), direction)
-        for layer in layers
-        for s in strengths
-        if s != 0
-        for direction in DIRECTIONS
-    ]
-    acts = untouched_activations(loaded, results, prompt_text, names)  # read once, reused
-    summary_rows, example_frames = [], []
-    base: list[str] = []
-    for i, (layer, strength, direction) in enumerate(runs):
-        out = steer_batched(
-            loaded,
-            results,
-            prompt_text,
-            names,
-            layer,
-            targets,
-            strength=strength,
-            direction="probe" if direction == "none" else direction,
-            question=question,
-            seed=seed,
-            base=acts,
-        )
-        if direction == "none":
-            base = out.continuations
-        scores = _score(
-            kind, out.continuations, base, entities, rows, partners, reader, group, continents
-        )
-        pos = results.layer_position(layer)
-        err = np.abs(out.readings[pos] - targets).mean(axis=1)
-        final = np.abs(out.readings[-1] - targets).mean(axis=1)
-        row: dict[str, Any] = {
-            "layer": layer if direction != "none" else -1,
-            "strength": strength,
-            "direction": direction,
-            "n": len(names),
-            "moved": int(scores["moved"].sum()),
-            "rate": float(scores["moved"].mean()),
-            "kept": int(scores["kept"].sum()),
-            "reading_error_at_layer": float(err.mean()),
-            "reading_error_last_layer": float(final.mean()),
-            "delta_norm": float(out.delta_norm.mean()),
-        }
-        if "moved_continent" in scores:
-            row["moved_continent"] = int(scores["moved_continent"].sum())
-        summary_rows.append(row)
-        example_frames.append(
-            pd.DataFrame(
+    names_all = entities["name"].to_numpy().astype(str)
+    frames = []
+    done = 0
+    for seed in seeds:
+        rows, partners, shuffled = sample_test_pairs(entities, kind, group, n, int(seed))
+        names = [str(v) for v in names_all[rows]]
+        targets = y[partners]
+        acts = untouched_activations(loaded, results, prompt_text, names)  # once per seed
+        base: list[str] = []
+        for layer, strength, direction in runs:
+            toward = shuffled if direction == "shuffled" else partners
+            out = steer_batched(
+                loaded,
+                results,
+                prompt_text,
+                names,
+                layer,
+                y[toward],
+                strength=strength,
+                direction="random" if direction == "random" else "probe",
+                question=question,
+                seed=RANDOM_SEED_STRIDE * int(seed),
+                base=acts,
+            )
+            if direction == "none":
+                base = out.continuations
+            scores = _score(
+                kind, out.continuations, base, entities, rows, partners, reader, group, continents
+            )
+            pos = results.layer_position(layer)
+            frame = pd.DataFrame(
                 {
-                    "layer": row["layer"],
+                    "seed": int(seed),
+                    "layer": layer if direction != "none" else -1,
                     "strength": strength,
                     "direction": direction,
+                    "entity": rows,
                     "name": names,
-                    "target_name": entities["name"].to_numpy()[partners].astype(str),
+                    "target_entity": partners,
+                    "target_name": names_all[partners],
+                    "pushed_toward": toward,
                     "continuation": out.continuations,
                     "answer": [str(v) for v in scores["answer"]],
                     "moved": scores["moved"],
+                    "kept": scores["kept"],
+                    "reading_error_at_layer": np.abs(out.readings[pos] - targets).mean(axis=1),
+                    "reading_error_last_layer": np.abs(out.readings[-1] - targets).mean(axis=1),
+                    "delta_norm": out.delta_norm,
                 }
             )
-        )
-        if progress:
-            progress(i + 1, len(runs))
-        log.info(
-            "steer %s L%d x%g: %d/%d moved", direction, layer, strength, row["moved"], len(names)
-        )
+            if "moved_continent" in scores:
+                frame["moved_continent"] = scores["moved_continent"]
+            frames.append(frame)
+            done += 1
+            if progress:
+                progress(done, len(runs) * len(seeds))
+            log.info(
+                "steer seed %d %s L%d x%g: %d/%d moved",
+                seed,
+                direction,
+                layer,
+                strength,
+                int(scores["moved"].sum()),
+                len(names),
+            )
+    examples = pd.concat(frames, ignore_index=True)
     facts = {
+        "protocol": PROTOCOL,
+        "rule": RULE,
         "question": question,
         "layers": layers,
-        "strengths": [float(s) for s in strengths],
-        "n": len(names),
-        "seed": seed,
+        "strengths": strengths,
+        "headline_layer": head,
+        "headline_strength": HEADLINE_STRENGTH,
+        "metric": metric_of(examples),
+        "n": int(examples[examples["direction"] == "none"].groupby("seed").size().iloc[0]),
+        "seeds": [int(s) for s in seeds],
+        "test_only": True,
+        "n_test": int(entities["is_test"].sum()),
         "answer_column": group,
         "min_years": MIN_YEARS if kind == "time" else None,
     }
-    return pd.DataFrame(summary_rows), pd.concat(example_frames, ignore_index=True), facts
+    return summarise(examples, head), examples, facts
+
+
+_ORDER = {"none": 0, "probe": 1, "random": 2, "shuffled": 3}
+
+
+def summarise(examples: pd.DataFrame, head: int | None = None) -> pd.DataFrame:
+    """One row per (layer, strength, direction), seeds pooled: counts (`moved`, `kept`,
+    `moved_continent` where scored, and `success`: the headline's metric, with `rate`
+    its share), mean reading errors and push norm, and whether it is the pre-registered
+    cell."""
+    metric = metric_of(examples)
+    counts = {"moved": "sum", "kept": "sum"}
+    if "moved_continent" in examples:
+        counts["moved_continent"] = "sum"
+    grouped = examples.groupby(["layer", "strength", "direction"], sort=False)
+    summary = grouped.agg(
+        {
+            **counts,
+            "reading_error_at_layer": "mean",
+            "reading_error_last_layer": "mean",
+            "delta_norm": "mean",
+        }
+    )
+    summary.insert(0, "n", grouped.size())
+    summary["seeds"] = grouped["seed"].nunique()
+    summary = summary.reset_index()
+    for column in counts:
+        summary[column] = summary[column].astype(np.int64)
+    summary["success"] = summary[metric].astype(np.int64)
+    summary["rate"] = summary["success"] / summary["n"]
+    summary["metric"] = metric
+    summary["preregistered"] = (
+        (summary["direction"] == "none")
+        | ((summary["layer"] == head) & (summary["strength"] == HEADLINE_STRENGTH))
+        if head is not None
+        else False
+    )
+    rank = summary["direction"].map(_ORDER)
+    summary = summary.assign(
+        _none=rank != 0, _layer=summary["layer"], _strength=summary["strength"], _rank=rank
+    ).sort_values(["_none", "_layer", "_strength", "_rank"])
+    return summary.drop(columns=["_none", "_layer", "_strength", "_rank"]).reset_index(drop=True)
 
 
 def save_steering(
@@ -258,22 +361,35 @@ def load_steering(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, A
         raise CacheError(f"{folder}: steering results cannot be read: {exc}") from exc
 
 
-def steer_reading(summary: pd.DataFrame) -> str:
-    """One line: the best push along the probe against the random control and no push."""
-    pushed = summary[summary["direction"] == "probe"]
-    none = summary[summary["direction"] == "none"]
-    if pushed.empty:
-        return "No pushes were run."
-    best = pushed.sort_values(["rate", "strength"], ascending=[False, True]).iloc[0]
-    control = summary[
-        (summary["direction"] == "random")
-        & (summary["layer"] == best["layer"])
-        & (summary["strength"] == best["strength"])
-    ]
-    base = f"{int(none['moved'].iloc[0])} of {int(none['n'].iloc[0])}" if len(none) else "n/a"
-    ctrl = f"{int(control['moved'].iloc[0])}" if len(control) else "n/a"
-    return (
-        f"Best push along the probe: layer {int(best['layer'])}, strength {best['strength']:g}, "
-        f"{int(best['moved'])} of {int(best['n'])} answers moved toward the target; the random "
-        f"direction of the same norm {ctrl}; no push {base}."
+def steer_reading(summary: pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]) -> str:
+    """One line for a run: given the whole run (summary, examples, manifest), its
+    pre-registered headline (:func:`core.steer.report.headline`); given only a summary,
+    the pre-registered cell's pooled counts (no verdict: that needs the examples). Never
+    the best cell: the others are exploratory."""
+    if isinstance(summary, tuple):
+        from core.steer.report import headline
+
+        return headline(summary)
+    if "preregistered" not in summary or not summary["preregistered"].any():
+        return (
+            "This run predates the pre-registered protocol: every cell in the chart is "
+            "exploratory (one seed, training and test entities together)."
+        )
+    cell = summary[summary["preregistered"]]
+    parts = []
+    for direction, label in (
+        ("probe", "along the probe"),
+        ("shuffled", "shuffled targets (chance)"),
+        ("random", "random direction"),
+        ("none", "untouched"),
+    ):
+        row = cell[cell["direction"] == direction]
+        if len(row):
+            parts.append(f"{label} {int(row['success'].iloc[0])} of {int(row['n'].iloc[0])}")
+    pushed = cell[cell["direction"] == "probe"]
+    where = (
+        f"layer {int(pushed['layer'].iloc[0])}, strength {float(pushed['strength'].iloc[0]):g}"
+        if len(pushed)
+        else "n/a"
     )
+    return f"Pre-registered cell ({where}, test entities, seeds pooled): " + "; ".join(parts) + "."

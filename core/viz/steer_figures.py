@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.steer.report import wilson_interval
 from core.viz.figures import PALETTE, Style, _layout, live_map_figure, live_time_figure
 
 LABELS = {
@@ -61,20 +62,7 @@ def steer_readings_figure(
     return fig
 
 
-def wilson_interval(
-    moved: Sequence[int] | pd.Series, n: Sequence[int] | pd.Series
-) -> tuple[np.ndarray, np.ndarray]:
-    """95% Wilson score intervals (low, high arrays) of moved / n, by scipy."""
-    from scipy.stats import binomtest
-
-    bounds = [
-        binomtest(int(k), int(m)).proportion_ci(method="wilson")
-        for k, m in zip(moved, n, strict=True)
-    ]
-    return (
-        np.array([b.low for b in bounds], dtype=np.float64),
-        np.array([b.high for b in bounds], dtype=np.float64),
-    )
+METRIC_LABELS = {"moved_continent": "continent"}
 
 
 def steering_success_figure(
@@ -85,16 +73,25 @@ def steering_success_figure(
 ) -> go.Figure:
     """Share of answers that moved toward the target against strength: one solid line per
     layer along the probe, dashed along a random direction of the same norm, and the
-    untouched model's share as a grey line; bars are 95% Wilson intervals."""
+    untouched model's share as a grey line; bars are 95% Wilson intervals. For a run under
+    the pre-registered protocol the share is the headline's metric (`success`: the
+    continent for world places, whatever `what` says), the pre-registered cell is ringed
+    and shuffled-target chance is drawn beside it; every other cell is exploratory."""
     style = style or Style()
     fig = go.Figure()
-    pushed = summary[summary["direction"] != "none"]
+    count = "success" if "success" in summary else "moved"
+    if "metric" in summary and len(summary):
+        metric = str(summary["metric"].iloc[0])
+        what = METRIC_LABELS.get(metric, what)
+    rate = summary[count] / summary["n"]
+    summary = summary.assign(rate=rate)
+    pushed = summary[~summary["direction"].isin(["none", "shuffled"])]
     for i, layer in enumerate(sorted(pushed["layer"].unique())):
         colour = PALETTE[i % len(PALETTE)]
         for direction, dash in (("probe", "solid"), ("random", "dash")):
             rows = pushed[(pushed["layer"] == layer) & (pushed["direction"] == direction)]
             rows = rows.sort_values("strength")
-            low, high = wilson_interval(rows["moved"], rows["n"])
+            low, high = wilson_interval(rows[count], rows["n"])
             fig.add_trace(
                 go.Scatter(
                     x=rows["strength"],
@@ -109,7 +106,7 @@ def steering_success_figure(
                         "arrayminus": rows["rate"].to_numpy() - low,
                         "thickness": 1,
                     },
-                    customdata=np.stack([rows["moved"], rows["n"], low, high], axis=1),
+                    customdata=np.stack([rows[count], rows["n"], low, high], axis=1),
                     hovertemplate=(
                         "strength %{x}: %{customdata[0]} of %{customdata[1]} moved "
                         "(95% interval %{customdata[2]:.2f}–%{customdata[3]:.2f})"
@@ -117,13 +114,53 @@ def steering_success_figure(
                     ),
                 )
             )
+    marked = (
+        summary[summary["preregistered"] & (summary["direction"] != "none")]
+        if "preregistered" in summary
+        else summary.iloc[0:0]
+    )
+    for direction, label, symbol in (
+        ("probe", "pre-registered cell", "circle-open"),
+        ("shuffled", "chance (shuffled targets)", "x"),
+    ):
+        rows = marked[marked["direction"] == direction]
+        if rows.empty:
+            continue
+        low, high = wilson_interval(rows[count], rows["n"])
+        fig.add_trace(
+            go.Scatter(
+                x=rows["strength"],
+                y=rows["rate"],
+                mode="markers",
+                name=f"{label} (layer {int(rows['layer'].iloc[0])})",
+                marker={
+                    "size": style.marker_size * 3,
+                    "symbol": symbol,
+                    "color": "black",
+                    "line": {"width": 2},
+                },
+                error_y={
+                    "type": "data",
+                    "array": high - rows["rate"].to_numpy(),
+                    "arrayminus": rows["rate"].to_numpy() - low,
+                    "thickness": 2,
+                    "color": "black",
+                },
+                customdata=np.stack([rows[count], rows["n"], low, high], axis=1),
+                hovertemplate=(
+                    "%{customdata[0]} of %{customdata[1]} "
+                    "(95% interval %{customdata[2]:.2f}–%{customdata[3]:.2f})"
+                    "<extra>%{fullData.name}</extra>"
+                ),
+            )
+        )
     none = summary[summary["direction"] == "none"]
     if len(none):
         row = none.iloc[0]
         fig.add_hline(
             y=float(row["rate"]),
             line={"color": "grey", "dash": "dot"},
-            annotation_text=f"untouched: {int(row['moved'])} of {int(row['n'])}",
+            annotation_text=f"untouched: {int(row[count])} of {int(row['n'])}",
         )
     _layout(fig, style, title, height=int(style.height * 0.8))
     fig.update_layout(
