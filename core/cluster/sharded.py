@@ -29,7 +29,7 @@ from scipy import linalg
 
 from core.common.config import ProbeSpec
 from core.probe.ridge import alpha_grid
-from core.probe.ridge_math import MIN_LEVERAGE_GAP, gcv
+from core.probe.ridge_math import CovarianceSweep
 
 # One pass: fn(*per_shard[i], *common) for every shard i, results in shard order.
 Map = Callable[[Callable[..., Any], list[tuple[Any, ...]], tuple[Any, ...]], list[Any]]
@@ -83,17 +83,11 @@ def shard_errors(
     method: str,
 ) -> np.ndarray:
     """The shard's summed squared LOO (or plain, for GCV) residuals for every alpha."""
+    sweep = CovarianceSweep(
+        vecs=vecs, inv=inv, scaled=scaled, leverage=intercept_leverage, method=method
+    )
     xc = _rows(source)[train] - mean
-    d, n_alphas, n_targets = scaled.shape
-    if method == "loo":
-        proj = xc @ vecs
-        fitted = (proj @ scaled.reshape(d, -1)).reshape(-1, n_alphas, n_targets)
-        gap = np.maximum(1.0 - intercept_leverage - (proj * proj) @ inv, MIN_LEVERAGE_GAP)
-        resid = (z[:, None, :] - fitted) / gap[:, :, None]
-    else:
-        weights_all = vecs @ scaled.reshape(d, -1)
-        resid = z[:, None, :] - (xc @ weights_all).reshape(-1, n_alphas, n_targets)
-    return np.einsum("cat,cat->a", resid, resid)
+    return sweep.block_errors(xc, z, sweep.sweep_matrix(), np.einsum)
 
 
 def shard_predict(source: Any, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
@@ -140,18 +134,16 @@ def fit_sharded(
     alphas = alphas * unit
 
     lam, vecs = linalg.eigh(cov, overwrite_a=True, check_finite=False, driver="evd")
-    lam = np.clip(lam, 0.0, None)
-    inv = 1.0 / (lam[:, None] + alphas[None, :])  # [d, A]
-    scaled = inv[:, :, None] * (vecs.T @ xtz)[:, None, :]  # [d, A, T]
     leverage = 1.0 / n
-    errors = run(shard_errors, with_z, (mean, vecs, inv, scaled, leverage, probe_spec.method))
-    cv_errors = np.sum(errors, axis=0) / (n * n_targets)
-    if probe_spec.method != "loo":
-        dof = leverage * n + (lam[:, None] * inv).sum(axis=0)
-        cv_errors = gcv(cv_errors, dof, n)
+    sweep = CovarianceSweep.solve(
+        lam, vecs, xtz, alphas, leverage=leverage, method=probe_spec.method
+    )
+    parts = (mean, sweep.vecs, sweep.inv, sweep.scaled, leverage, probe_spec.method)
+    errors = run(shard_errors, with_z, parts)
+    cv_errors = sweep.cv_errors(np.sum(errors, axis=0) / (n * n_targets), n, np.asarray)
 
     best = int(np.nanargmin(cv_errors)) if np.any(np.isfinite(cv_errors)) else 0
-    coef = ((vecs @ scaled[:, best, :]) * y_scale).T  # [T, d], original units
+    coef = (sweep.weights_at(best) * y_scale).T  # [T, d], original units
     intercept = y_mean - coef @ mean
     pred = np.concatenate(run(shard_predict, [(s,) for s in sources], (coef, intercept)))
     return {

@@ -36,6 +36,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import assert_all_finite, check_is_fitted, validate_data
 
 from core.probe.ridge_math import MIN_LEVERAGE_GAP as _MIN_LEVERAGE_GAP
+from core.probe.ridge_math import CovarianceSweep
 from core.probe.ridge_math import chunks as _chunks
 from core.probe.ridge_math import gcv as _gcv
 
@@ -275,37 +276,20 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
             cov += block.T @ block
             xtz += block.T @ z[rows]
         lam, vecs = linalg.eigh(cov, overwrite_a=True, check_finite=False, driver="evd")
-        lam = np.clip(lam, 0.0, None)
-        inv = 1.0 / (lam[:, None] + alphas[None, :])  # [d, A]
-        vz = vecs.T @ xtz  # [d, T]
-        # ridge weights in the eigenbasis for every alpha: [d, A, T]
-        scaled = inv[:, :, None] * vz[:, None, :]
-        intercept_leverage = 1.0 / n if self.fit_intercept else 0.0
-
+        sweep = CovarianceSweep.solve(
+            lam,
+            vecs,
+            xtz,
+            alphas,
+            leverage=1.0 / n if self.fit_intercept else 0.0,
+            method=self.method,
+        )
+        matrix = sweep.sweep_matrix()
         sq_err = np.zeros(n_alphas)
-        if self.method == "loo":
-            flat = scaled.reshape(d, n_alphas * n_targets)
-            for rows in rows_list:
-                proj = centred(rows) @ vecs  # P rows [c, d]
-                fitted = (proj @ flat).reshape(-1, n_alphas, n_targets)
-                gap = 1.0 - intercept_leverage - (proj * proj) @ inv  # 1 - h_ii, [c, A]
-                gap = np.maximum(gap, _MIN_LEVERAGE_GAP)
-                resid = (z[rows][:, None, :] - fitted) / gap[:, :, None]
-                sq_err += np.einsum("cat,cat->a", resid, resid)
-            cv_errors = sq_err / (n * n_targets)
-        else:
-            # GCV needs residuals only: X w(alpha) for every alpha, no P.
-            weights_all = vecs @ scaled.reshape(d, n_alphas * n_targets)
-            for rows in rows_list:
-                fitted = (centred(rows) @ weights_all).reshape(-1, n_alphas, n_targets)
-                resid = z[rows][:, None, :] - fitted
-                sq_err += np.einsum("cat,cat->a", resid, resid)
-            dof = intercept_leverage * n + (lam[:, None] * inv).sum(axis=0)  # tr(H), [A]
-            cv_errors = _gcv(sq_err / (n * n_targets), dof, n)
-
-        def weights_at(index: int) -> np.ndarray:
-            return vecs @ scaled[:, index, :]
-
+        for rows in rows_list:
+            sq_err += sweep.block_errors(centred(rows), z[rows], matrix, np.einsum)
+        cv_errors = sweep.cv_errors(sq_err / (n * n_targets), n, np.asarray)
+        weights_at = sweep.weights_at
         return cv_errors, weights_at
 
     def _fit_kernel(

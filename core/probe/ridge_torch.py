@@ -1,6 +1,7 @@
 """The covariance (n > d) leave-one-out solve of `RidgeProbe` in torch, for GPUs.
 
-Same mathematics as ``RidgeProbe._fit_covariance`` (see ``core.probe.ridge``), in float64 on
+The same mathematics as ``RidgeProbe._fit_covariance`` (one ``CovarianceSweep``,
+``core.probe.ridge_math``), in float64 on
 a torch device: on a GPU the three ``n d^2`` products and the ``d x d`` eigh of each
 layer take a fraction of a second, so a 7B-sized probe sweep (32 layers, d = 4096,
 n ~ 32,000) is bounded by reading the activations. The numpy path stays the reference
@@ -19,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from core.probe.ridge_math import MIN_LEVERAGE_GAP as _MIN_LEVERAGE_GAP
+from core.probe.ridge_math import CovarianceSweep
 from core.probe.ridge_math import chunks as _chunks
-from core.probe.ridge_math import gcv as _gcv
 
 # Rows per transfer: large blocks keep a GPU busy; 2^25 float64 elements = 256 MiB.
 _DEVICE_CHUNK_ELEMENTS = 1 << 25
@@ -128,34 +128,22 @@ def fit_covariance_torch(
         xtz.addmm_(block.T, z_t[rows])
     lam, vecs = torch.linalg.eigh(cov)
     del cov
-    lam = lam.clamp_min(0.0)
     alphas_t = torch.as_tensor(alphas, dtype=f64, device=dev)
-    inv = 1.0 / (lam[:, None] + alphas_t[None, :])  # [d, A]
-    vz = vecs.T @ xtz  # [d, T]
-    scaled = inv[:, :, None] * vz[:, None, :]  # [d, A, T]
-    intercept_leverage = 1.0 / n if fit_intercept else 0.0
-
+    sweep = CovarianceSweep.solve(
+        lam, vecs, xtz, alphas_t, leverage=1.0 / n if fit_intercept else 0.0, method=method
+    )
+    matrix = sweep.sweep_matrix()
     sq_err = torch.zeros(n_alphas, dtype=f64, device=dev)
-    if method == "loo":
-        flat = scaled.reshape(d, n_alphas * n_targets)
-        for i, rows in enumerate(row_slices):
-            proj = load(i, rows) @ vecs
-            fitted = (proj @ flat).reshape(-1, n_alphas, n_targets)
-            gap = (1.0 - intercept_leverage - (proj * proj) @ inv).clamp_min(_MIN_LEVERAGE_GAP)
-            resid = (z_t[rows][:, None, :] - fitted) / gap[:, :, None]
-            sq_err += torch.einsum("cat,cat->a", resid, resid)
-        cv_errors = (sq_err / (n * n_targets)).cpu().numpy()
-    else:
-        weights_all = vecs @ scaled.reshape(d, n_alphas * n_targets)
-        for i, rows in enumerate(row_slices):
-            fitted = (load(i, rows) @ weights_all).reshape(-1, n_alphas, n_targets)
-            resid = z_t[rows][:, None, :] - fitted
-            sq_err += torch.einsum("cat,cat->a", resid, resid)
-        dof = intercept_leverage * n + (lam[:, None] * inv).sum(dim=0)  # tr(H), [A]
-        cv_errors = _gcv((sq_err / (n * n_targets)).cpu().numpy(), dof.cpu().numpy(), n)
+    for i, rows in enumerate(row_slices):
+        sq_err += sweep.block_errors(load(i, rows), z_t[rows], matrix, torch.einsum)
+
+    def to_numpy(tensor: Any) -> np.ndarray:
+        return tensor.cpu().numpy()
+
+    cv_errors = sweep.cv_errors(to_numpy(sq_err / (n * n_targets)), n, to_numpy)
 
     def weights_at(index: int) -> np.ndarray:
-        return (vecs @ scaled[:, index, :]).cpu().numpy()
+        return to_numpy(sweep.weights_at(index))
 
     return cv_errors, weights_at, mean_t.cpu().numpy()
 
