@@ -21,7 +21,7 @@ import pandas as pd
 
 from core.common.config import ProbeSpec
 from core.probe.metrics import split_metrics
-from core.probe.ridge import RidgeProbe, alpha_grid
+from core.probe.ridge import RidgeProbe
 
 # The column whose groups the group-mean baseline averages over: the first one present.
 # "occupation" (historical figures: WordNet's hypernym of the person) comes before "source",
@@ -40,9 +40,7 @@ def reference_column(frame: pd.DataFrame) -> str | None:
 def fit_ridge(x: np.ndarray, y: np.ndarray, spec: ProbeSpec | None = None) -> RidgeProbe:
     """The probes' ridge (alpha by leave-one-out on the training rows given)."""
     spec = spec or ProbeSpec()
-    return RidgeProbe(
-        alphas=alpha_grid(*spec.alpha_grid), method=spec.method, alpha_scale=spec.alpha_scale
-    ).fit(x, y)
+    return RidgeProbe.from_spec(spec).fit(x, y)
 
 
 def name_features(

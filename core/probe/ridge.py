@@ -35,6 +35,7 @@ from scipy import linalg
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import assert_all_finite, check_is_fitted, validate_data
 
+from core.common.config import DEFAULT_ALPHA_GRID, ProbeSpec
 from core.probe.ridge_math import MIN_LEVERAGE_GAP as _MIN_LEVERAGE_GAP
 from core.probe.ridge_math import CovarianceSweep
 from core.probe.ridge_math import chunks as _chunks
@@ -45,14 +46,22 @@ log = logging.getLogger(__name__)
 METHODS = ("loo", "gcv")
 # "trace": the grid is in units of trace(Xc^T Xc) / d (the mean eigenvalue of the training
 # rows' centred scatter), so one grid fits a layer whatever its activations' scale.
-ALPHA_SCALES = ("none", "trace")
+# "auto" (RidgeProbe's default): "trace" for the default grid, "none" for given alphas.
+ALPHA_SCALES = ("none", "trace", "auto")
 
 # Working-set budget (float64 elements) for one row chunk of X, P and the fitted values.
 _CHUNK_ELEMENTS = 1 << 23  # 64 MiB of float64
 
 
-def alpha_grid(log10_start: float = -4.0, log10_stop: float = 8.0, count: int = 49) -> np.ndarray:
-    """Log-spaced ridge penalties from 10**log10_start to 10**log10_stop (inclusive)."""
+def alpha_grid(
+    log10_start: float = DEFAULT_ALPHA_GRID[0],
+    log10_stop: float = DEFAULT_ALPHA_GRID[1],
+    count: int = int(DEFAULT_ALPHA_GRID[2]),
+) -> np.ndarray:
+    """Log-spaced ridge penalties from 10**log10_start to 10**log10_stop (inclusive).
+
+    The default is the builds' grid (``core.common.config.DEFAULT_ALPHA_GRID``), which is
+    meant in units of trace(Xc^T Xc)/d (``alpha_scale="trace"``)."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     if not log10_stop >= log10_start:
@@ -103,7 +112,9 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     alphas : 1-D array-like of positive floats, optional
-        Penalty grid; default ``alpha_grid()`` (49 values, 1e-4 .. 1e8).
+        Penalty grid; default ``alpha_grid()``, the builds' grid (57 values, 1e-8 .. 1e6
+        in units of trace(Xc^T Xc)/d), so ``RidgeProbe()`` fits what a build fits
+        (``RidgeProbe.from_spec(ProbeSpec())``).
     method : "loo" or "gcv"
         Exact leave-one-out squared error (as scikit-learn's ``RidgeCV``) or generalised
         cross-validation ``mean(r^2) / (1 - tr(H)/n)^2``.
@@ -113,9 +124,10 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         Divide each target by its training standard deviation before scoring alphas
         (so one alpha is chosen on comparable errors); coefficients are returned in
         the original units either way.
-    alpha_scale : "none" or "trace"
+    alpha_scale : "auto", "none" or "trace"
         "none": `alphas` are penalties. "trace": they are multiples of trace(Xc^T Xc)/d on
-        the training rows (``alpha_unit_``), so a grid suits layers of any scale.
+        the training rows (``alpha_unit_``), so a grid suits layers of any scale. "auto"
+        (default): "trace" when `alphas` is None (the default grid), "none" otherwise.
     device : None or str
         None (default): numpy/scipy. A torch device ("cuda", "cuda:1", "cpu" or "auto")
         runs the n > d solver in float64 torch there (``core.probe.ridge_torch``), the same
@@ -145,7 +157,7 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         fit_intercept: bool = True,
         standardize_targets: bool = True,
         device: str | None = None,
-        alpha_scale: str = "none",
+        alpha_scale: str = "auto",
     ) -> None:
         self.alphas = alphas
         self.alpha_scale = alpha_scale
@@ -153,6 +165,21 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         self.fit_intercept = fit_intercept
         self.standardize_targets = standardize_targets
         self.device = device
+
+    @classmethod
+    def from_spec(cls, spec: ProbeSpec, device: str | None = None) -> RidgeProbe:
+        """The probe a build fits with `spec` (``RidgeProbe()`` is ``from_spec(ProbeSpec())``)."""
+        return cls(
+            alphas=alpha_grid(*spec.alpha_grid),
+            method=spec.method,
+            device=device,
+            alpha_scale=spec.alpha_scale,
+        )
+
+    def _resolved_scale(self) -> str:
+        if self.alpha_scale == "auto":
+            return "trace" if self.alphas is None else "none"
+        return self.alpha_scale
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any) -> RidgeProbe:
@@ -188,7 +215,7 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
             y_scale = np.ones(n_targets)
         z = (y2 - y_mean) / y_scale
         unit = 1.0
-        if self.alpha_scale == "trace":
+        if self._resolved_scale() == "trace":
             unit = self._mean_scatter(X, self.fit_intercept)
             alphas = alphas * unit
 

@@ -32,7 +32,7 @@ from core.extract.store import (
 from core.probe.baselines import baseline_predictions, baseline_table, reference_column
 from core.probe.globe import GLOBE_AXES, from_globe, to_globe
 from core.probe.metrics import MAX_PROXIMITY_ENTITIES, split_metrics
-from core.probe.ridge import RidgeProbe, alpha_grid, loo_r2
+from core.probe.ridge import RidgeProbe, loo_r2
 from core.results.probe_results import ProbeResults
 from core.results.upgrade import add_baseline_predictions
 
@@ -103,12 +103,7 @@ def fit_layer(
     probe_spec: ProbeSpec,
     probe_device: str | None = None,
 ) -> RidgeProbe:
-    probe = RidgeProbe(
-        alphas=alpha_grid(*probe_spec.alpha_grid),
-        method=probe_spec.method,
-        device=probe_device,
-        alpha_scale=probe_spec.alpha_scale,
-    )
+    probe = RidgeProbe.from_spec(probe_spec, device=probe_device)
     return probe.fit(x[~is_test], y[~is_test])
 
 

@@ -33,11 +33,32 @@ def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_alpha_grid():
-    grid = alpha_grid()
-    assert grid.shape == (49,)
-    assert grid[0] == pytest.approx(1e-4) and grid[-1] == pytest.approx(1e8)
+    grid = alpha_grid()  # the builds' grid, in units of trace(Xc^T Xc)/d
+    assert grid.shape == (57,)
+    assert grid[0] == pytest.approx(1e-8) and grid[-1] == pytest.approx(1e6)
     assert np.allclose(np.diff(np.log10(grid)), 0.25)
     assert alpha_grid(0, 2, 3).tolist() == pytest.approx([1.0, 10.0, 100.0])
+
+
+def test_a_notebook_probe_matches_the_build() -> None:
+    """``RidgeProbe()`` with its defaults fits what a build stores for the same rows."""
+    from core.common.config import ProbeSpec
+    from core.results.build import layer_arrays
+
+    rng = np.random.default_rng(5)
+    # activation-like: float32, a large common scale, so raw penalties would differ
+    x = (rng.standard_normal((600, 48)) * rng.uniform(0.5, 40.0, 48) + 3.0).astype(np.float32)
+    y = x[:, :3].astype(np.float64) @ rng.normal(size=(3, 2)) + rng.normal(size=(600, 2))
+    is_test = rng.random(600) < 0.25
+    built = layer_arrays(x.astype(np.float64), y, is_test, ProbeSpec())
+    probe = RidgeProbe().fit(x[~is_test], y[~is_test])
+    assert probe.alpha_ == float(built["alpha"])
+    assert np.array_equal(probe.coef_.astype(np.float32), built["coef"])
+    assert np.array_equal(probe.intercept_.astype(np.float32), built["intercept"])
+    assert (
+        probe.alpha_index_
+        == RidgeProbe.from_spec(ProbeSpec()).fit(x[~is_test], y[~is_test]).alpha_index_
+    )
 
 
 @pytest.mark.parametrize(
@@ -242,7 +263,7 @@ def test_estimator_api():
         "fit_intercept": True,
         "standardize_targets": True,
         "device": None,
-        "alpha_scale": "none",
+        "alpha_scale": "auto",  # "none" for given alphas, "trace" for the default grid
     }
     copy = clone(probe).set_params(method="loo")
     assert copy.method == "loo" and probe.method == "gcv"
