@@ -31,7 +31,7 @@ from core.common.cache import (
 from core.probe.bootstrap import Interval
 from core.results import catalog as cat
 from core.results import intervals
-from core.results.probe_results import ProbeResults
+from core.results.probe_results import ProbeResults, best_layer_of
 from core.ui import view_state as vs
 from core.viz import figures as figs
 from core.viz import outlines as geo
@@ -119,10 +119,7 @@ def _load(folder: str, stamp: str, _entry: cat.ResultEntry) -> Loaded:
     default = figs.default_group_column(results.entities, preferred)
     if default:
         groups = [default] + [g for g in groups if g != default]
-    try:
-        best = results.best_layer()
-    except (KeyError, ValueError):
-        best = int(results.layers[-1])
+    best = best_layer_of(results.metrics, [int(v) for v in results.layers])
     scope = None
     if results.kind == "space":
         ent = results.entities

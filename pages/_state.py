@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -23,6 +23,9 @@ from core.ui import view_state as vs
 from core.viz import figures as figs
 from core.viz import outlines as geo
 from pages._loaders import Loaded, catalog_and_defaults, known_datasets, try_load
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _URL_KEYS = frozenset(vs.QUERY_KEYS.values())
 
@@ -71,9 +74,9 @@ class DashboardOptions:
         entry = self.catalog.find(model, dataset, prompt)
         return list(entry.layers) if entry else []
 
-    def default_layer(self, model: str, dataset: str, prompt: str) -> int | None:
+    def metrics(self, model: str, dataset: str, prompt: str) -> pd.DataFrame | None:
         loaded = self._loaded(model, dataset, prompt)
-        return loaded.best_layer if loaded else None
+        return loaded.results.metrics if loaded else None
 
     def groups(self, model: str, dataset: str, prompt: str) -> list[str]:
         loaded = self._loaded(model, dataset, prompt)

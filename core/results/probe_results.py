@@ -29,6 +29,7 @@ Folder layout (``cache/results/<key>/``)::
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,11 +304,22 @@ def _load_baseline_predictions(folder: Path, manifest: dict[str, Any]) -> dict[s
     return {str(name): stored[i] for i, name in enumerate(names)}
 
 
-def best_layer_of(metrics: pd.DataFrame) -> int:
+def best_layer_of(metrics: pd.DataFrame | None, layers: Sequence[int] | None = None) -> int:
     """The layer whose probe has the best training leave-one-out R² (test rows are
-    reported, never used to choose); training R² for results that predate it."""
-    train = metrics[metrics["split"] == "train"]
+    reported, never used to choose); training R² for results that predate it.
+
+    The one definition of "the best layer". With `layers`, only those are considered and,
+    when the metrics carry no training rows for them (or there are no metrics), the last
+    of `layers` is returned; without `layers` that is a ValueError.
+    """
+    train = pd.DataFrame()
+    if metrics is not None and {"split", "layer"} <= set(metrics.columns):
+        train = metrics[metrics["split"] == "train"]
+    if layers is not None and not train.empty:
+        train = train[train["layer"].isin([int(v) for v in layers])]
     if train.empty:
+        if layers:
+            return int(list(layers)[-1])
         raise ValueError("no training-split metrics to choose a layer on")
     metric = "loo_r2" if "loo_r2" in train and train["loo_r2"].notna().any() else "r2"
     return int(train.loc[train[metric].idxmax(), "layer"])

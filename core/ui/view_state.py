@@ -13,7 +13,12 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from core.results.probe_results import best_layer_of
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPLITS: tuple[str, ...] = ("test", "train", "all")
 RESIDUAL_BINS: tuple[str, ...] = ("decade", "century")
@@ -96,7 +101,9 @@ class Options(Protocol):
 
     def layers(self, model: str, dataset: str, prompt: str) -> Sequence[int]: ...
 
-    def default_layer(self, model: str, dataset: str, prompt: str) -> int | None: ...
+    def metrics(self, model: str, dataset: str, prompt: str) -> pd.DataFrame | None:
+        """The results' metrics table (None when there are none to read)."""
+        ...
 
     def groups(self, model: str, dataset: str, prompt: str) -> Sequence[str]: ...
 
@@ -241,9 +248,7 @@ def resolve(
     layers = [int(v) for v in options.layers(model, dataset, prompt)]
     layer: int | None = None
     if layers:
-        default_layer = options.default_layer(model, dataset, prompt)
-        if default_layer not in layers:
-            default_layer = layers[-1]
+        default_layer = best_layer_of(options.metrics(model, dataset, prompt), layers)
         asked = raw.get("layer")
         parsed = parse_int(asked) if asked is not None else None
         if parsed is not None and parsed in layers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from core.common.cache import SHARED, read_manifest
 from core.results.probe_results import ProbeResults, decode_predictions, encode_predictions
@@ -121,3 +122,24 @@ def test_list_prune_removes_only_tables_no_artifact_lists(tmp_path, capsys) -> N
     assert [referenced for _, referenced in shared_files(tmp_path, "results")] == [True]
     assert not orphan.exists()
     ProbeResults.load(tmp_path / "results" / "b", verify=True)
+
+
+def test_best_layer_of_uses_training_rows_and_falls_back_only_without_them() -> None:
+    from core.results.probe_results import best_layer_of
+
+    metrics = pd.DataFrame(
+        {
+            "layer": [0, 1, 2, 0, 1, 2],
+            "split": ["train"] * 3 + ["test"] * 3,
+            "loo_r2": [0.2, 0.7, 0.5, np.nan, np.nan, np.nan],
+            "r2": [0.3, 0.8, 0.6, 0.1, 0.2, 0.9],  # test R² peaks at 2: never consulted
+        }
+    )
+    assert best_layer_of(metrics) == 1
+    assert best_layer_of(metrics, [0, 1, 2]) == 1
+    assert best_layer_of(metrics, [0, 2]) == 2  # only the layers asked about
+    test_only = metrics[metrics["split"] == "test"]
+    assert best_layer_of(test_only, [0, 1, 2]) == 2  # no training rows: the last layer
+    assert best_layer_of(None, [3, 7]) == 7
+    with pytest.raises(ValueError, match="no training-split metrics"):
+        best_layer_of(test_only)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
 import pytest
 
 from core.ui import view_state as vs
@@ -28,8 +29,19 @@ class FakeOptions:
             return []  # registered, no results yet
         return list(range(18)) if model == "gemma3-270m" else list(range(30))
 
-    def default_layer(self, model: str, dataset: str, prompt: str) -> int | None:
-        return 12
+    def metrics(self, model: str, dataset: str, prompt: str) -> pd.DataFrame | None:
+        # layer 12 has the best training LOO R²; test rows peak elsewhere and are ignored
+        layers = self.layers(model, dataset, prompt)
+        train = [0.9 if v == 12 else 0.5 for v in layers]
+        test = [0.99 if v == 3 else 0.1 for v in layers]
+        return pd.DataFrame(
+            {
+                "layer": [*layers, *layers],
+                "split": ["train"] * len(layers) + ["test"] * len(layers),
+                "loo_r2": [*train, *[float("nan")] * len(layers)],
+                "r2": [*train, *test],
+            }
+        )
 
     def groups(self, model: str, dataset: str, prompt: str) -> Sequence[str]:
         return (
