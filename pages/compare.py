@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.common.depth import depth_of
 from core.results import catalog as cat
 from core.ui import view_state as vs
 from core.viz import compare_figures as cf
@@ -34,7 +35,7 @@ depth = s.compare_depth
 if shown and depth is None:
     # open on the layer the first model chooses on its training rows
     first = shown[0][1]
-    depth = round(cf.depth_of(first.best_layer, first.results.n_model_layers), vs.DEPTH_DECIMALS)
+    depth = round(depth_of(first.best_layer, first.results.n_model_layers), vs.DEPTH_DECIMALS)
     st.session_state[widget_key("depth")] = depth
 
 st.title(f"{s.dataset} · depth {depth:.2f}" if s.presentation and depth is not None else "Compare")

@@ -1,12 +1,9 @@
 """Two models side by side at one normalised depth (the dashboard's Compare page).
 
-Depth is the one the Layers page's model comparison uses: layer ``l`` (0-based) of a
-model with ``n`` decoder blocks sits at normalised depth ``d = (l + 1) / n``, so the
-last layer of every model is at 1. :func:`layer_at_depth` maps a depth back to the
-probed layer whose depth is nearest, ties going to the shallower layer. With every
-layer probed that is ``round(d * n) - 1`` (halves rounded down), clipped to
-``[0, n - 1]``: at ``d = 0.5`` an 18-layer model shows layer 8 and a 30-layer model
-layer 14.
+Depth is ``core.common.depth``'s normalised depth ``(l + 1) / n`` (the Layers page's
+model comparison uses the same); each panel shows its probed layer nearest the shared
+depth (:func:`core.common.depth.layer_at_depth`): at ``d = 0.5`` an 18-layer model
+shows layer 8 and a 30-layer model layer 14.
 
 The rest picks the models (the two largest trained models by default, see
 :func:`model_size`), builds each panel's test-split frame at its layer, and draws the
@@ -19,7 +16,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.common.depth import depth_of, layer_at_depth
 from core.results.catalog import ResultEntry
 from core.results.probe_results import ProbeResults
 from core.viz import figures as figs
@@ -34,32 +32,6 @@ from core.viz import figures as figs
 # "135m", "270M", "7b", "1.5B" as a separate token of a model name
 _SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([mb])(?![a-z0-9])", re.IGNORECASE)
 _SCALE = {"m": 1e6, "b": 1e9}
-
-
-# ------------------------------------------------------------------- depth
-def depth_of(layer: int, n_model_layers: int) -> float:
-    """Normalised depth of a 0-based layer: ``(layer + 1) / n_model_layers``."""
-    if n_model_layers <= 0:
-        raise ValueError(f"a model has at least one layer, not {n_model_layers}")
-    return (int(layer) + 1) / float(n_model_layers)
-
-
-def layer_at_depth(depth: float, n_model_layers: int, layers: Iterable[int] | None = None) -> int:
-    """The layer (of `layers`, the probed ones; default all) whose depth is nearest `depth`.
-
-    `depth` is clipped to [0, 1]; equal distances go to the shallower layer.
-    """
-    if n_model_layers <= 0:
-        raise ValueError(f"a model has at least one layer, not {n_model_layers}")
-    candidates = sorted({int(v) for v in layers} if layers is not None else range(n_model_layers))
-    if not candidates:
-        raise ValueError("no layers to choose from")
-    target = min(max(float(depth), 0.0), 1.0) if math.isfinite(depth) else 1.0
-    # rounded so that float noise cannot break a tie the arithmetic says is exact
-    return min(
-        candidates,
-        key=lambda v: (round(abs(depth_of(v, n_model_layers) - target), 9), v),
-    )
 
 
 # ------------------------------------------------------------------ models
@@ -130,7 +102,7 @@ def panel(
 ) -> Panel:
     """`results` at their probed layer nearest `depth`: the split's entities (a fixed
     sample of at most `max_points`) with predictions, and that layer's test R²."""
-    layer = layer_at_depth(depth, results.n_model_layers, results.layers.tolist())
+    layer = layer_at_depth(results.layers.tolist(), results.n_model_layers, depth)
     pos = results.layer_position(layer)
     rows = np.flatnonzero(figs.split_mask(results.entities, split))
     n_total = len(rows)

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from core.common.depth import depth_of
 from core.probe.bootstrap import Interval
 from core.probe.metrics import haversine_km
 from core.viz.outlines import get_scope, outline_lines, topojson_file_uri
@@ -631,7 +632,7 @@ def model_comparison_figure(
     title: str | None = None,
     bands: Mapping[str, pd.DataFrame] | None = None,
 ) -> go.Figure:
-    """One line per model over normalised depth ((layer + 1) / number of layers).
+    """One line per model over normalised depth (``core.common.depth.depth_of``).
 
     `runs`: (label, metrics, n_model_layers); labels containing "random init" are dashed.
     `bands`: label -> ``layer``, ``lo``, ``hi`` (95% interval of the test R²), shaded
@@ -643,7 +644,7 @@ def model_comparison_figure(
         rows = metrics[metrics["split"] == split].sort_values("layer")
         if rows.empty or metric not in rows or n_layers <= 0:
             continue
-        depth = (rows["layer"].to_numpy(float) + 1.0) / float(n_layers)
+        depth = depth_of(rows["layer"].to_numpy(), n_layers)
         band = (bands or {}).get(label)
         if band is not None and len(band) and metric == "r2" and split == "test":
             band = band.sort_values("layer")
@@ -652,7 +653,7 @@ def model_comparison_figure(
                 band,
                 PALETTE[i % len(PALETTE)],
                 f"{label} 95%",
-                x=(band["layer"].to_numpy(float) + 1.0) / float(n_layers),
+                x=depth_of(band["layer"].to_numpy(), n_layers),
                 legendgroup=html.escape(label),
             )
         fig.add_trace(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.results.catalog import ResultEntry
-from core.ui import view_state as vs
 from core.viz import compare_figures as cf
 from core.viz import figures as figs
 from tests.support.synthetic import space_entities, synthetic_results, time_entities
@@ -35,61 +33,6 @@ def entry(model: str, n_layers: int = 6, d_model: int = 32, random_init: bool = 
         prompt_text=None,
         stamp="",
     )
-
-
-# ------------------------------------------------------------------- depth
-def test_half_depth_of_an_18_and_a_30_layer_model() -> None:
-    # (layer + 1) / n: 9/18 and 15/30 are exactly 0.5
-    assert cf.layer_at_depth(0.5, 18) == 8
-    assert cf.layer_at_depth(0.5, 30) == 14
-    assert cf.depth_of(8, 18) == cf.depth_of(14, 30) == 0.5
-
-
-def test_ends_of_the_slider() -> None:
-    for n in (1, 6, 18, 30, 80):
-        assert cf.layer_at_depth(0.0, n) == 0
-        assert cf.layer_at_depth(1.0, n) == n - 1
-        assert cf.layer_at_depth(-3.0, n) == 0 and cf.layer_at_depth(7.0, n) == n - 1
-        assert cf.layer_at_depth(float("nan"), n) == n - 1
-
-
-def test_ties_go_to_the_shallower_layer() -> None:
-    # 5 layers at depths 0.2 … 1.0: 0.5 lies halfway between layers 1 (0.4) and 2 (0.6)
-    assert cf.layer_at_depth(0.5, 5) == 1
-    assert cf.layer_at_depth(0.3, 5) == 0  # between 0.2 and 0.4
-    assert cf.layer_at_depth(0.51, 5) == 2
-
-
-def test_nearest_layer_is_round_half_down_of_depth_times_layers_minus_one() -> None:
-    """The documented closed form, checked in exact arithmetic on a fine grid."""
-    for n in (1, 2, 5, 6, 18, 24, 30, 32, 80):
-        for k in range(0, 1001):
-            d = Fraction(k, 1000)
-            x = d * n
-            half_down = int(x) if x - int(x) <= Fraction(1, 2) else int(x) + 1
-            expected = min(max(half_down - 1, 0), n - 1)
-            assert cf.layer_at_depth(k / 1000, n) == expected, (n, k)
-
-
-def test_every_layer_is_reachable_from_its_rounded_depth() -> None:
-    """The slider opens on round((best + 1) / n, 2) and must show the best layer again."""
-    for n in range(1, 81):
-        for layer in range(n):
-            d = round(cf.depth_of(layer, n), vs.DEPTH_DECIMALS)
-            assert cf.layer_at_depth(d, n) == layer, (n, layer)
-
-
-def test_only_probed_layers_are_chosen() -> None:
-    probed = [0, 10, 20, 29]  # depths 1/30, 11/30, 21/30, 1
-    assert cf.layer_at_depth(0.5, 30, probed) == 10
-    assert cf.layer_at_depth(0.6, 30, probed) == 20
-    assert cf.layer_at_depth(0.5, 30, np.array(probed)) == 10
-    with pytest.raises(ValueError):
-        cf.layer_at_depth(0.5, 30, [])
-    with pytest.raises(ValueError):
-        cf.layer_at_depth(0.5, 0)
-    with pytest.raises(ValueError):
-        cf.depth_of(0, 0)
 
 
 # ------------------------------------------------------------------ models
