@@ -10,7 +10,7 @@ import streamlit as st
 from core.steer.run import question_for
 from core.steer.targets import find_place
 from core.viz import steer_figures as sfigs
-from pages._loaders import steer_name
+from pages._live import steer_name
 from pages._state import Context
 from pages._widgets import show_figure
 

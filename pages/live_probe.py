@@ -8,7 +8,7 @@ import streamlit as st
 from core.ui import live
 from core.ui import view_state as vs
 from core.viz import figures as figs
-from pages._loaders import probe_model, probe_names, prompt_text
+from pages._live import probe_model, probe_names, prompt_text
 from pages._state import context, widget_key
 from pages._steer import steer_section
 from pages._widgets import empty_state, layer_slider, selection_caption, show_figure, show_notes

@@ -1,0 +1,154 @@
+"""The live probe's cached work for the pages (not a page: the leading underscore keeps
+it out of page discovery): the selected results' model, the prompt prefix, name
+predictions and steered answers, each computed once per server process.
+
+These take the page's ``Context`` (``pages._state``), so they live apart from
+``pages._loaders``, which ``pages._state`` is built on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from core.results import catalog as cat
+from core.results.probe_results import ProbeResults
+from pages._loaders import cache_root, freeze_long_lived_objects
+from pages._state import Context
+
+log = logging.getLogger(__name__)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _probe_model(model_id: str, n_layers: int, d_model: int, root: str, fake: bool) -> Any:
+    from core.ui import live
+
+    model = live.load_probe_model(model_id, n_layers, d_model, cache_root=Path(root))
+    freeze_long_lived_objects()  # torch, transformers and the model itself
+    return model
+
+
+def probe_model(ctx: Context) -> Any:
+    """The model of the selected results, loaded once per server process (spinner
+    meanwhile)."""
+    from core.ui import live
+
+    assert ctx.entry is not None
+    e = ctx.entry
+    with st.spinner(
+        f"Loading {cat.model_label(e.model_id)} (once per server; the first load of a GGUF "
+        "model converts it, a minute or two)…"
+    ):
+        return _probe_model(
+            e.model_id, e.n_model_layers, e.d_model, str(cache_root()), live.fake_model_enabled()
+        )
+
+
+@st.cache_data(show_spinner=False)
+def _registry_prompt_text(dataset: str, prompt: str) -> str | None:
+    try:
+        from core.data.registry import load_dataset
+
+        return load_dataset(dataset).prompt_text(prompt)
+    except Exception as exc:  # unknown dataset/prompt, missing data package
+        log.warning("no prompt text for %s/%s: %s", dataset, prompt, exc)
+        return None
+
+
+def prompt_text(ctx: Context) -> str:
+    """The prefix the results were built with (manifest first, then the dataset registry)."""
+    assert ctx.entry is not None
+    if ctx.entry.prompt_text is not None:
+        return ctx.entry.prompt_text
+    if ctx.entry.prompt == "empty":
+        return ""
+    text = _registry_prompt_text(ctx.entry.dataset, ctx.entry.prompt)
+    if text is None:
+        ctx.page_notes.append(
+            f"The results do not record the text of prompt {ctx.entry.prompt!r}; "
+            "names are probed without a prefix."
+        )
+        return ""
+    return text
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _name_prediction(
+    model_key: str,
+    folder: str,
+    stamp: str,
+    prefix: str,
+    name: str,
+    _model: Any,
+    _results: ProbeResults,
+) -> np.ndarray:
+    from core.ui import live
+
+    return live.predict_names(_model, _results, prefix, [name])[name]
+
+
+def probe_names(
+    ctx: Context, model: Any, prefix: str, names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """name -> [n_layers, n_targets], each name computed once per (model, results, prompt)."""
+    assert ctx.entry is not None and ctx.loaded is not None
+    key = f"{model.name}:{model.weights_hash}"
+    return {
+        name: _name_prediction(
+            key, str(ctx.entry.folder), ctx.entry.stamp, prefix, name, model, ctx.loaded.results
+        )
+        for name in names
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _steered(
+    model_key: str,
+    folder: str,
+    stamp: str,
+    prefix: str,
+    name: str,
+    layer: int,
+    target: tuple[float, ...],
+    strength: float,
+    question: str,
+    _model: Any,
+    _results: ProbeResults,
+) -> Any:
+    from core.steer.run import steer_one
+    from core.ui import live
+
+    with live.torch_threads(live.LIVE_THREADS):
+        return steer_one(_model, _results, prefix, name, layer, target, strength, question)
+
+
+def steer_name(
+    ctx: Context,
+    model: Any,
+    prefix: str,
+    name: str,
+    layer: int,
+    target: Sequence[float],
+    strength: float,
+    question: str,
+) -> Any:
+    """:func:`core.steer.run.steer_one`, computed once per choice (per model and results)."""
+    assert ctx.entry is not None and ctx.loaded is not None
+    return _steered(
+        f"{model.name}:{model.weights_hash}",
+        str(ctx.entry.folder),
+        ctx.entry.stamp,
+        prefix,
+        name,
+        int(layer),
+        tuple(float(v) for v in target),
+        float(strength),
+        question,
+        model,
+        ctx.loaded.results,
+    )
