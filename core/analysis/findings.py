@@ -121,7 +121,9 @@ class Context:
             value = stored(name)
             if value is not None:
                 return np.asarray(value, dtype=np.float64)
-        key = (str(res.manifest.get("key", id(res))), name)
+        # every model of a dataset has the same entities and split: one refit for all
+        ident = res.manifest.get("dataset_hash") or res.manifest.get("key") or id(res)
+        key = (f"{ident}/{len(res.entities)}", name)
         if key not in self._memo:
             from core.probe.baselines import baseline_predictions
 

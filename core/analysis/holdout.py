@@ -33,6 +33,7 @@ from core.probe.metrics import split_metrics
 log = logging.getLogger(__name__)
 
 MIN_BLOCK = 5  # smaller blocks are skipped (their proximity error is mostly noise)
+KERNEL_ROWS = 6000  # above this many entities the name-only reference is solved in the primal
 MAX_BLOCKS = 30  # the largest blocks of a column are held out, at most this many
 # The references a block's held-out error is compared with, fitted without the block.
 REFERENCES = ("name_only", "train_mean")
@@ -87,7 +88,8 @@ def block_references(
     is_test = np.asarray(is_test, dtype=bool)
     feats = name_features(list(texts), ~is_test)
     alpha = float(fit_ridge(feats[~is_test], y2[~is_test]).alpha_)
-    kernel = feats @ feats.T
+    # the dual (n x n kernel) while it is no larger than the primal (d x d) system
+    kernel = feats @ feats.T if len(feats) <= KERNEL_ROWS else None
     out: dict[str, dict[str, np.ndarray]] = {}
     for column, groups in columns.items():
         labels = pd.Series(np.asarray(groups, dtype=object)).astype(str).to_numpy()
@@ -98,11 +100,28 @@ def block_references(
             if train.sum() < 2:
                 continue
             refs["train_mean"][inside] = y2[train].mean(axis=0)
-            refs["name_only"][inside] = _kernel_ridge(
-                kernel, y2, np.flatnonzero(train), np.flatnonzero(inside), alpha
+            fit, apply = np.flatnonzero(train), np.flatnonzero(inside)
+            refs["name_only"][inside] = (
+                _kernel_ridge(kernel, y2, fit, apply, alpha)
+                if kernel is not None
+                else _primal_ridge(feats, y2, fit, apply, alpha)
             )
         out[column] = refs
     return out
+
+
+def _primal_ridge(
+    feats: np.ndarray, y: np.ndarray, fit: np.ndarray, apply: np.ndarray, alpha: float
+) -> np.ndarray:
+    """The same ridge as `_kernel_ridge`, solved in the d x d primal (many rows)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    mu, mean = feats[fit].mean(axis=0), y[fit].mean(axis=0)
+    centred = feats[fit] - mu
+    gram = centred.T @ centred
+    gram[np.diag_indices_from(gram)] += alpha
+    w = cho_solve(cho_factor(gram), centred.T @ (y[fit] - mean))
+    return np.asarray((feats[apply] - mu) @ w + mean)
 
 
 def _kernel_ridge(

@@ -325,3 +325,15 @@ def test_changes_section_compares_with_the_earlier_file_and_survives_a_rewrite()
     assert "gemma3-270m" not in changes and "entity_type" not in changes
     # rewriting from the new file keeps the comparison with the earlier one
     assert findings_markdown(found, previous_verdicts(text)) == text
+
+
+def test_held_out_name_only_ridge_is_the_ridge_at_its_penalty() -> None:
+    from core.analysis.holdout import _kernel_ridge, _primal_ridge
+    from core.probe.ridge import RidgeProbe
+
+    rng = np.random.default_rng(0)
+    feats, y = rng.normal(size=(120, 300)), rng.normal(size=(120, 2))
+    fit, apply = np.arange(90), np.arange(90, 120)
+    expected = RidgeProbe(alphas=[7.0]).fit(feats[fit], y[fit]).predict(feats[apply])
+    np.testing.assert_allclose(_kernel_ridge(feats @ feats.T, y, fit, apply, 7.0), expected)
+    np.testing.assert_allclose(_primal_ridge(feats, y, fit, apply, 7.0), expected)
