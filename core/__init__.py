@@ -14,19 +14,46 @@ The packages follow the data flow, each importing only the ones before it:
     cli.py     ``python -m core``
 
 Nothing here imports streamlit (ruff's banned-api rule keeps it so). For notebooks, the
-names below are importable from ``core`` directly (docs/api.md shows a session)::
+names below are importable from ``core`` directly (docs/api.md shows a session, and a
+test runs it)::
 
     import core
     results = core.build(core.BuildConfig("smollm2-135m", "world_capitals"))
     core.map_figure(results.predictions_at(results.best_layer()), scope="world").show()
+
+``import core`` stays light (no numpy, torch or pandas): each name is imported from its
+module on first use. Type checkers and IDEs read the real names from the
+``TYPE_CHECKING`` imports below, so ``core.RidgeProbe`` is typed, not ``Any``.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs (kept equal by a test)
+    from core.analysis.run import run_analysis
+    from core.common.config import BuildConfig, ProbeSpec
+    from core.data.registry import dataset_table, load_dataset
+    from core.data.schema import EntityDataset
+    from core.extract.activations import last_token_activations
+    from core.extract.models import load_model
+    from core.probe.ridge import RidgeProbe
+    from core.results.build import build, summary_table
+    from core.results.catalog import load_results
+    from core.results.probe_results import ProbeResults
+    from core.results.shipped import shipped_results
+    from core.steer.evaluate import evaluate_steering
+    from core.steer.run import steer_one
+    from core.ui.live import predict_names
+    from core.viz.figures import (
+        layer_curves_figure,
+        map_figure,
+        model_comparison_figure,
+        timeline_figure,
+    )
 
 # public name -> module that owns it; imported on first use so `import core` stays light
 _API: dict[str, str] = {
@@ -36,23 +63,53 @@ _API: dict[str, str] = {
     "dataset_table": "core.data.registry",
     "EntityDataset": "core.data.schema",
     "load_model": "core.extract.models",
+    "last_token_activations": "core.extract.activations",
+    "RidgeProbe": "core.probe.ridge",
     "build": "core.results.build",
     "summary_table": "core.results.build",
     "ProbeResults": "core.results.probe_results",
+    "load_results": "core.results.catalog",
     "shipped_results": "core.results.shipped",
+    "run_analysis": "core.analysis.run",
+    "evaluate_steering": "core.steer.evaluate",
+    "steer_one": "core.steer.run",
     "map_figure": "core.viz.figures",
     "timeline_figure": "core.viz.figures",
     "layer_curves_figure": "core.viz.figures",
     "model_comparison_figure": "core.viz.figures",
     "predict_names": "core.ui.live",
 }
-__all__ = sorted(_API)
+__all__ = [
+    "BuildConfig",
+    "EntityDataset",
+    "ProbeResults",
+    "ProbeSpec",
+    "RidgeProbe",
+    "build",
+    "dataset_table",
+    "evaluate_steering",
+    "last_token_activations",
+    "layer_curves_figure",
+    "load_dataset",
+    "load_model",
+    "load_results",
+    "map_figure",
+    "model_comparison_figure",
+    "predict_names",
+    "run_analysis",
+    "shipped_results",
+    "steer_one",
+    "summary_table",
+    "timeline_figure",
+]
 
 
 def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module 'core' has no attribute {name!r}")
-    return getattr(importlib.import_module(_API[name]), name)
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value  # looked up once
+    return value
 
 
 def __dir__() -> list[str]:

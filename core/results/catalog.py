@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.common.cache import MANIFEST, list_artifacts
-from core.results.probe_results import best_layer_of
+from core.common.cache import MANIFEST, default_cache_root, list_artifacts
+from core.results.probe_results import ProbeResults, best_layer_of
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,27 @@ def discover(root: Path) -> Catalog:
             entries.append(entry)
     log.debug("catalog of %s: %d results", root, len(entries))
     return Catalog(root=Path(root), entries=tuple(entries))
+
+
+def load_results(
+    model: str,
+    dataset: str,
+    prompt: str = "empty",
+    *,
+    random_init: bool = False,
+    cache_root: Path | None = None,
+) -> ProbeResults:
+    """The results of (model, dataset, prompt) under the cache root (default
+    ``default_cache_root()``): the one the dashboard shows (most entities, then newest).
+    A LookupError names the build command when there are none."""
+    root = default_cache_root() if cache_root is None else Path(cache_root)
+    entry = discover(root).find(model_id(model, random_init), dataset, prompt)
+    if entry is None:
+        raise LookupError(
+            f"no results for {model_id(model, random_init)} on {dataset} ({prompt}) under "
+            f"{root}; build them with: {build_command(model, dataset, prompt)}"
+        )
+    return ProbeResults.load(entry.folder)
 
 
 def known_datasets() -> dict[str, str]:

@@ -32,7 +32,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,9 @@ from core.common.cache import (
 )
 from core.common.config import ProbeSpec
 from core.probe.globe import GLOBE_AXES, from_globe, to_globe
+
+if TYPE_CHECKING:
+    from core.extract.models import LoadedModel
 
 ENTITIES = "entities.parquet"
 BASELINES = "baselines.parquet"
@@ -184,6 +187,64 @@ class ProbeResults:
         """
         raw = self.read_probes(activations)
         return from_globe(raw) if self.probe_target == "globe" else raw
+
+    @property
+    def prompt_text(self) -> str | None:
+        """The prefix the texts were built with (None when the results do not record it)."""
+        manifest = self.manifest
+        text = manifest.get("prompt_text", manifest.get("spec", {}).get("prompt_text"))
+        if text is None and self.prompt == "empty":
+            return ""
+        return None if text is None else str(text)
+
+    def incompatibility(self, loaded: LoadedModel) -> str | None:
+        """Why these probes cannot read `loaded`'s activations (None if they can)."""
+        d_probe = int(self.coef.shape[-1])
+        if loaded.d_model != d_probe:
+            return (
+                f"the probes expect d_model={d_probe}, but {loaded.name} "
+                f"has d_model={loaded.d_model}"
+            )
+        needed = int(np.max(self.layers)) + 1 if len(self.layers) else 0
+        if loaded.n_layers < needed:
+            return (
+                f"the probes use layer {needed - 1}, but {loaded.name} has {loaded.n_layers} layers"
+            )
+        from core.extract.activations import start_token_name
+
+        fitted = self.manifest.get("spec", {}).get("start_token")
+        here = start_token_name(loaded)
+        if fitted not in (None, "auto") and fitted != here:
+            return (
+                f"the probes were fitted on texts starting with {fitted!r}, but {loaded.name} "
+                f"starts them with {here!r}"
+            )
+        return None
+
+    def predict_names(
+        self,
+        loaded: LoadedModel,
+        names: Sequence[str],
+        prompt_text: str | None = None,
+        max_tokens: int = 64,
+    ) -> dict[str, np.ndarray]:
+        """Typed names -> ``{name: [n_layers, n_targets]}``: every layer's probe on the
+        model's activations of ``prompt_text + name`` (default: the results' own prompt)."""
+        if not names:
+            return {}
+        problem = self.incompatibility(loaded)
+        if problem:
+            raise ValueError(problem)
+        prefix = self.prompt_text if prompt_text is None else prompt_text
+        if prefix is None:
+            raise ValueError(f"the results do not record prompt {self.prompt!r}: pass prompt_text")
+        from core.extract.activations import last_token_activations
+
+        texts = [prefix + name for name in names]
+        layers = [int(v) for v in self.layers]
+        acts = last_token_activations(loaded, texts, max_tokens=max_tokens, layers=layers)
+        preds = self.predict(acts)  # [n_layers, n_names, n_targets]
+        return {name: np.asarray(preds[:, i, :], dtype=np.float64) for i, name in enumerate(names)}
 
     def to_probe_axes(self, targets: np.ndarray) -> np.ndarray:
         """Targets [..., n_targets] in the coordinates the probes read (`probe_axes`)."""

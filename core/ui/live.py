@@ -148,24 +148,7 @@ def load_probe_model(
 
 def incompatibility(loaded: LoadedModel, results: ProbeResults) -> str | None:
     """Why the probes of `results` cannot read this model's activations (None if they can)."""
-    d_probe = int(results.coef.shape[-1])
-    if loaded.d_model != d_probe:
-        return (
-            f"the probes expect d_model={d_probe}, but {loaded.name} has d_model={loaded.d_model}"
-        )
-    needed = int(np.max(results.layers)) + 1 if len(results.layers) else 0
-    if loaded.n_layers < needed:
-        return f"the probes use layer {needed - 1}, but {loaded.name} has {loaded.n_layers} layers"
-    from core.extract.activations import start_token_name
-
-    fitted = results.manifest.get("spec", {}).get("start_token")
-    here = start_token_name(loaded)
-    if fitted not in (None, "auto") and fitted != here:
-        return (
-            f"the probes were fitted on texts starting with {fitted!r}, but {loaded.name} "
-            f"starts them with {here!r}"
-        )
-    return None
+    return results.incompatibility(loaded)
 
 
 def name_activations(
@@ -189,15 +172,7 @@ def predict_names(
     names: Sequence[str],
     threads: int | None = LIVE_THREADS,
 ) -> dict[str, np.ndarray]:
-    """name -> [n_layers, n_targets] predictions in target units (every layer's probe)."""
-    if not names:
-        return {}
-    problem = incompatibility(loaded, results)
-    if problem:
-        raise ValueError(problem)
+    """name -> [n_layers, n_targets] predictions in target units (every layer's probe):
+    :meth:`ProbeResults.predict_names` on `threads` torch threads."""
     with torch_threads(threads):
-        acts = name_activations(
-            loaded, probe_texts(prompt_text, names), [int(v) for v in results.layers]
-        )
-    preds = results.predict(acts)  # [n_layers, n_names, n_targets]
-    return {name: np.asarray(preds[:, i, :], dtype=np.float64) for i, name in enumerate(names)}
+        return results.predict_names(loaded, names, prompt_text, max_tokens=MAX_TOKENS)
