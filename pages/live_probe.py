@@ -60,7 +60,7 @@ if problem:
 prefix = prompt_text(ctx)
 with st.spinner("Running the model…"):
     paths = probe_names(ctx, model, prefix, names)
-layer = ctx.state.layer if ctx.state.layer is not None else int(res.layers[-1])
+layer = ctx.state.layer if ctx.state.layer is not None else ctx.loaded.best_layer
 if res.kind == "space":
     fig = figs.live_map_figure(
         paths,
