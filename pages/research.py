@@ -13,7 +13,7 @@ from core.analysis.run import AnalysisResults, analyze_command
 from core.results import catalog as cat
 from core.results import intervals
 from core.results.probe_results import ProbeResults
-from core.steer.evaluate import steer_reading
+from core.steer.report import steer_reading
 from core.ui import view_state as vs
 from core.viz import analysis_figures as afigs
 from core.viz import figures as figs
@@ -306,7 +306,7 @@ def steering_section(v: View) -> None:
             "steering",
         )
         if not s.presentation:
-            st.caption(steer_reading(summary))
+            st.caption(steer_reading(steering))
             with st.expander("Counts and examples"):
                 st.dataframe(summary, hide_index=True, width="stretch")
                 st.dataframe(examples, hide_index=True, width="stretch")

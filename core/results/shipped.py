@@ -23,6 +23,9 @@ from core.common.cache import artifact_dir, default_cache_root, list_artifacts
 from core.common.config import BuildConfig, ProbeSpec
 from core.probe.bootstrap import Interval
 from core.results import intervals
+from core.results.index import SHIPPED_INDEX as SHIPPED_INDEX  # re-exported
+from core.results.index import shipped_names
+from core.results.index import write_shipped_index as write_shipped_index  # re-exported
 from core.results.probe_results import ProbeResults
 
 log = logging.getLogger(__name__)
@@ -48,9 +51,6 @@ GLOBE_DATASETS: tuple[str, ...] = ("world_places",)
 # The random-init control of every (model, dataset) runs on exactly its probe's entities
 # and split (the same limit): a control on fewer rows is handicapped (name-only on world
 # places falls from 0.32 to 0.23 at n = 2,000).
-# Written by `python -m core demo`: the result folders that ship (tests and the README's
-# scoreboard read these only, never whatever else a user built into the cache).
-SHIPPED_INDEX = "SHIPPED"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,18 +126,6 @@ def run_build(
     return results
 
 
-def write_shipped_index(
-    cache_root: Path, folders: Iterable[Path | None], kind: str = "results"
-) -> Path:
-    """Record which `kind` folders ship (one name per line): results, or the analyses
-    (named by their results' keys)."""
-    path = Path(cache_root) / kind / SHIPPED_INDEX
-    names = sorted({Path(folder).name for folder in folders if folder is not None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(names) + "\n")
-    return path
-
-
 def _identity(res: ProbeResults) -> tuple[object, ...]:
     spec = res.manifest.get("spec", {})
     return (
@@ -161,12 +149,6 @@ def superseded(kept: Iterable[ProbeResults], built: Iterable[ProbeResults]) -> l
         for r in kept
         if _identity(r) not in new or (r.path is not None and Path(r.path).name in names)
     ]
-
-
-def shipped_names(cache_root: Path, kind: str) -> set[str] | None:
-    """The folder names a kind's index lists; None without an index (nothing shipped)."""
-    index = Path(cache_root) / kind / SHIPPED_INDEX
-    return set(index.read_text().split()) if index.is_file() else None
 
 
 def shipped_results(cache_root: Path | None = None, everything: bool = False) -> list[ProbeResults]:

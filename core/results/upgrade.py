@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from core.common.cache import default_cache_root, list_artifacts
-    from core.results.shipped import shipped_names
+    from core.results.index import shipped_names
 
     parser = argparse.ArgumentParser(
         prog="python -m core.results.upgrade",

@@ -40,7 +40,7 @@ from core.common.cache import (
 from core.extract.models import LoadedModel
 from core.results.probe_results import ProbeResults, best_layer_of
 from core.steer.answers import ContinentReader, PlaceReader, place_column, read_year
-from core.steer.report import HEADLINE_STRENGTH, PROTOCOL, RULE, metric_of
+from core.steer.protocol import HEADLINE_STRENGTH, PROTOCOL, RULE, metric_of
 from core.steer.run import DIRECTIONS, question_for, steer_batched, untouched_activations
 
 log = logging.getLogger(__name__)
@@ -359,37 +359,3 @@ def load_steering(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, A
         return pd.read_parquet(folder / SUMMARY), pd.read_parquet(folder / EXAMPLES), manifest
     except (OSError, ValueError, CacheError) as exc:
         raise CacheError(f"{folder}: steering results cannot be read: {exc}") from exc
-
-
-def steer_reading(summary: pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]) -> str:
-    """One line for a run: given the whole run (summary, examples, manifest), its
-    pre-registered headline (:func:`core.steer.report.headline`); given only a summary,
-    the pre-registered cell's pooled counts (no verdict: that needs the examples). Never
-    the best cell: the others are exploratory."""
-    if isinstance(summary, tuple):
-        from core.steer.report import headline
-
-        return headline(summary)
-    if "preregistered" not in summary or not summary["preregistered"].any():
-        return (
-            "This run predates the pre-registered protocol: every cell in the chart is "
-            "exploratory (one seed, training and test entities together)."
-        )
-    cell = summary[summary["preregistered"]]
-    parts = []
-    for direction, label in (
-        ("probe", "along the probe"),
-        ("shuffled", "shuffled targets (chance)"),
-        ("random", "random direction"),
-        ("none", "untouched"),
-    ):
-        row = cell[cell["direction"] == direction]
-        if len(row):
-            parts.append(f"{label} {int(row['success'].iloc[0])} of {int(row['n'].iloc[0])}")
-    pushed = cell[cell["direction"] == "probe"]
-    where = (
-        f"layer {int(pushed['layer'].iloc[0])}, strength {float(pushed['strength'].iloc[0]):g}"
-        if len(pushed)
-        else "n/a"
-    )
-    return f"Pre-registered cell ({where}, test entities, seeds pooled): " + "; ".join(parts) + "."

@@ -27,17 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PROTOCOL = "preregistered-v1"  # what a run's manifest says when it follows the rule above
-HEADLINE_STRENGTH = 1.0
+from core.steer.evaluate import load_steering, steering_dir
+from core.steer.protocol import HEADLINE_STRENGTH, PROTOCOL, metric_of
+
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
-RULE = (
-    "Pre-registered: the layer chosen by training leave-one-out R² (among the layers a "
-    "push can reach the answer from: all but the last block), at strength 1 (where that "
-    "layer's probe reads the target), on test entities only, seeds pooled; chance is the "
-    "same push toward a shuffled target, scored against the entity's own target; the "
-    "verdict reads the 95% bootstrap interval (over entities) of steered minus chance."
-)
 
 Run = tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]  # what load_steering returns
 
@@ -138,13 +132,6 @@ class Headline:
 
 def is_preregistered(manifest: dict[str, Any]) -> bool:
     return manifest.get("protocol") == PROTOCOL
-
-
-def metric_of(examples: pd.DataFrame | pd.Index) -> str:
-    """The success column the headline reads: the continent for world places (the exact
-    country is rarely named), else `moved`."""
-    columns = examples.columns if isinstance(examples, pd.DataFrame) else examples
-    return "moved_continent" if "moved_continent" in columns else "moved"
 
 
 def metric_label(manifest: dict[str, Any], metric: str) -> str:
@@ -383,7 +370,6 @@ def write_blocks(path: Path, runs: Sequence[Run], root: Path | None = None) -> l
 def shipped_runs(root: Path) -> list[Run]:
     """The shipped steering runs (listed in cache/steering/SHIPPED), in DEMO_STEERING order."""
     from core.results.shipped import DEMO_STEERING, shipped_names
-    from core.steer.evaluate import load_steering, steering_dir
 
     order = [dataset for _model, dataset in DEMO_STEERING]
     runs = []
@@ -398,3 +384,35 @@ def shipped_runs(root: Path) -> list[Run]:
         return known, dataset, str(run[2].get("model", ""))
 
     return sorted(runs, key=rank)
+
+
+def steer_reading(summary: pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]) -> str:
+    """One line for a run: given the whole run (summary, examples, manifest), its
+    pre-registered headline (:func:`core.steer.report.headline`); given only a summary,
+    the pre-registered cell's pooled counts (no verdict: that needs the examples). Never
+    the best cell: the others are exploratory."""
+    if isinstance(summary, tuple):
+        return headline(summary)
+    if "preregistered" not in summary or not summary["preregistered"].any():
+        return (
+            "This run predates the pre-registered protocol: every cell in the chart is "
+            "exploratory (one seed, training and test entities together)."
+        )
+    cell = summary[summary["preregistered"]]
+    parts = []
+    for direction, label in (
+        ("probe", "along the probe"),
+        ("shuffled", "shuffled targets (chance)"),
+        ("random", "random direction"),
+        ("none", "untouched"),
+    ):
+        row = cell[cell["direction"] == direction]
+        if len(row):
+            parts.append(f"{label} {int(row['success'].iloc[0])} of {int(row['n'].iloc[0])}")
+    pushed = cell[cell["direction"] == "probe"]
+    where = (
+        f"layer {int(pushed['layer'].iloc[0])}, strength {float(pushed['strength'].iloc[0]):g}"
+        if len(pushed)
+        else "n/a"
+    )
+    return f"Pre-registered cell ({where}, test entities, seeds pooled): " + "; ".join(parts) + "."

@@ -100,7 +100,9 @@ def test_research_page_with_analyses(research_env: Path) -> None:
     assert {"layer 1: probe", "layer 1: random", "layer 2: probe"} <= names(steer)
     lines = [t for t in steer["data"] if t.get("mode") == "lines+markers"]
     assert lines and all(t["error_y"]["type"] == "data" for t in lines)  # Wilson intervals
-    assert any(str(c.value).startswith("Best push along the probe") for c in at.caption)
+    # the pre-registered cell's headline, never the best cell
+    assert any("re-registered cell" in str(c.value) for c in at.caption)
+    assert not any(str(c.value).startswith("Best push") for c in at.caption)
 
 
 def test_research_page_without_analyses_shows_command(research_env: Path) -> None:

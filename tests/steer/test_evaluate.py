@@ -17,10 +17,9 @@ from core.steer.evaluate import (
     pair_targets,
     sample_test_pairs,
     save_steering,
-    steer_reading,
     steering_dir,
 )
-from core.steer.report import PROTOCOL, headline
+from core.steer.report import PROTOCOL, headline, steer_reading
 
 
 def test_place_reader_finds_the_first_place_named() -> None:
