@@ -184,8 +184,14 @@ class ModelPool:
                     self._log_throughput(time.perf_counter() - start)
                     last_log = time.perf_counter()
         finally:
-            for ref in out:  # stopped early (Ctrl-C, a failed write): drop what is queued
-                ray.cancel(ref)
+            # Stopped early (Ctrl-C, a failed write): the batches still out are left to
+            # finish and their rows dropped. Never ray.cancel them: a cancelled actor task
+            # leaves a gap in the actor's call sequence, and the actor's next call (the
+            # next build, describe()) then waits 30 s for it and fails with
+            # ActorUnavailableError. At most `depth` batches per actor are left.
+            out.clear()
+            for slot in self.slots:
+                slot.in_flight = 0
             self._log_throughput(time.perf_counter() - start)
 
     def _log_throughput(self, wall: float) -> None:

@@ -308,7 +308,7 @@ def _build_locked(
         t_sync = time.perf_counter()
         close_source = getattr(produced, "close", None)
         if close_source is not None:
-            close_source()  # a remote runner cancels the batches it still has out
+            close_source()  # a remote runner drops the batches it still has out
         writer.shutdown(wait=True)
         failed = next((f.exception() for f in pending if f.exception() is not None), None)
         try:

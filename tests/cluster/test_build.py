@@ -94,6 +94,15 @@ def test_driver_killed_part_way_resumes_with_a_plain_build(
     assert not find_partial(tmp_path)
 
 
+def test_a_pool_serves_a_new_build_after_an_interrupted_one(
+    pool, dataset, reference, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(KeyboardInterrupt):
+        ray_build(pool, dataset, tmp_path / "stopped", progress=stop_after(2))
+    assert all(slot.in_flight == 0 for slot in pool.slots)  # nothing counted as still out
+    same_build(ray_build(pool, dataset, tmp_path / "next"), reference)
+
+
 def test_worker_killed_mid_batch_loses_nothing(dataset, reference, tmp_path) -> None:  # type: ignore[no-untyped-def]
     marker = str(tmp_path / "killed-once")
     loader = functools.partial(dying_replica, marker, 3)
