@@ -9,7 +9,7 @@ datasets      every dataset: source, rows, target, test fraction
 models        the registered models and whether they are converted
 prepare       convert a registered GGUF model once (later loads take seconds)
 demo          rebuild every shipped result, analysis and steering run
-scoreboard    the README's results table (--write README.md)
+scoreboard    the results tables (--write README.md --write docs/results.md)
 findings      the paper's claims tested on the shipped results (--write docs/findings.md)
 
 The CLI prints; the library it calls logs.
@@ -317,9 +317,12 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument(
         "--write",
         type=Path,
-        default=None,
+        action="append",
+        default=[],
         metavar="FILE",
-        help="also replace the table between the scoreboard markers in FILE (README.md)",
+        help="also replace the tables between the scoreboard markers in FILE (README.md: "
+        "the compact table; docs/results.md: with the paper's rows, eras and globe); "
+        "repeatable",
     )
     find = sub.add_parser(
         "findings",
@@ -806,11 +809,10 @@ def _cmd_scoreboard(args: argparse.Namespace, root: Path) -> int:
     if scoreboard(results).empty:
         print(f"no results under {root}")
         return 1
-    text = scoreboard_markdown(results)
-    print(text)
-    if args.write:
-        write_scoreboard(args.write, text)
-        print(f"updated {args.write}")
+    print(scoreboard_markdown(results, full=True))
+    for path in args.write:
+        write_scoreboard(path, results)
+        print(f"updated {path}")
     return 0
 
 

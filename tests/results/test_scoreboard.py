@@ -89,4 +89,5 @@ def test_time_results_are_scored_within_eras() -> None:
     assert all("±" in v for v in eras["test R²"]) and all("±" in v for v in eras["Spearman"])
     test = people["is_test"].to_numpy(dtype=bool)
     assert eras.loc["before 1500", "test n"] == f"{int((test & (people['year'] < 1500)).sum()):,}"
-    assert "Time datasets within eras" in scoreboard_markdown([res])
+    assert "Time datasets within eras" in scoreboard_markdown([res], full=True)
+    assert "Time datasets within eras" not in scoreboard_markdown([res])
