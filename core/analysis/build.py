@@ -14,6 +14,7 @@ from typing import Any
 from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
 from core.common.cache import MANIFEST, CacheError, artifact_dir, default_cache_root
 from core.common.config import ActivationSpec, BuildConfig
+from core.common.depth import layer_at_depth
 from core.data.registry import load_dataset
 from core.data.schema import EntityDataset
 from core.extract.mlp_hidden import MlpHiddenSource
@@ -136,7 +137,7 @@ def depth_layers(
     layers: Sequence[int], depths: Sequence[float], results: ProbeResults
 ) -> list[int]:
     """The stored layers nearest each fraction of the depth, and the results' chosen one."""
-    picked = {int(layers[round(d * (len(layers) - 1))]) for d in depths}
+    picked = {layer_at_depth(layers, results.n_model_layers, d) for d in depths}
     return sorted(picked | {int(results.best_layer())})
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from core.analysis.run import ARTIFACT, AnalysisResults, analysis_dir, analyze_command
 from core.common.cache import CacheError
+from core.common.depth import depth_of
 from core.probe.bootstrap import (
     N_BOOT,
     Interval,
@@ -269,7 +270,7 @@ def rises_then_plateaus(res: ProbeResults, ctx: Context) -> list[Finding]:
     rise = best by half depth − first block, later gain = best overall − best by half
     depth; the share of resamples with rise ≥ RISE and gain ≤ PLATEAU."""
     y, test = _truth(res)
-    depth = (np.asarray(res.layers, dtype=float) + 1.0) / float(res.n_model_layers)
+    depth = depth_of(np.asarray(res.layers), res.n_model_layers)
     if len(depth) < 3 or not (depth <= 0.5).any():
         return _not_tested(res, "fewer than three layers, or none by half depth")
     preds = np.asarray(res.predictions, dtype=np.float64)[:, test]

@@ -30,11 +30,11 @@ WEIGHT_DECAYS: tuple[float, ...] = (1.0, 10.0, 100.0)
 WIDTHS: tuple[int, ...] = (32, 128, 512)
 DECAY_STEP = 10.0
 WIDTH_STEP = 4
-MIN_WIDTH, MAX_WIDTH = 4, 2048
+MIN_WIDTH, MAX_WIDTH = 4, 512
 MAX_EXTENSIONS = 3  # per grid
 MAX_ROUNDS = 4  # decay line, width line, ... until neither moves
 FOLDS = 3
-CV_ROWS = 2000  # the inner CV runs on a seeded subsample of this many training rows at most
+CV_ROWS = 1000  # the inner CV runs on a seeded subsample of this many training rows at most
 
 
 @dataclass(frozen=True)

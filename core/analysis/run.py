@@ -56,6 +56,7 @@ from core.common.cache import (
     write_manifest,
 )
 from core.data.schema import EntityDataset
+from core.results.probe_results import best_layer_of
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +209,10 @@ PAPER_BLOCKS: dict[str, str] = {
 
 def best_train_layer(controls: pd.DataFrame) -> list[int]:
     """[the layer whose probe has the best training leave-one-out R²] (test rows unused)."""
-    train = controls[(controls["control"] == "probe") & (controls["split"] == "train")]
-    train = train.dropna(subset=["loo_r2"]) if "loo_r2" in train else train.iloc[0:0]
-    return [int(train.loc[train["loo_r2"].idxmax(), "layer"])] if len(train) else []
+    try:
+        return [best_layer_of(controls[controls["control"] == "probe"])]
+    except ValueError:
+        return []
 
 
 def holdout_columns(dataset: EntityDataset, group_column: str | None) -> list[str]:

@@ -64,13 +64,16 @@ class DemoAnalysis:
 
 
 # The analyses run on at most this many of a build's entities (its first rows: a seeded
-# sample). The MLP probe and the neurons' second forward pass are what limit them on a
-# CPU; above this size the MLP probe is fitted at a few depths only (`ANALYSIS_MLP_DEPTHS`,
-# plus the chosen layer), and fewer neurons per layer are kept (`ANALYSIS_NEURONS`).
-ANALYSIS_ROWS = 4000
-ANALYSIS_MLP_DEPTHS: tuple[float, ...] = (0.0, 0.5, 1.0)
-SMALL_ANALYSIS = 3000  # at or below this many entities: the MLP probe at every layer
-ANALYSIS_NEURONS = 3  # top neurons per layer and target kept above SMALL_ANALYSIS
+# sample). The MLP probe's tuning (inner CV over decay and width) and the other prompts'
+# forward passes are what limit them on a CPU: every shipped analysis fits the MLP at
+# the chosen layer and the last one only (`ANALYSIS_MLP_DEPTHS`) and keeps
+# `ANALYSIS_NEURONS` neurons per layer; `python -m core analyze` without these options
+# does the full sweep. SMALL_ANALYSIS is the size at or below which a shipped analysis
+# would fit the MLP at every layer (0: none does).
+ANALYSIS_ROWS = 2000
+ANALYSIS_MLP_DEPTHS: tuple[float, ...] = (1.0,)
+SMALL_ANALYSIS = 0
+ANALYSIS_NEURONS = 3  # top neurons per layer and target
 # Shipped steering runs (`python -m core steer`, its defaults): the default model on one
 # space and one time dataset.
 DEMO_STEERING: tuple[tuple[str, str], ...] = (

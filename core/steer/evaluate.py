@@ -37,6 +37,7 @@ from core.common.cache import (
     verify_files,
     write_manifest,
 )
+from core.common.depth import layer_at_depth
 from core.extract.models import LoadedModel
 from core.results.probe_results import ProbeResults, best_layer_of
 from core.steer.answers import ContinentReader, PlaceReader, place_column, read_year
@@ -60,10 +61,9 @@ def steering_dir(cache_root: Path, results_key: str) -> Path:
     return artifact_dir(cache_root, ARTIFACT, results_key)
 
 
-def default_layers(layers: Sequence[int]) -> list[int]:
-    """Layers at a quarter, half and three quarters of the depth."""
-    layers = [int(v) for v in layers]
-    return sorted({layers[round(d * (len(layers) - 1))] for d in DEPTHS})
+def default_layers(layers: Sequence[int], n_layers: int) -> list[int]:
+    """Layers at a quarter, half and three quarters of the depth (`layer_at_depth`)."""
+    return sorted({layer_at_depth(layers, n_layers, d) for d in DEPTHS})
 
 
 def pair_targets(
@@ -205,7 +205,11 @@ def evaluate_steering(
     )
     question = question or question_for(results.dataset, kind)
     head = headline_layer(results)
-    layers = default_layers(list(results.layers)) if layers is None else [int(v) for v in layers]
+    layers = (
+        default_layers(list(results.layers), results.n_model_layers)
+        if layers is None
+        else [int(v) for v in layers]
+    )
     layers = sorted({*layers, head})
     strengths = sorted({float(s) for s in strengths if s != 0} | {HEADLINE_STRENGTH})
     runs = _runs(layers, strengths, head)
