@@ -668,20 +668,35 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
 
 
 def _demo_steering(args: argparse.Namespace, root: Path) -> int:
-    """The shipped steering runs: `python -m core steer` with its defaults."""
+    """The shipped steering runs: `python -m core steer` at the pre-registered cell only
+    (its layer, strength 1) with the shipped sample size, all seeds."""
     from core.results.shipped import (
         DEMO_STEERING,
         SAMPLE_LIMITS,
         STEERING_N,
         shipped_names,
+        shipped_results,
         write_shipped_index,
     )
+    from core.steer.evaluate import headline_layer
+    from core.steer.protocol import HEADLINE_STRENGTH
+
+    probes = {
+        (r.model, r.dataset): r
+        for r in shipped_results(root)
+        if not r.manifest.get("spec", {}).get("random_init")
+        and r.probe_target == "latlon"
+        and r.manifest.get("spec", {}).get("limit") == SAMPLE_LIMITS.get(r.dataset)
+    }
 
     folders = []
     for model, dataset in DEMO_STEERING:
         if args.only and args.only not in f"--model {model} --dataset {dataset}":
             continue
         argv = ["steer", "--model", model, "--dataset", dataset, "--n", str(STEERING_N)]
+        if (model, dataset) in probes:  # the full grid of cells takes hours on a CPU
+            head = headline_layer(probes[(model, dataset)])
+            argv += ["--layer", str(head), "--strengths", f"{HEADLINE_STRENGTH:g}"]
         if dataset in SAMPLE_LIMITS:
             argv += ["--limit", str(SAMPLE_LIMITS[dataset])]
         print(f"[steering] python -m core {' '.join(argv)}", flush=True)
