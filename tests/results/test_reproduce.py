@@ -60,5 +60,7 @@ def test_r2_drift_just_inside_and_outside_the_bound(shipped: ProbeResults) -> No
     outside = table.assign(r2=table["r2"] + TOLERANCE.r2 * 2)
     assert compare_frames(inside, table, "metrics") == []
     assert compare_frames(outside, table, "metrics")[0].startswith("metrics.r2:")
+    flags = table.assign(edge=[None, "high"] * (len(table) // 2) + [None] * (len(table) % 2))
+    assert compare_frames(flags, flags.copy(), "controls") == []  # missing equals missing
     relabelled = table.assign(split=table["split"].where(table["layer"] != 0, "other"))
     assert compare_frames(relabelled, table, "metrics")[0].startswith("metrics.split")
