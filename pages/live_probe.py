@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from core.ui import live
@@ -61,6 +60,8 @@ prefix = prompt_text(ctx)
 with st.spinner("Running the model…"):
     paths = probe_names(ctx, model, prefix, names)
 layer = ctx.state.layer if ctx.state.layer is not None else ctx.loaded.best_layer
+truths = live.name_truths(paths, res)
+marks = live.truth_marks(truths)
 if res.kind == "space":
     fig = figs.live_map_figure(
         paths,
@@ -69,24 +70,21 @@ if res.kind == "space":
         ctx.loaded.scope or "world",
         style=ctx.style,
         title=f"Predicted position at layer {layer}, and the path across layers",
+        **marks,
     )
     show_figure(ctx, fig, "live-map")
 else:
     fig = figs.live_time_figure(
-        paths, res.layers, layer, style=ctx.style, title="Predicted year at each layer"
+        paths, res.layers, layer, style=ctx.style, title="Predicted year at each layer", **marks
     )
     show_figure(ctx, fig, "live-years")
+for truth in truths.values():
+    st.caption(live.markdown_text(live.truth_note(truth, res.kind, res.dataset, res.layers, layer)))
 
 if not ctx.state.presentation:
-    rows = []
-    for name, path in paths.items():
-        for i, lay in enumerate(res.layers):
-            row = {"name": name, "layer": int(lay)}
-            for j, target in enumerate(res.target_names):
-                row[f"predicted {target}"] = round(float(path[i, j]), 2)
-            rows.append(row)
+    table = live.prediction_table(paths, res.layers, res.target_names, res.kind, truths)
     with st.expander("Predictions per layer"):
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.dataframe(table, hide_index=True)
     if prefix:
         st.caption(f"The model reads each name after the prompt prefix {prefix!r}.")
 steer_section(ctx, model, prefix, names)

@@ -24,13 +24,19 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
+import pandas as pd
 
 from core.extract.models import LoadedModel
+from core.probe.metrics import haversine_km
 from core.results.catalog import split_model_id
 from core.results.probe_results import ProbeResults
 
@@ -176,3 +182,197 @@ def predict_names(
     :meth:`ProbeResults.predict_names` on `threads` torch threads."""
     with torch_threads(threads):
         return results.predict_names(loaded, names, prompt_text, max_tokens=MAX_TOKENS)
+
+
+# ------------------------------------------------------------ the truth of a typed name
+@dataclass(frozen=True, eq=False)
+class NameTruth:
+    """What the dataset knows of one typed name.
+
+    `matches`: how many entities carry the name (case-insensitive, stripped, exact);
+    `values` (the true targets: lat, lon or year) and `is_test` only when exactly one
+    does. `is_test` is None when the table has no split column. `errors`: per layer, the
+    prediction's distance from the truth (km for space, years for time); None without
+    a truth.
+    """
+
+    name: str
+    matches: int
+    entity: str | None = None
+    values: tuple[float, ...] | None = None
+    is_test: bool | None = None
+    errors: np.ndarray | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.values is not None
+
+    @property
+    def ambiguous(self) -> bool:
+        return self.matches > 1
+
+    @property
+    def split(self) -> str:
+        """Which split the matched entity is in: "test row", "training row" or
+        "split unknown" (meaningful only when known)."""
+        if self.is_test is None:
+            return "split unknown"
+        return "test row" if self.is_test else "training row"
+
+
+def name_key(name: object) -> str:
+    """How typed names meet the entity table: stripped, case-folded."""
+    return str(name).strip().casefold()
+
+
+def match_names(
+    names: Sequence[str], entities: pd.DataFrame, target_names: Sequence[str]
+) -> dict[str, NameTruth]:
+    """name -> its :class:`NameTruth` without errors: the one entity of `entities` whose
+    ``name`` equals it (case-insensitive, both stripped); none when no entity or several
+    do, or when the entity's targets are missing."""
+    targets = list(target_names)
+    if "name" not in entities or not set(targets) <= set(entities.columns):
+        return {name: NameTruth(name, 0) for name in names}
+    keys = entities["name"].astype(str).map(name_key).to_numpy()
+    out: dict[str, NameTruth] = {}
+    for name in names:
+        rows = np.flatnonzero(keys == name_key(name)) if name_key(name) else np.array([], int)
+        if len(rows) != 1:
+            out[name] = NameTruth(name, int(len(rows)))
+            continue
+        row = entities.iloc[int(rows[0])]
+        values = tuple(float(row[t]) for t in targets)
+        if not all(np.isfinite(values)):
+            out[name] = NameTruth(name, 1, entity=str(row["name"]))
+            continue
+        is_test = (
+            bool(row["is_test"]) if "is_test" in entities and pd.notna(row["is_test"]) else None
+        )
+        out[name] = NameTruth(name, 1, entity=str(row["name"]), values=values, is_test=is_test)
+    return out
+
+
+def prediction_errors(path: np.ndarray, truth: Sequence[float], kind: str) -> np.ndarray:
+    """[n_layers] error of each layer's prediction `path` [n_layers, n_targets]:
+    great-circle km from the true (lat, lon) for space, absolute years for time."""
+    path = np.asarray(path, dtype=np.float64).reshape(len(path), -1)
+    if kind == "space":
+        return np.asarray(haversine_km(path[:, 0], path[:, 1], truth[0], truth[1]))
+    return np.abs(path[:, 0] - float(truth[0]))
+
+
+def name_truths(paths: Mapping[str, np.ndarray], results: ProbeResults) -> dict[str, NameTruth]:
+    """name -> its truth in `results`' entity table, with every layer's error."""
+    matched = match_names(list(paths), results.entities, results.target_names)
+    return {
+        name: (
+            dataclass_replace(t, errors=prediction_errors(paths[name], t.values, results.kind))
+            if t.values is not None
+            else t
+        )
+        for name, t in matched.items()
+    }
+
+
+class TruthMarks(TypedDict):
+    """The live figures' keyword arguments for the names the dataset knows."""
+
+    truths: dict[str, tuple[float, ...]]
+    errors: dict[str, np.ndarray]
+    truth_labels: dict[str, str]
+
+
+def truth_marks(truths: Mapping[str, NameTruth]) -> TruthMarks:
+    """What the live map or timeline draws of `truths`: true values, per-layer errors and
+    each entity's split, for the names the dataset knows."""
+    return TruthMarks(
+        truths={n: t.values for n, t in truths.items() if t.values is not None},
+        errors={n: t.errors for n, t in truths.items() if t.errors is not None},
+        truth_labels={n: t.split for n, t in truths.items() if t.values is not None},
+    )
+
+
+def error_unit(kind: str) -> str:
+    return "km" if kind == "space" else "years"
+
+
+def prediction_table(
+    paths: Mapping[str, np.ndarray],
+    layers: Sequence[int] | np.ndarray,
+    target_names: Sequence[str],
+    kind: str,
+    truths: Mapping[str, NameTruth],
+) -> pd.DataFrame:
+    """One row per (name, layer): the predictions and, for names the dataset knows, the
+    truth, the error and whether the entity is a training or a test row (columns for
+    these only when some name is known)."""
+    any_known = any(truths[n].known for n in paths if n in truths)
+    unit = error_unit(kind)
+    rows = []
+    for name, path in paths.items():
+        truth = truths.get(name)
+        values = truth.values if truth is not None else None
+        errors = truth.errors if truth is not None else None
+        for i, lay in enumerate(layers):
+            row: dict[str, object] = {"name": name, "layer": int(lay)}
+            for j, target in enumerate(target_names):
+                row[f"predicted {target}"] = round(float(path[i, j]), 2)
+            if any_known:
+                for j, target in enumerate(target_names):
+                    row[f"true {target}"] = round(values[j], 2) if values is not None else None
+                row[f"error ({unit})"] = round(float(errors[i]), 1) if errors is not None else None
+                row["row"] = (
+                    truth.split.removesuffix(" row") if truth is not None and values else None
+                )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+SPLIT_NOTES = {
+    "training row": "a training row: the probes were fitted on it, so its error flatters them",
+    "test row": "a test row: the probes never saw it",
+    "split unknown": "the results do not say whether it is a training or a test row",
+}
+
+
+def truth_note(
+    truth: NameTruth,
+    kind: str,
+    dataset: str,
+    layers: Sequence[int] | np.ndarray = (),
+    layer: int | None = None,
+) -> str:
+    """One line of plain text on what `dataset` says of a typed name; with `layer` (one
+    of `layers`), how far that layer's probe puts it from the truth."""
+    what = "position" if kind == "space" else "year"
+    if truth.ambiguous:
+        return (
+            f"{truth.matches} entities of {dataset} are called {truth.name!r}, "
+            f"so no true {what} is shown for it."
+        )
+    if truth.values is None:
+        return f"{truth.name!r} is not in {dataset}: no true {what} is known, predictions only."
+    true = (
+        f"{truth.values[0]:.2f}°, {truth.values[1]:.2f}°"
+        if kind == "space"
+        else f"{truth.values[0]:.0f}"
+    )
+    same = truth.entity == truth.name
+    text = f"{truth.name!r}" + ("" if same else f" matches {truth.entity!r}")
+    text += f" in {dataset}: true {what} {true}"
+    text += f" ({SPLIT_NOTES[truth.split]})"
+    positions = [int(v) for v in layers]
+    if truth.errors is not None and layer is not None and layer in positions:
+        off = truth.errors[positions.index(layer)]
+        text += f"; layer {layer}'s probe is off by {off:,.0f} {error_unit(kind)}"
+    return text + "."
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+def markdown_text(text: str) -> str:
+    """`text` escaped for Streamlit markdown (st.caption): typed names show as typed,
+    never as emphasis, links, LaTeX or colour directives."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)

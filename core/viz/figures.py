@@ -737,6 +737,10 @@ def alpha_figure(
 
 
 # -------------------------------------------------------------- live probe
+def _off_by(errors: np.ndarray | None, pos: int, unit: str) -> str:
+    return "" if errors is None else f"<br>off by {float(errors[pos]):,.0f} {unit}"
+
+
 def live_map_figure(
     paths: Mapping[str, np.ndarray],
     layers: Sequence[int] | np.ndarray,
@@ -744,13 +748,21 @@ def live_map_figure(
     scope: str,
     style: Style | None = None,
     title: str | None = None,
+    truths: Mapping[str, Sequence[float]] | None = None,
+    errors: Mapping[str, np.ndarray] | None = None,
+    truth_labels: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Where the model puts each name: a large point at the selected layer and the
     path its prediction takes across layers (small points, first layer hollow).
 
     `paths`: name → [n_layers, 2] predicted (lat, lon) per layer in `layers` order.
+    `truths`: name → its true (lat, lon), drawn as a labelled star joined to the
+    selected layer's point by a dotted line; `errors`: name → [n_layers] km from the
+    truth, shown in the hover and the legend; `truth_labels`: name → a note for the
+    star (e.g. "training row"). Names without a truth are drawn as before.
     """
     style = style or Style()
+    truths, errors, truth_labels = truths or {}, errors or {}, truth_labels or {}
     fig = go.Figure(data=_outline_traces(scope))
     layer_list = [int(v) for v in layers]
     pos = layer_list.index(selected_layer) if selected_layer in layer_list else len(layer_list) - 1
@@ -758,6 +770,19 @@ def live_map_figure(
         path = np.asarray(path, dtype=np.float64)
         colour = PALETTE[i % len(PALETTE)]
         safe = html.escape(name, quote=False)
+        err = errors.get(name)
+        if err is not None:
+            err = np.asarray(err, dtype=np.float64)
+            custom: Any = np.column_stack([np.asarray(layer_list, dtype=np.float64), err])
+            path_hover = (
+                "<b>%{text}</b><br>layer %{customdata[0]}<br>%{lat:.2f}°, %{lon:.2f}°"
+                "<br>off by %{customdata[1]:,.0f} km<extra></extra>"
+            )
+        else:
+            custom = layer_list
+            path_hover = (
+                "<b>%{text}</b><br>layer %{customdata}<br>%{lat:.2f}°, %{lon:.2f}°<extra></extra>"
+            )
         fig.add_trace(
             go.Scattergeo(
                 lat=path[:, 0],
@@ -771,14 +796,12 @@ def live_map_figure(
                 },
                 name=f"{safe}: path over layers",
                 legendgroup=safe,
-                customdata=layer_list,
+                customdata=custom,
                 text=[safe] * len(path),
-                hovertemplate=(
-                    "<b>%{text}</b><br>layer %{customdata}<br>"
-                    "%{lat:.2f}°, %{lon:.2f}°<extra></extra>"
-                ),
+                hovertemplate=path_hover,
             )
         )
+        off = _off_by(err, pos, "km")
         fig.add_trace(
             go.Scattergeo(
                 lat=[path[pos, 0]],
@@ -792,11 +815,52 @@ def live_map_figure(
                 text=[safe],
                 textposition="top center",
                 textfont={"size": style.font_size + 1, "color": colour},
-                name=f"{safe}: layer {layer_list[pos]}",
+                name=f"{safe}: layer {layer_list[pos]}"
+                + (f", off by {float(err[pos]):,.0f} km" if err is not None else ""),
                 legendgroup=safe,
                 hovertemplate=(
                     f"<b>{safe}</b><br>layer {layer_list[pos]}<br>"
-                    "%{lat:.2f}°, %{lon:.2f}°<extra></extra>"
+                    "%{lat:.2f}°, %{lon:.2f}°" + off + "<extra></extra>"
+                ),
+            )
+        )
+        truth = truths.get(name)
+        if truth is None:
+            continue
+        note = html.escape(truth_labels.get(name, ""), quote=False)
+        fig.add_trace(
+            go.Scattergeo(
+                lat=[path[pos, 0], float(truth[0])],
+                lon=[path[pos, 1], float(truth[1])],
+                mode="lines",
+                line={"color": colour, "width": style.line_width * 0.6, "dash": "dot"},
+                name=f"{safe}: error at layer {layer_list[pos]}",
+                legendgroup=safe,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scattergeo(
+                lat=[float(truth[0])],
+                lon=[float(truth[1])],
+                mode="markers+text",
+                marker={
+                    "size": style.marker_size * 4,
+                    "color": colour,
+                    "symbol": "star",
+                    "line": {"color": "#222222", "width": 1.5},
+                },
+                text=[f"{safe} (true)"],
+                textposition="bottom center",
+                textfont={"size": style.font_size, "color": "#222222"},
+                name=f"{safe}: true position" + (f" ({note})" if note else ""),
+                legendgroup=safe,
+                hovertemplate=(
+                    f"<b>{safe}</b>: true position<br>%{{lat:.2f}}°, %{{lon:.2f}}°"
+                    + (f"<br>{note}" if note else "")
+                    + (off and f"{off} at layer {layer_list[pos]}")
+                    + "<extra></extra>"
                 ),
             )
         )
@@ -811,24 +875,59 @@ def live_time_figure(
     selected_layer: int,
     style: Style | None = None,
     title: str | None = None,
+    truths: Mapping[str, Sequence[float]] | None = None,
+    errors: Mapping[str, np.ndarray] | None = None,
+    truth_labels: Mapping[str, str] | None = None,
 ) -> go.Figure:
-    """Predicted year against layer, one line per name, the selected layer marked."""
+    """Predicted year against layer, one line per name, the selected layer marked.
+
+    `truths`: name → (true year,), drawn as a dotted, labelled level line in the name's
+    colour; `errors`: name → [n_layers] years from the truth, shown in the hover;
+    `truth_labels`: name → a note for the true year (e.g. "training row").
+    """
     style = style or Style()
+    truths, errors, truth_labels = truths or {}, errors or {}, truth_labels or {}
     fig = go.Figure()
     layer_list = [int(v) for v in layers]
     for i, (name, path) in enumerate(paths.items()):
         years = np.asarray(path, dtype=np.float64).reshape(len(layer_list), -1)[:, 0]
         safe = html.escape(name, quote=False)
+        colour = PALETTE[i % len(PALETTE)]
+        err = errors.get(name)
         fig.add_trace(
             go.Scatter(
                 x=layer_list,
                 y=years,
                 mode="lines+markers",
                 name=safe,
-                line={"color": PALETTE[i % len(PALETTE)], "width": style.line_width},
+                line={"color": colour, "width": style.line_width},
                 marker={"size": style.marker_size + 2},
                 text=[safe] * len(layer_list),
-                hovertemplate="<b>%{text}</b><br>layer %{x}: %{y:.0f}<extra></extra>",
+                customdata=None if err is None else np.asarray(err, dtype=np.float64),
+                hovertemplate="<b>%{text}</b><br>layer %{x}: %{y:.0f}"
+                + ("" if err is None else "<br>off by %{customdata:,.0f} years")
+                + "<extra></extra>",
+            )
+        )
+        truth = truths.get(name)
+        if truth is None:
+            continue
+        year = float(truth[0])
+        note = html.escape(truth_labels.get(name, ""), quote=False)
+        fig.add_trace(
+            go.Scatter(
+                x=[layer_list[0], layer_list[-1]],
+                y=[year, year],
+                mode="lines+markers+text",
+                line={"color": colour, "width": style.line_width * 0.8, "dash": "dot"},
+                marker={"symbol": "star", "size": style.marker_size + 6, "color": colour},
+                text=["", f"{safe}: true {year:.0f}"],
+                textposition="top left",
+                textfont={"color": colour},
+                name=f"{safe}: true year" + (f" ({note})" if note else ""),
+                hovertemplate=f"<b>{safe}</b>: true year {year:.0f}"
+                + (f"<br>{note}" if note else "")
+                + "<extra></extra>",
             )
         )
     _mark_layer(fig, selected_layer)
