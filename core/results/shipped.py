@@ -80,7 +80,7 @@ DEMO_STEERING: tuple[tuple[str, str], ...] = (
     (DEMO_MODELS[0], "world_places"),
     (DEMO_MODELS[0], "historical_figures"),
 )
-STEERING_N = 200
+STEERING_N = 100  # test entities per seed (three seeds pooled)
 DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
     DemoAnalysis(model, dataset, transfer=True)
     for model in DEMO_MODELS
