@@ -668,18 +668,19 @@ def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
 
 
 def _demo_steering(args: argparse.Namespace, root: Path) -> int:
-    """The shipped steering runs: `python -m core steer` at the pre-registered cell only
-    (its layer, strength 1) with the shipped sample size, all seeds."""
+    """The shipped steering runs: `python -m core steer` at the pre-registered layer and a
+    quarter of the depth, at `STEERING_STRENGTHS`, with the shipped sample size, all seeds."""
+    from core.common.depth import layer_at_depth
     from core.results.shipped import (
         DEMO_STEERING,
         SAMPLE_LIMITS,
         STEERING_N,
+        STEERING_STRENGTHS,
         shipped_names,
         shipped_results,
         write_shipped_index,
     )
     from core.steer.evaluate import headline_layer
-    from core.steer.protocol import HEADLINE_STRENGTH
 
     probes = {
         (r.model, r.dataset): r
@@ -695,8 +696,10 @@ def _demo_steering(args: argparse.Namespace, root: Path) -> int:
             continue
         argv = ["steer", "--model", model, "--dataset", dataset, "--n", str(STEERING_N)]
         if (model, dataset) in probes:  # the full grid of cells takes hours on a CPU
-            head = headline_layer(probes[(model, dataset)])
-            argv += ["--layer", str(head), "--strengths", f"{HEADLINE_STRENGTH:g}"]
+            res = probes[(model, dataset)]
+            layers = {layer_at_depth(res.layers, res.n_model_layers, 0.25), headline_layer(res)}
+            argv += ["--layer", ",".join(str(v) for v in sorted(layers))]
+            argv += ["--strengths", ",".join(f"{v:g}" for v in STEERING_STRENGTHS)]
         if dataset in SAMPLE_LIMITS:
             argv += ["--limit", str(SAMPLE_LIMITS[dataset])]
         print(f"[steering] python -m core {' '.join(argv)}", flush=True)

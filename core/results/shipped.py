@@ -81,6 +81,8 @@ DEMO_STEERING: tuple[tuple[str, str], ...] = (
     (DEMO_MODELS[0], "historical_figures"),
 )
 STEERING_N = 100  # test entities per seed (three seeds pooled)
+# strength 1 is the pre-registered one; 4 shows an overshoot beside it in the chart
+STEERING_STRENGTHS: tuple[float, ...] = (1.0, 4.0)
 DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
     DemoAnalysis(model, dataset, transfer=True)
     for model in DEMO_MODELS
