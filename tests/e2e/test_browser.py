@@ -156,8 +156,10 @@ def test_live_probe_steers_paris_toward_tokyo(server: str, page) -> None:  # typ
     wait_for_app(page, "Live probe")
     page.get_by_text("Push a name along a probe direction").click()
     page.get_by_text("Pushed along the probe", exact=True).wait_for(timeout=TIMEOUT)
-    target = page.get_by_label(re.compile(r"^Toward"))
-    assert target.input_value() == "Tokyo"
+    from playwright.sync_api import expect
+
+    # the input can render a moment before Streamlit fills in its value: wait for it
+    expect(page.get_by_label(re.compile(r"^Toward"))).to_have_value("Tokyo", timeout=TIMEOUT)
     page.get_by_text("Control: random direction", exact=True).wait_for(timeout=TIMEOUT)
     page.get_by_text("Paris is located in the country of").first.wait_for(timeout=TIMEOUT)
     page.wait_for_function(
