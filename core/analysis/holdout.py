@@ -19,16 +19,16 @@ only in that entity's own prediction and a paired bootstrap compares them
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from core.analysis.common import MAX_PROXIMITY_ROWS, proximity_of_rows
+from core.analysis.common import MAX_PROXIMITY_ROWS, PROXIMITY_TOLERANCE
 from core.analysis.controls import ridge
 from core.probe.baselines import fit_ridge, name_features
-from core.probe.metrics import split_metrics
+from core.probe.metrics import proximity_errors, split_metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,55 @@ class BlockHoldout:
         return np.stack([self.errors.get(k, np.full(n, np.nan)) for k in ERROR_KINDS])
 
 
+def _labels(groups: pd.Series | np.ndarray) -> np.ndarray:
+    return pd.Series(np.asarray(groups, dtype=object)).astype(str).to_numpy()
+
+
 def blocks_of(
     groups: pd.Series | np.ndarray, min_size: int = MIN_BLOCK, max_blocks: int = MAX_BLOCKS
 ) -> list[str]:
     """The largest blocks (as strings) with at least `min_size` entities."""
-    counts = pd.Series(np.asarray(groups, dtype=object)).astype(str).value_counts()
+    counts = pd.Series(_labels(groups)).value_counts()
     counts = counts[(counts >= min_size) & (counts.index != "nan") & (counts.index != "")]
     return [str(b) for b in counts.index[:max_blocks]]
+
+
+def _blocks(
+    groups: pd.Series | np.ndarray, is_test: np.ndarray, min_size: int
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(block, its rows, the training rows outside it) of each block held out: those of
+    `blocks_of` with at least two training rows left to fit on."""
+    labels = _labels(groups)
+    for block in blocks_of(labels, min_size):
+        inside = labels == block
+        train = ~inside & ~is_test
+        if train.sum() >= 2:
+            yield block, inside, train
+
+
+def _proximity(
+    y: np.ndarray,
+    pred: np.ndarray,
+    rows: np.ndarray,
+    target_names: tuple[str, ...],
+    kind: str,
+    own_pred: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-entity proximity error of `rows`, ranked against all n entities' `pred`."""
+
+    def scored(values: np.ndarray) -> np.ndarray:  # (lat, lon) or the year
+        if kind == "space":
+            return values[:, [target_names.index("lat"), target_names.index("lon")]]
+        return values[:, 0]
+
+    return proximity_errors(
+        scored(y),
+        scored(pred),
+        kind,
+        rows=rows,
+        own_pred=None if own_pred is None else scored(own_pred),
+        tolerance=PROXIMITY_TOLERANCE,
+    )
 
 
 def block_references(
@@ -92,13 +134,8 @@ def block_references(
     kernel = feats @ feats.T if len(feats) <= KERNEL_ROWS else None
     out: dict[str, dict[str, np.ndarray]] = {}
     for column, groups in columns.items():
-        labels = pd.Series(np.asarray(groups, dtype=object)).astype(str).to_numpy()
         refs = {name: np.full(y2.shape, np.nan) for name in REFERENCES}
-        for block in blocks_of(labels, min_size):
-            inside = labels == block
-            train = ~inside & ~is_test
-            if train.sum() < 2:
-                continue
+        for _, inside, train in _blocks(groups, is_test, min_size):
             refs["train_mean"][inside] = y2[train].mean(axis=0)
             fit, apply = np.flatnonzero(train), np.flatnonzero(inside)
             refs["name_only"][inside] = (
@@ -143,21 +180,6 @@ def _kernel_ridge(
     return np.asarray(cross @ dual + mean)
 
 
-def block_holdout(
-    x: np.ndarray,
-    y: np.ndarray,
-    groups: pd.Series | np.ndarray,
-    is_test: np.ndarray,
-    target_names: tuple[str, ...],
-    kind: str,
-    nominal_pred: np.ndarray | None = None,
-    min_size: int = MIN_BLOCK,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """(table, heldout_pred) of :func:`hold_out_blocks` (no references)."""
-    out = hold_out_blocks(x, y, groups, is_test, target_names, kind, nominal_pred, min_size)
-    return out.table, out.heldout
-
-
 def hold_out_blocks(
     x: np.ndarray,
     y: np.ndarray,
@@ -180,28 +202,24 @@ def hold_out_blocks(
     """
     x = np.asarray(x, dtype=np.float64)
     y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-    labels = pd.Series(np.asarray(groups, dtype=object)).astype(str).to_numpy()
+    is_test = np.asarray(is_test, dtype=bool)
     if nominal_pred is None:
         nominal_pred = np.asarray(ridge(x[~is_test], y2[~is_test]).predict(x)).reshape(y2.shape)
     heldout = np.full(y2.shape, np.nan)
     n = len(y2)
     errors = {k: np.full(n, np.nan) for k in ("probe", "nominal", *(references or {}))}
     rows: list[dict[str, object]] = []
-    for block in blocks_of(labels, min_size):
-        inside = labels == block
-        train = ~inside & ~is_test
+    for block, inside, train in _blocks(groups, is_test, min_size):
         nominal_rows = inside & is_test
-        if train.sum() < 2:
-            continue
         probe = ridge(x[train], y2[train])
         pred = np.asarray(probe.predict(x)).reshape(y2.shape)
         heldout[inside] = pred[inside]
         idx = np.flatnonzero(inside)
         m = split_metrics(y2[inside], pred[inside], target_names, kind, MAX_PROXIMITY_ROWS)
         nominal_idx = np.flatnonzero(nominal_rows)
-        errors["probe"][idx] = proximity_of_rows(y2, pred, idx, target_names, kind)
+        errors["probe"][idx] = _proximity(y2, pred, idx, target_names, kind)
         if len(nominal_idx):
-            errors["nominal"][nominal_idx] = proximity_of_rows(
+            errors["nominal"][nominal_idx] = _proximity(
                 y2, nominal_pred, nominal_idx, target_names, kind
             )
         row: dict[str, object] = {
@@ -216,7 +234,7 @@ def hold_out_blocks(
         }
         for name, ref in (references or {}).items():
             own = np.where(np.isfinite(ref), ref, pred)  # a block the reference skipped
-            errors[name][idx] = proximity_of_rows(y2, pred, idx, target_names, kind, own_pred=own)
+            errors[name][idx] = _proximity(y2, pred, idx, target_names, kind, own_pred=own)
             row[f"heldout_{name}_proximity"] = float(errors[name][idx].mean())
         nominal = (
             split_metrics(

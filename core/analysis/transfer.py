@@ -50,15 +50,3 @@ def transfer_matrix(
                 }
             )
     return pd.DataFrame(rows), preds
-
-
-def cross_prompt_transfer(
-    activations: Mapping[str, np.ndarray],
-    y: np.ndarray,
-    is_test: np.ndarray,
-    target_names: tuple[str, ...],
-    kind: str,
-    layer: int,
-) -> pd.DataFrame:
-    """The metrics table of :func:`transfer_matrix`."""
-    return transfer_matrix(activations, y, is_test, target_names, kind, layer)[0]

@@ -64,47 +64,111 @@ def _as_years(values: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
-def proximity_error(true: np.ndarray, pred: np.ndarray, kind: str) -> float:
-    """Mean over entities i of the fraction of OTHER entities j with pred_j closer to
-    true_i than pred_i is (strictly closer; 0 for perfect predictions, ~0.5 for noise).
+def proximity_errors(
+    true: np.ndarray,
+    pred: np.ndarray,
+    kind: str,
+    *,
+    rows: np.ndarray | None = None,
+    own_pred: np.ndarray | None = None,
+    tolerance: float = 0.0,
+) -> np.ndarray:
+    """Proximity error per entity, the one definition: for each entity i (each of `rows`,
+    default every entity), the fraction of the OTHER n - 1 entities j whose prediction
+    pred_j lies strictly closer to true_i than i's own prediction does (0: nobody's
+    prediction beats i's own; about 0.5 for noise). NaN for n < 2.
 
-    kind "space": ``true``/``pred`` are [n, 2] (lat, lon) in degrees, great-circle
-    distance. Closeness on the sphere is ranked by the dot product of unit vectors
-    (monotone in great-circle distance), computed in row blocks of about 4M pairs:
-    O(n^2) time, O(n) memory beyond the block; n = 25,000 takes about 2-3 s on 2 cores.
+    kind "space": `true`/`pred` are [n, 2] (lat, lon) in degrees, great-circle distance.
+    Closeness on the sphere is ranked by the dot product of unit vectors (monotone in
+    great-circle distance), in row blocks of about 4M pairs: O(n·rows) time, O(n) memory
+    beyond the block; n = 25,000 takes about 2-3 s on 2 cores.
 
-    kind "time": [n] or [n, 1] years, distance |Δ|. Uses sorting and a vectorised
-    binary search with the same |pred_j - true_i| < |pred_i - true_i| test:
-    O(n log n), exact.
+    kind "time": [n] or [n, 1] years, distance |Δ|. Uses sorting and a vectorised binary
+    search with the same |pred_j - true_i| < |own_i - true_i| test: O(n log n), exact.
+
+    own_pred (the shape of `pred`): i's own prediction comes from it while the others'
+    stay `pred`'s, so two predictors of the same rows are ranked against the same field
+    (a constant prediction would otherwise tie with itself everywhere and read 0).
+
+    tolerance (space only): j counts when its dot product with true_i exceeds i's own by
+    more than this. 0 is the strict metric of `regression_metrics` (i's own dot product
+    is then read off the same matrix product, so an equal prediction ties exactly); the
+    analyses pass 1e-12 (`core.analysis.common.PROXIMITY_TOLERANCE`) because an
+    `own_pred` dot product is computed apart and may differ from an equal one in the last
+    bits. Time distances are exact differences and take no tolerance.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if kind == "space":
-        t, p = _as_latlon(true, "true"), _as_latlon(pred, "pred")
-    else:
-        t, p = _as_years(true, "true"), _as_years(pred, "pred")
-    if len(t) != len(p):
+    as_points = _as_latlon if kind == "space" else _as_years
+    t, p = as_points(true, "true"), as_points(pred, "pred")
+    mine = None if own_pred is None else as_points(own_pred, "own_pred")
+    if len(t) != len(p) or (mine is not None and len(mine) != len(p)):
         raise ValueError(f"true and pred have different lengths ({len(t)} vs {len(p)})")
     n = len(t)
+    idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
     if n < 2:
+        return np.full(len(idx), np.nan)
+    if kind == "space":
+        counts = _closer_counts_space(t, p, idx, mine, tolerance)
+    else:
+        counts = _closer_counts_time(t, p, idx, mine)
+    return counts / (n - 1)
+
+
+def proximity_error(
+    true: np.ndarray,
+    pred: np.ndarray,
+    kind: str,
+    *,
+    max_rows: int | None = None,
+    seed: int = 0,
+    tolerance: float = 0.0,
+) -> float:
+    """The mean of :func:`proximity_errors` over every entity (the paper's proximity
+    error of a split; strictly closer, 0 for perfect predictions, ~0.5 for noise).
+
+    max_rows: above this many entities the split is scored on a fixed subsample of
+    `max_rows` of them, drawn with `seed` (the comparison is O(n^2)): builds use
+    `MAX_PROXIMITY_ENTITIES`, analyses `core.analysis.common.MAX_PROXIMITY_ROWS`.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    as_points = _as_latlon if kind == "space" else _as_years
+    t, p = as_points(true, "true"), as_points(pred, "pred")
+    if len(t) != len(p):
+        raise ValueError(f"true and pred have different lengths ({len(t)} vs {len(p)})")
+    if len(t) < 2:
         return float("nan")
-    closer = _closer_counts_space(t, p) if kind == "space" else _closer_counts_time(t, p)
-    return float(np.mean(closer / (n - 1)))
+    if max_rows is not None and len(t) > max_rows:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(t), max_rows, replace=False))
+        t, p = t[keep], p[keep]
+    return float(np.mean(proximity_errors(t, p, kind, tolerance=tolerance)))
 
 
-def _closer_counts_space(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """For each i: #j with great-circle(pred_j, true_i) < great-circle(pred_i, true_i)."""
+def _closer_counts_space(
+    true: np.ndarray,
+    pred: np.ndarray,
+    rows: np.ndarray,
+    own_pred: np.ndarray | None,
+    tolerance: float,
+) -> np.ndarray:
+    """For each i in `rows`: #j != i with pred_j closer to true_i than i's own prediction."""
     n = len(true)
     t_vec = _unit_vectors(true[:, 0], true[:, 1])
     p_vec_t = np.ascontiguousarray(_unit_vectors(pred[:, 0], pred[:, 1]).T)  # [3, n]
-    counts = np.empty(n, dtype=np.int64)
+    mine = None if own_pred is None else _unit_vectors(own_pred[:, 0], own_pred[:, 1])
+    counts = np.empty(len(rows), dtype=np.int64)
     block = max(1, _BLOCK_ELEMENTS // n)
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        cos_sim = t_vec[start:stop] @ p_vec_t  # [b, n]: larger = closer
-        own = cos_sim[np.arange(stop - start), np.arange(start, stop)]
-        # strict: j == i is never counted (its value equals own exactly)
-        counts[start:stop] = np.count_nonzero(cos_sim > own[:, None], axis=1)
+    for start in range(0, len(rows), block):
+        idx = rows[start : start + block]
+        here = np.arange(len(idx))
+        cos_sim = t_vec[idx] @ p_vec_t  # [b, n]: larger = closer
+        # i's own: off the same product (an equal prediction ties exactly), or apart
+        own = cos_sim[here, idx] if mine is None else np.einsum("ij,ij->i", t_vec[idx], mine[idx])
+        closer = cos_sim > own[:, None] + tolerance
+        closer[here, idx] = False  # j == i is never counted
+        counts[start : start + len(idx)] = np.count_nonzero(closer, axis=1)
     return counts
 
 
@@ -128,24 +192,31 @@ def _first_true(
         lo[q] = np.where(ok, lo[q], mid + 1)
 
 
-def _closer_counts_time(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """For each i: #j with |pred_j - true_i| < |pred_i - true_i|, in O(n log n).
+def _closer_counts_time(
+    true: np.ndarray, pred: np.ndarray, rows: np.ndarray, own_pred: np.ndarray | None
+) -> np.ndarray:
+    """For each i in `rows`: #j != i with |pred_j - true_i| < |own_i - true_i|, in
+    O(n log n).
 
     Among sorted predictions, {j : fl(|p_j - t|) < r} is one contiguous run (floating
     subtraction is monotone), so two bisections with the exact test find its ends.
     """
     n = len(true)
-    radius = np.abs(pred - true)
+    t = true[rows]
+    radius = np.abs((pred if own_pred is None else own_pred)[rows] - t)
     p_sorted = np.sort(pred)
 
     def inside(k: np.ndarray, q: np.ndarray) -> np.ndarray:
-        return np.abs(p_sorted[k] - true[q]) < radius[q]
+        return np.abs(p_sorted[k] - t[q]) < radius[q]
 
     # first k with p_k >= t or inside  (left-side outsiders come before it)
-    lower = _first_true(lambda k, q: (p_sorted[k] >= true[q]) | inside(k, q), n, n)
+    lower = _first_true(lambda k, q: (p_sorted[k] >= t[q]) | inside(k, q), n, len(rows))
     # first k with p_k >= t and not inside  (the run of insiders ends before it)
-    upper = _first_true(lambda k, q: (p_sorted[k] >= true[q]) & ~inside(k, q), n, n)
-    return upper - lower
+    upper = _first_true(lambda k, q: (p_sorted[k] >= t[q]) & ~inside(k, q), n, len(rows))
+    counts = upper - lower
+    if own_pred is not None:  # i's own `pred` lies in the run when it beats `own_pred`
+        counts -= np.abs(pred[rows] - t) < radius
+    return counts
 
 
 def _safe_spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -167,6 +238,8 @@ def regression_metrics(
     y_pred: np.ndarray,
     target_names: tuple[str, ...],
     kind: str,
+    max_proximity_rows: int | None = None,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Metrics of one split.
 
@@ -174,7 +247,7 @@ def regression_metrics(
     ``r2_<t>``, ``spearman_<t>``, ``mae_<t>`` (target units: degrees or years).
     kind "space" (targets must include ``lat`` and ``lon``): ``km_mean``, ``km_median``
     (great-circle error) and ``proximity_error``. kind "time" (one target):
-    ``proximity_error``.
+    ``proximity_error``. `max_proximity_rows`, `seed`: :func:`proximity_error`'s cap.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -210,11 +283,15 @@ def regression_metrics(
         )
         out["km_mean"] = float(np.mean(km)) if len(km) else float("nan")
         out["km_median"] = float(np.median(km)) if len(km) else float("nan")
-        out["proximity_error"] = proximity_error(true_ll, pred_ll, "space")
+        out["proximity_error"] = proximity_error(
+            true_ll, pred_ll, "space", max_rows=max_proximity_rows, seed=seed
+        )
     else:
         if len(names) != 1:
             raise ValueError(f"time metrics need exactly one target, got {names}")
-        out["proximity_error"] = proximity_error(t[:, 0], p[:, 0], "time")
+        out["proximity_error"] = proximity_error(
+            t[:, 0], p[:, 0], "time", max_rows=max_proximity_rows, seed=seed
+        )
         # within eras: a few ancient entities can carry an R² (and a Spearman) alone
         for start in ERA_STARTS:
             recent = t[:, 0] >= start
@@ -242,12 +319,4 @@ def split_metrics(
 ) -> dict[str, float]:
     """regression_metrics, with the O(n^2) proximity error on a fixed, seeded subsample
     of at most `max_proximity_rows` rows (every other metric uses all rows)."""
-    y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
-    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
-    metrics = regression_metrics(y_true, y_pred, target_names, kind)
-    if len(y_true) > max_proximity_rows:
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(len(y_true), max_proximity_rows, replace=False))
-        sub = regression_metrics(y_true[rows], y_pred[rows], target_names, kind)
-        metrics["proximity_error"] = sub["proximity_error"]
-    return metrics
+    return regression_metrics(y_true, y_pred, target_names, kind, max_proximity_rows, seed)

@@ -8,21 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analysis.common import proximity_of_rows
 from core.analysis.controls import (
     constant_controls,
     layer_controls,
     shuffled_probe_predictions,
 )
-from core.analysis.holdout import block_holdout
+from core.analysis.holdout import hold_out_blocks
 from core.analysis.mlp import MAX_EXTENSIONS, WEIGHT_DECAYS, fit_mlp_probe, mlp_predictions
 from core.analysis.neurons import spearman_columns, top_neurons
 from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
-from core.analysis.transfer import cross_prompt_transfer
+from core.analysis.transfer import transfer_matrix
 from core.data.schema import EntityDataset
 from core.probe.baselines import mean_predictions as mean_baseline
 from core.probe.baselines import name_only_predictions
-from core.probe.metrics import proximity_error, regression_metrics
+from core.probe.metrics import proximity_errors, regression_metrics
 from core.probe.ridge import RidgeProbe
 
 SPACE = ("lat", "lon")
@@ -97,18 +96,6 @@ def test_name_only_baseline_reads_spelling_and_not_noise() -> None:
     assert set(rows["control"]) == {"mean", "name_only"} and (rows["layer"] == -1).all()
 
 
-def test_proximity_of_rows_matches_metric() -> None:
-    x, y, is_test = planted(n=200, noise=2.0)
-    pred = y + np.random.default_rng(1).normal(scale=20, size=y.shape)
-    per_row = proximity_of_rows(y, pred, np.arange(len(y)), SPACE, "space")
-    assert per_row.mean() == pytest.approx(proximity_error(y, pred, "space"), abs=1e-9)
-    years = y[:, 0]
-    per_row = proximity_of_rows(years, years + pred[:, 1] / 5, np.arange(len(y)), ("year",), "time")
-    assert per_row.mean() == pytest.approx(
-        proximity_error(years, years + pred[:, 1] / 5, "time"), abs=1e-9
-    )
-
-
 def test_block_holdout_linear_generalises_and_memorised_block_does_not() -> None:
     rng = np.random.default_rng(0)
     n, d = 600, 20
@@ -118,14 +105,15 @@ def test_block_holdout_linear_generalises_and_memorised_block_does_not() -> None
     is_test = rng.random(n) < 0.2
     # a truly linear code: generalises to unseen blocks
     x = (y - y.mean(0)) / y.std(0) @ rng.normal(size=(2, d)) + 0.01 * rng.normal(size=(n, d))
-    table, heldout = block_holdout(x, y, blocks, is_test, SPACE, "space")
+    out = hold_out_blocks(x, y, blocks, is_test, SPACE, "space")
+    table, heldout = out.table, out.heldout
     assert sorted(table["block"]) == ["A", "B", "C", "D"]
     assert (table["heldout_proximity"] < 0.05).all()
     assert np.isfinite(heldout).all()
     # block identity one-hot: the nominal probe is fine, held-out blocks collapse
     onehot = (blocks[:, None] == np.array(["A", "B", "C", "D"])[None, :]).astype(float)
     x2 = np.hstack([onehot, 0.01 * rng.normal(size=(n, d))])
-    table2, _ = block_holdout(x2, y, blocks, is_test, SPACE, "space")
+    table2 = hold_out_blocks(x2, y, blocks, is_test, SPACE, "space").table
     assert (table2["heldout_proximity"] > table2["nominal_proximity"]).all()
     assert (table2["heldout_proximity"] - table2["nominal_proximity"]).mean() > 0.3
     assert {"train_mean_lat", "train_mean_lon", "heldout_km_median"} <= set(table2.columns)
@@ -141,11 +129,11 @@ def test_block_holdout_nominal_scores_only_the_blocks_test_rows() -> None:
     x = rng.normal(size=(n, 4))
     # a "nominal" probe that memorised its training rows and guesses on test rows
     nominal = np.where(is_test[:, None], rng.uniform([-60, -170], [60, 170], (n, 2)), y)
-    table, _ = block_holdout(x, y, blocks, is_test, SPACE, "space", nominal_pred=nominal)
+    table = hold_out_blocks(x, y, blocks, is_test, SPACE, "space", nominal_pred=nominal).table
     for block in ("A", "B"):
         row = table.set_index("block").loc[block]
         rows = np.flatnonzero((blocks == block) & is_test)
-        expected = proximity_of_rows(y, nominal, rows, SPACE, "space").mean()
+        expected = proximity_errors(y, nominal, "space", rows=rows, tolerance=1e-12).mean()
         assert row["n_test"] == len(rows)
         assert row["nominal_proximity"] == pytest.approx(expected)
         assert row["nominal_proximity"] > 0.2  # guessing, not the memorised training rows
@@ -155,9 +143,10 @@ def test_cross_prompt_transfer() -> None:
     x, y, is_test = planted()
     rng = np.random.default_rng(5)
     rotated = x @ np.linalg.qr(rng.normal(size=(x.shape[1], x.shape[1])))[0]
-    table = cross_prompt_transfer(
+    table, pred = transfer_matrix(
         {"a": x, "a2": x * 1.0, "rot": rotated}, y, is_test, SPACE, "space", layer=2
     )
+    assert pred.shape == (3, 3, int(is_test.sum()), 2)
     m = table.set_index(["train_prompt", "apply_prompt"])["r2"]
     assert len(table) == 9
     assert m[("a", "a")] > 0.99 and m[("a", "a2")] > 0.99 and m[("rot", "rot")] > 0.99

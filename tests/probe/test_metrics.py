@@ -9,7 +9,13 @@ import pytest
 from sklearn.metrics import r2_score
 
 import core.probe.metrics as metrics
-from core.probe.metrics import EARTH_RADIUS_KM, haversine_km, proximity_error, regression_metrics
+from core.probe.metrics import (
+    EARTH_RADIUS_KM,
+    haversine_km,
+    proximity_error,
+    proximity_errors,
+    regression_metrics,
+)
 
 PARIS = (48.8566, 2.3522)  # (lat, lon)
 LONDON = (51.5074, -0.1278)
@@ -109,6 +115,49 @@ def test_proximity_error_matches_brute_force(monkeypatch):
     years, guess = years.round(-1), guess.round(-1)
     assert proximity_error(years, guess, "time") == pytest.approx(
         brute_force(years, guess, "time"), abs=1e-12
+    )
+
+
+def test_proximity_errors_per_entity_rows_and_own_prediction(monkeypatch):
+    """The one definition, per entity: its mean is the metric; `rows` picks entities
+    ranked against all n; `own_pred` swaps in i's own prediction only (brute force)."""
+    monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", 5000)  # force many row blocks
+    rng = np.random.default_rng(5)
+    n = 300
+    true = np.c_[rng.uniform(-80, 80, n), rng.uniform(-180, 180, n)]
+    pred = true + rng.normal(0, 15, (n, 2))
+    own = np.where(rng.random((n, 1)) < 0.5, true.mean(0), pred)  # a constant for half
+    years, guess = true[:, 0] * 10 + 1500, pred[:, 0] * 10 + 1500
+    own_years = own[:, 0] * 10 + 1500
+    rows = np.sort(rng.choice(n, 120, replace=False))
+    for kind, t, p, o in (("space", true, pred, own), ("time", years, guess, own_years)):
+        every = proximity_errors(t, p, kind)
+        assert every.mean() == pytest.approx(proximity_error(t, p, kind), abs=1e-12)
+        np.testing.assert_array_equal(proximity_errors(t, p, kind, rows=rows), every[rows])
+        got = proximity_errors(t, p, kind, rows=rows, own_pred=o, tolerance=1e-12)
+        expected = []
+        for i in rows:
+            if kind == "space":
+                dist = haversine_km(t[i, 0], t[i, 1], p[:, 0], p[:, 1])
+                mine = haversine_km(t[i, 0], t[i, 1], o[i, 0], o[i, 1])
+            else:
+                dist, mine = np.abs(p - t[i]), abs(o[i] - t[i])
+            closer = dist < mine - (1e-6 if kind == "space" else 0.0)
+            closer[i] = False
+            expected.append(closer.sum() / (n - 1))
+        np.testing.assert_allclose(got, expected, atol=1.5 / (n - 1))
+    assert np.isnan(proximity_errors(true[:1], pred[:1], "space")).all()
+
+
+def test_proximity_error_cap_scores_a_seeded_subsample():
+    rng = np.random.default_rng(6)
+    years = rng.uniform(1000, 2000, 500)
+    guess = years + rng.normal(0, 100, 500)
+    keep = np.sort(np.random.default_rng(0).choice(500, 200, replace=False))
+    capped = proximity_error(years, guess, "time", max_rows=200)
+    assert capped == proximity_error(years[keep], guess[keep], "time")
+    assert proximity_error(years, guess, "time", max_rows=500) == proximity_error(
+        years, guess, "time"
     )
 
 
