@@ -2,13 +2,15 @@
 
 The packages follow the data flow, each importing only the ones before it:
 
-    common/    cache paths, atomic writes and manifests, hashing, run configs (BuildConfig)
+    common/    cache paths, atomic writes and manifests, hashing, run configs (BuildConfig,
+               AnalysisConfig, SteerConfig)
     data/      EntityDataset: the offline datasets, the paper's CSVs, a user's CSV, prompts
     extract/   models by name, tokenising, the residual stream per block -> ActivationStore
     probe/     ridge per layer (numpy and torch solvers), metrics
     results/   ProbeResults, the build (dataset -> activations -> probes), the catalog of
                results, the shipped demo builds, the paper's published numbers
     analysis/  controls, block hold-out, prompt transfer, MLP probe, neurons
+    steer/     steering: pushes along a probe, scored on the answers; the demo runner
     viz/       plotly figures (maps, timelines, layer curves), map outlines served locally
     ui/        the dashboard's Streamlit-free logic: URL view state, live probing
     cli.py     ``python -m core``
@@ -35,7 +37,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs (kept equal by a test)
     from core.analysis.run import run_analysis
-    from core.common.config import BuildConfig, ProbeSpec
+    from core.common.config import AnalysisConfig, BuildConfig, ProbeSpec, SteerConfig
     from core.data.registry import dataset_table, load_dataset
     from core.data.schema import EntityDataset
     from core.extract.activations import last_token_activations
@@ -59,6 +61,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs (kept equal by a
 _API: dict[str, str] = {
     "BuildConfig": "core.common.config",
     "ProbeSpec": "core.common.config",
+    "AnalysisConfig": "core.common.config",
+    "SteerConfig": "core.common.config",
     "load_dataset": "core.data.registry",
     "dataset_table": "core.data.registry",
     "EntityDataset": "core.data.schema",
@@ -80,11 +84,13 @@ _API: dict[str, str] = {
     "predict_names": "core.ui.live",
 }
 __all__ = [
+    "AnalysisConfig",
     "BuildConfig",
     "EntityDataset",
     "ProbeResults",
     "ProbeSpec",
     "RidgeProbe",
+    "SteerConfig",
     "build",
     "dataset_table",
     "evaluate_steering",

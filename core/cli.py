@@ -18,12 +18,13 @@ The CLI prints; the library it calls logs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.common.cache import (
     ARTIFACT_KINDS,
@@ -34,36 +35,41 @@ from core.common.cache import (
     prune_shared,
     shared_files,
 )
-from core.common.config import BuildConfig, ProbeSpec
+from core.common.config import (
+    AnalysisConfig,
+    BuildConfig,
+    ProbeSpec,
+    SteerConfig,
+    parse_layers,
+)
 
 if TYPE_CHECKING:
     from core.results.probe_results import ProbeResults
 
 
-def _layers(text: str) -> tuple[int, ...]:
-    """'0,5,10' or '0-29' or '0-29:2'."""
-    out: list[int] = []
-    for part in text.split(","):
-        step = 1
-        if ":" in part:
-            part, step_text = part.split(":")
-            step = int(step_text)
-        if "-" in part:
-            lo, hi = part.split("-")
-            out.extend(range(int(lo), int(hi) + 1, step))
-        else:
-            out.append(int(part))
-    return tuple(sorted(set(out)))
+Config = TypeVar("Config", AnalysisConfig, SteerConfig)
 
 
-def _depths(text: str | None) -> tuple[float, ...] | None:
-    """'0,0.5,1' -> fractions of the depth in [0, 1]."""
-    if not text:
-        return None
-    depths = tuple(float(v) for v in text.split(","))
-    if any(not 0 <= d <= 1 for d in depths):
-        raise ValueError(f"--mlp-depths: each value must lie in [0, 1], got {text!r}")
-    return depths
+def _dest(config: type[Config], name: str) -> str:
+    return f"{config.__name__}.{name}"  # apart from the build's options (--layers)
+
+
+def _add_options(parser: argparse.ArgumentParser, config: type[Config]) -> None:
+    """One option per field of `config`, from the field's `option` metadata (flag, help,
+    argparse keywords) and its default: every field is an option and every option a field."""
+    for f in dataclasses.fields(config):
+        spec = dict(f.metadata["option"])
+        flag = spec.pop("flag")
+        if "action" not in spec and "choices" not in spec:  # argparse's own, not the dest's
+            spec.setdefault("metavar", flag.lstrip("-").upper().replace("-", "_"))
+        parser.add_argument(flag, dest=_dest(config, f.name), default=f.default, **spec)
+
+
+def _config_of(config: type[Config], args: argparse.Namespace) -> Config:
+    """The `config` that the options `_add_options` added describe."""
+    return config(
+        **{f.name: getattr(args, _dest(config, f.name)) for f in dataclasses.fields(config)}
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--layers",
-        type=_layers,
+        type=parse_layers,
         default=None,
         help="subset of layers, e.g. 0-29:2 or 5,10,15 (default: all)",
     )
@@ -181,42 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Build (or reuse) activations and probes, then run the research analyses "
         "and save them beside the results for the dashboard's Research page.",
     )
-    ana.add_argument(
-        "--group",
-        default=None,
-        help="block column for the hold-out (default: the paper's block for the dataset, "
-        "else its group column, then entity type)",
-    )
-    ana.add_argument(
-        "--transfer-prompts",
-        default="",
-        help="comma-separated other prompts for cross-prompt transfer, or 'all'",
-    )
-    ana.add_argument(
-        "--no-mlp", action="store_true", help="skip the MLP probe (the slowest analysis)"
-    )
-    ana.add_argument(
-        "--mlp-hidden",
-        type=int,
-        default=128,
-        help="MLP hidden units at the middle of the width grid (a quarter and four times "
-        "it are tried too, and the grid grows past an edge choice)",
-    )
-    ana.add_argument(
-        "--neurons", type=int, default=10, help="top neurons listed per layer and target"
-    )
-    ana.add_argument(
-        "--rows",
-        type=int,
-        default=None,
-        help="analyse only the first N entities (a seeded sample) of the build",
-    )
-    ana.add_argument(
-        "--mlp-depths",
-        default=None,
-        help="fit the MLP probe only at these fractions of the depth, e.g. 0,0.5,1 "
-        "(and at the chosen layer; default: every layer)",
-    )
+    _add_options(ana, AnalysisConfig)
 
     steer = sub.add_parser(
         "steer",
@@ -226,27 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         "the probe's direction (and a random one of the same norm) and score the model's "
         "greedy answer to a question; saved beside the results for the Research page.",
     )
-    steer.add_argument(
-        "--layer",
-        type=_layers,
-        default=None,
-        help="layers to push at, e.g. 7,15,22 (default: a quarter, half, three quarters deep)",
-    )
-    steer.add_argument("--n", type=int, default=200, help="test entities sampled per seed")
-    steer.add_argument(
-        "--strengths",
-        default="1,2,4,8",
-        help="multiples of the change that makes the probe read the target (1 is always run)",
-    )
-    steer.add_argument(
-        "--seeds",
-        default="0,1,2",
-        help="seeds (entity sample, partners, random directions), pooled; at least 3 for "
-        "the headline",
-    )
-    steer.add_argument(
-        "--question", default=None, help="question template with {name} (default: per dataset)"
-    )
+    _add_options(steer, SteerConfig)
 
     steer_report = sub.add_parser(
         "steer-report",
@@ -480,10 +431,10 @@ def baseline_lines(results: ProbeResults, root: Path) -> str:
     return "\n".join(lines)
 
 
-def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
+def _stage_bars() -> Callable[[str, int, int], None]:
+    """A progress callback that draws one tqdm bar per stage (a new one when a stage
+    starts again)."""
     from tqdm import tqdm
-
-    from core.analysis.build import analyze
 
     bars: dict[str, Any] = {}
 
@@ -495,23 +446,26 @@ def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> i
         if done >= total:
             bar.close()
 
-    prompts = [p for p in args.transfer_prompts.split(",") if p]
-    if prompts == ["all"]:
-        from core.data.registry import load_dataset
+    return progress
 
-        prompts = sorted(load_dataset(args.dataset, cache_root=root).prompts)
-    command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
+
+def _steer_bar() -> Callable[[int, int], None]:
+    bars = _stage_bars()
+    return lambda done, total: bars("steer", done, total)
+
+
+def _command(argv: Sequence[str]) -> str:
+    return "python -m core " + " ".join(shlex.quote(a) for a in argv)
+
+
+def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
+    from core.analysis.build import analyze
+
     analysis, results = analyze(
         build_config(args, root),
-        group_column=args.group,
-        transfer_prompts=prompts,
-        mlp=not args.no_mlp,
-        mlp_hidden=args.mlp_hidden,
-        k_neurons=args.neurons,
-        progress=progress,
-        command=command,
-        rows=args.rows,
-        mlp_depths=_depths(args.mlp_depths),
+        _config_of(AnalysisConfig, args),
+        progress=_stage_bars(),
+        command=_command(argv),
     )
     table = analysis.controls[analysis.controls["split"] == "test"].pivot_table(
         index="layer", columns="control", values="r2"
@@ -598,189 +552,31 @@ def _cmd_prepare(args: argparse.Namespace, root: Path) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, root: Path) -> int:
-    import time
+    from core.steer.demo import run_demo
 
-    from core.results.shipped import (
-        DEMO_ANALYSES,
-        SAMPLE_LIMITS,
-        demo_builds,
-        run_build,
-        shipped_names,
-        shipped_results,
-        superseded,
-        write_shipped_index,
+    run_demo(
+        root,
+        only=args.only,
+        keep_activations=args.keep_activations,
+        dry_run=args.dry_run,
+        analyses=not args.no_analyses,
+        say=lambda text: print(text, flush=True),
+        steer_progress=_steer_bar,
     )
-
-    builds = [b for b in demo_builds() if not args.only or args.only in b.command()]
-    built = []
-    for i, item in enumerate(builds, 1):
-        print(f"[{i}/{len(builds)}] {item.command()}", flush=True)
-        if args.dry_run:
-            continue
-        start = time.perf_counter()
-        analysed = (
-            not args.no_analyses
-            and not item.random_init
-            and any((a.model, a.dataset) == (item.model, item.dataset) for a in DEMO_ANALYSES)
-        )  # its analysis reads the activations, then deletes them
-        keep = args.keep_activations or (analysed and item.limit == SAMPLE_LIMITS.get(item.dataset))
-        results = run_build(item, root, keep_activations=keep)
-        built.append(results)
-        best = results.best_layer()
-        print(
-            f"    best layer {best} (train LOO): test R2 = {results.metric_at(best):.4f}, "
-            f"name-only {results.baseline('name_only'):.4f} "
-            f"({time.perf_counter() - start:.0f} s)",
-            flush=True,
-        )
-    if built:
-        # --only adds to the shipped list; a full run replaces it
-        # a rebuilt result (a control on its probe's rows) replaces the one it supersedes
-        kept = superseded(shipped_results(root), built) if args.only else []
-        index = write_shipped_index(root, [r.path for r in kept + built])
-        print(f"shipped list: {index}")
-    if args.dry_run or args.no_analyses:
-        return 0
-    from core.analysis.run import analysis_dir
-    from core.analysis.shipped import run_check_analysis, run_demo_analysis
-    from core.results.shipped import CHECK_SLICE
-
-    analyses = [
-        a
-        for a in DEMO_ANALYSES
-        if not args.only or args.only in f"--model {a.model} --dataset {a.dataset}"
-    ]
-    done = []
-    for i, job in enumerate(analyses, 1):
-        print(f"[analysis {i}/{len(analyses)}] {job.model} on {job.dataset}", flush=True)
-        start = time.perf_counter()
-        done.append(run_demo_analysis(job, root))
-        print(f"    {time.perf_counter() - start:.0f} s", flush=True)
-    model, dataset, limit = CHECK_SLICE
-    if not args.only or args.only in f"--model {model} --dataset {dataset} --limit {limit}":
-        print(f"[analysis] check slice: {model} on {limit} {dataset}", flush=True)
-        done.append(run_check_analysis(root))
-    if done:
-        listed = shipped_names(root, "analysis") if args.only else None
-        folders = [a.path for a in done] + [analysis_dir(root, n) for n in listed or ()]
-        print(f"shipped analyses: {write_shipped_index(root, folders, kind='analysis')}")
-    return _demo_steering(args, root)
-
-
-def _demo_steering(args: argparse.Namespace, root: Path) -> int:
-    """The shipped steering runs: `python -m core steer` at the pre-registered layer and a
-    quarter of the depth, at `STEERING_STRENGTHS`, with the shipped sample size, all seeds."""
-    from core.common.depth import layer_at_depth
-    from core.results.shipped import (
-        DEMO_STEERING,
-        SAMPLE_LIMITS,
-        STEERING_N,
-        STEERING_STRENGTHS,
-        shipped_names,
-        shipped_results,
-        write_shipped_index,
-    )
-    from core.steer.evaluate import headline_layer
-
-    probes = {
-        (r.model, r.dataset): r
-        for r in shipped_results(root)
-        if not r.manifest.get("spec", {}).get("random_init")
-        and r.probe_target == "latlon"
-        and r.manifest.get("spec", {}).get("limit") == SAMPLE_LIMITS.get(r.dataset)
-    }
-
-    folders = []
-    for model, dataset in DEMO_STEERING:
-        if args.only and args.only not in f"--model {model} --dataset {dataset}":
-            continue
-        argv = ["steer", "--model", model, "--dataset", dataset, "--n", str(STEERING_N)]
-        if (model, dataset) in probes:  # the full grid of cells takes hours on a CPU
-            res = probes[(model, dataset)]
-            layers = {layer_at_depth(res.layers, res.n_model_layers, 0.25), headline_layer(res)}
-            argv += ["--layer", ",".join(str(v) for v in sorted(layers))]
-            argv += ["--strengths", ",".join(f"{v:g}" for v in STEERING_STRENGTHS)]
-        if dataset in SAMPLE_LIMITS:
-            argv += ["--limit", str(SAMPLE_LIMITS[dataset])]
-        print(f"[steering] python -m core {' '.join(argv)}", flush=True)
-        folders.append(_run_steering(_parser().parse_args(argv), root, argv))
-    if folders:
-        listed = shipped_names(root, "steering") if args.only else None
-        folders += [root / "steering" / name for name in listed or ()]
-        print(f"shipped steering: {write_shipped_index(root, folders, kind='steering')}")
     return 0
 
 
 def _cmd_steer(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
-    _run_steering(args, root, argv)
+    from core.steer.build import describe_steering, run_steering
+
+    folder = run_steering(
+        build_config(args, root),
+        _config_of(SteerConfig, args),
+        progress=_steer_bar(),
+        command=_command(argv),
+    )
+    print(describe_steering(folder))
     return 0
-
-
-def _run_steering(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> Path:
-    from tqdm import tqdm
-
-    from core.common.cache import now_iso
-    from core.results.build import build, load_config_model
-    from core.steer.evaluate import evaluate_steering, save_steering, steering_dir
-
-    strengths = tuple(float(v) for v in args.strengths.split(",") if v)
-    if not strengths or any(v < 0 for v in strengths):
-        raise ValueError(f"--strengths: non-negative numbers, got {args.strengths!r}")
-    seeds = tuple(int(v) for v in args.seeds.split(",") if v)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: distinct integers, got {args.seeds!r}")
-    if args.question is not None and "{name}" not in args.question:
-        raise ValueError(f"--question must contain {{name}}, got {args.question!r}")
-    config = build_config(args, root)
-    loaded = load_config_model(config, root)
-    results = build(config, loaded=loaded)
-    prompt_text = str(results.manifest.get("prompt_text") or "")  # what the probes read
-    bar = tqdm(desc="steer", file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    summary, examples, facts = evaluate_steering(
-        loaded,
-        results,
-        prompt_text,
-        layers=args.layer,
-        strengths=strengths,
-        n=args.n,
-        seeds=seeds,
-        question=args.question,
-        progress=progress,
-    )
-    bar.close()
-    key = str(results.manifest["key"])
-    folder = save_steering(
-        steering_dir(root, key),
-        summary,
-        examples,
-        {
-            **facts,
-            "results_key": key,
-            "model": results.model,
-            "dataset": results.dataset,
-            "prompt": results.prompt,
-            "command": "python -m core " + " ".join(shlex.quote(a) for a in argv),
-            "created_at": now_iso(),
-        },
-    )
-    print(
-        f"{results.model} on {results.dataset}: {facts['n']} test entities x "
-        f"{len(seeds)} seeds, question {facts['question']!r}"
-    )
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    from core.steer.evaluate import load_steering
-    from core.steer.report import headline
-
-    run = load_steering(folder)
-    if run is not None:
-        print(headline(run))
-    print(f"steering: {folder}")
-    return folder
 
 
 def _cmd_steer_report(args: argparse.Namespace, root: Path) -> int:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import re
+from pathlib import Path
 
 import pytest
 
+from core import cli
 from core.cli import main
+from core.common.config import AnalysisConfig, SteerConfig
 
 
 def test_build_prints_table_and_best_layer(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -158,3 +162,78 @@ def test_build_prints_its_random_init_control_when_built(cache_root, capsys) -> 
     assert main(args) == 0
     out = capsys.readouterr().out
     assert re.search(r"^random-init control \(n=80\): test R2 -?\d+\.\d{4}$", out, re.M), out
+
+
+def test_docstring_lists_every_command() -> None:
+    listed = re.findall(r"^([a-z][a-z-]*) {2,}\S", cli.__doc__ or "", flags=re.M)
+    sub = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(listed) == sorted(sub.choices)
+
+
+def test_analyze_and_steer_options_are_their_configs() -> None:
+    """Each option of `analyze` and `steer` is a field of its config, default and all."""
+    parser = cli._parser()
+    args = parser.parse_args(["analyze", "--dataset", "x"])
+    assert cli._config_of(AnalysisConfig, args) == AnalysisConfig()
+    argv = ["analyze", "--dataset", "x", "--group", "country", "--transfer-prompts", "a,b"]
+    argv += ["--no-mlp", "--neurons", "3", "--rows", "50", "--mlp-depths", "0,1"]
+    args = parser.parse_args(argv)
+    assert cli._config_of(AnalysisConfig, args) == AnalysisConfig(
+        group_column="country",
+        transfer_prompts=("a", "b"),
+        mlp=False,
+        k_neurons=3,
+        rows=50,
+        mlp_depths=(0.0, 1.0),
+    )
+    args = parser.parse_args(["steer", "--dataset", "x"])
+    assert cli._config_of(SteerConfig, args) == SteerConfig()
+    argv = ["steer", "--dataset", "x", "--layers", "0-3", "--layer", "3,1", "--n", "9"]
+    args = parser.parse_args([*argv, "--strengths", "1,4", "--seeds", "5", "--question", "{name}?"])
+    assert cli._config_of(SteerConfig, args) == SteerConfig(
+        layers=(1, 3), n=9, strengths=(1.0, 4.0), seeds=(5,), question="{name}?"
+    )
+    assert args.layers == (0, 1, 2, 3)  # the build's --layers stays its own
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["steer", "--dataset", "x", "--seeds", "1,1"], "--seeds: distinct integers"),
+        (["steer", "--dataset", "x", "--question", "where?"], "must contain {name}"),
+        (["steer", "--dataset", "x", "--strengths", "-1"], "--strengths: non-negative"),
+        (["analyze", "--dataset", "x", "--mlp-depths", "2"], "must lie in [0, 1]"),
+    ],
+)
+def test_bad_options_are_clear_errors(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--cache-root", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_demo_dry_run_lists_the_shipped_builds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.results.shipped import demo_builds
+
+    assert main(["--cache-root", str(tmp_path), "demo", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    builds = demo_builds()
+    assert lines == [f"[{i}/{len(builds)}] {b.command()}" for i, b in enumerate(builds, 1)]
+    assert not (tmp_path / "results").exists()
+
+
+def test_steer_saves_its_config_beside_the_results(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    from core.common.cache import list_artifacts
+
+    argv = ["--cache-root", str(cache_root), "steer", "--model", "tiny-llama"]
+    argv += ["--dataset", "world_capitals", "--limit", "80", "--n", "4", "--seeds", "0"]
+    assert main([*argv, "--strengths", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "4 test entities x 1 seeds" in out and "steering: " in out
+    ((results_folder, _),) = list_artifacts(cache_root, "results")
+    ((folder, manifest),) = list_artifacts(cache_root, "steering")
+    assert folder.name == results_folder.name  # keyed by the results key
+    assert manifest["config"] == SteerConfig(n=4, strengths=(1.0,), seeds=(0,)).to_dict()
+    assert manifest["command"].startswith("python -m core --cache-root")

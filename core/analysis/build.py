@@ -13,7 +13,7 @@ from typing import Any
 
 from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
 from core.common.cache import MANIFEST, CacheError, artifact_dir, default_cache_root
-from core.common.config import ActivationSpec, BuildConfig
+from core.common.config import ActivationSpec, AnalysisConfig, BuildConfig
 from core.common.depth import layer_at_depth
 from core.data.registry import load_dataset
 from core.data.schema import EntityDataset
@@ -29,27 +29,27 @@ StageProgress = Callable[[str, int, int], None]
 
 def analyze(
     config: BuildConfig,
-    group_column: str | None = None,
-    transfer_prompts: Sequence[str] = (),
-    mlp: bool = True,
-    mlp_hidden: int = 128,
-    k_neurons: int = 10,
+    options: AnalysisConfig | None = None,
+    *,
     progress: StageProgress | None = None,
     command: str = "",
-    rows: int | None = None,
-    mlp_depths: Sequence[float] | None = None,
 ) -> tuple[AnalysisResults, ProbeResults]:
-    """Analyses of the build `config` (its prompt and every transfer prompt), saved beside
-    its probe results.
+    """Analyses of the build `config` (its prompt and every transfer prompt) with the
+    `options` (default `AnalysisConfig()`), saved beside its probe results.
 
     `config.layers` restricts the activations (and so the results key) exactly as
-    ``python -m core build --layers`` does. `rows`: analyse only the build's first `rows`
-    entities (datasets are stored in a seeded shuffled order, so this is a seeded
-    sample); the other prompts are then built on that sample only. `mlp_layers`: where
-    the MLP probe is fitted, as fractions of the depth (default: every layer); the layer the
-    results chose is always among them.
+    ``python -m core build --layers`` does. `options.rows`: analyse only the build's first
+    `rows` entities (datasets are stored in a seeded shuffled order, so this is a seeded
+    sample); the other prompts (`options.transfer_prompts`, ("all",): every prompt of the
+    dataset) are then built on that sample only. `options.mlp_depths`: where the MLP probe
+    is fitted, as fractions of the depth (default: every layer); the layer the results
+    chose is always among them. The manifest records `options` with these resolved (the
+    prompts, the MLP probe's layers).
     """
     from core.results.build import build, load_config_model
+
+    options = options or AnalysisConfig()
+    group_column, rows = options.group_column, options.rows
 
     root = Path(config.cache_root) if config.cache_root else default_cache_root()
     if isinstance(config.dataset, str):
@@ -66,6 +66,9 @@ def analyze(
         raise ValueError(
             f"dataset {data.name!r} has no column {group_column!r}; grouping columns: {columns}"
         )
+    transfer_prompts = options.transfer_prompts
+    if transfer_prompts == ("all",):
+        transfer_prompts = tuple(sorted(data.prompts))
     for p in transfer_prompts:
         data.prompt_text(p)  # fail early on an unknown prompt
     loaded = load_config_model(config, root)
@@ -104,19 +107,22 @@ def analyze(
     except ModelError as exc:
         log.warning("%s; ranking residual-stream dimensions instead", exc)
         neurons = None
+    mlp_layers = options.mlp_layers
+    if options.mlp_depths is not None:
+        picked = depth_layers(store.layers, options.mlp_depths, results)
+        mlp_layers = tuple(sorted({*picked, *(mlp_layers or ())}))
+    resolved = dataclasses.replace(
+        options, transfer_prompts=transfer_prompts, mlp_layers=mlp_layers
+    )
     analysis = run_analysis(
         (lambda layer: store.layer(layer)[:n_rows]) if n_rows < len(data.frame) else store.layer,
         store.layers,
         sample,
-        group_column=group_column,
+        resolved,
         other_prompts=others,
         prompt=main_prompt,
-        mlp=mlp,
-        mlp_hidden=mlp_hidden,
-        k_neurons=k_neurons,
         progress=progress,
         neuron_activations=neurons,
-        mlp_layers=None if mlp_depths is None else depth_layers(store.layers, mlp_depths, results),
     )
     key = str(results.manifest["key"])
     analysis.save(

@@ -3,7 +3,8 @@
 Folder layout (``<cache_root>/analysis/<results key>/``, the key of the ordinary
 probe results of the same model, dataset, prompt and limit)::
 
-    manifest.json        options, layers, group column, prompts, checksums, command
+    manifest.json        config (AnalysisConfig), options, layers, group column, prompts,
+                         checksums, command
     controls.parquet     layer, control, split, n, r2, proximity_error, alpha, ... (layer
                          -1: layer-independent controls: train mean, name-only; alpha is
                          the ridge penalty on probe rows, the chosen weight decay on mlp rows)
@@ -55,6 +56,7 @@ from core.common.cache import (
     verify_files,
     write_manifest,
 )
+from core.common.config import AnalysisConfig
 from core.data.schema import EntityDataset
 from core.results.probe_results import best_layer_of
 
@@ -233,37 +235,37 @@ def run_analysis(
     activations: LayerSource,
     layers: Sequence[int],
     dataset: EntityDataset,
-    group_column: str | None = None,
-    holdout_layers: Sequence[int] | None = None,
+    config: AnalysisConfig | None = None,
+    *,
     other_prompts: Mapping[str, LayerSource] | None = None,
     prompt: str = "",
-    mlp: bool = True,
-    mlp_hidden: int = 128,
-    k_neurons: int = 10,
-    seed: int = 0,
-    progress: Progress | None = None,
     neuron_activations: LayerSource | None = None,
-    mlp_cv: str = "reference",
-    mlp_layers: Sequence[int] | None = None,
+    progress: Progress | None = None,
 ) -> AnalysisResults:
-    """Every analysis on one dataset's activations (`activations(layer)` -> [n, d]).
+    """Every analysis on one dataset's activations (`activations(layer)` -> [n, d]), with
+    the options of `config` (default `AnalysisConfig()`; recorded in the manifest's
+    "config").
 
-    holdout_layers: layers for the block hold-out and prompt transfer (default: the
-    layer where the ordinary probe's training leave-one-out R² is best). other_prompts: prompt ->
-    activation source of the same entities under another prompt (for transfer).
-    neuron_activations: layer -> [n, d_mlp] MLP hidden activations of the same entities
+    config.holdout_layers: layers for the block hold-out and prompt transfer (default:
+    the layer where the ordinary probe's training leave-one-out R² is best).
+    config.group_column: the block column (default: `holdout_columns`).
+    config.mlp_cv: "reference" chooses the MLP probe's weight decay and width once, by
+    inner CV on the training rows of the layer with the best ridge training LOO R² (a
+    coordinate search on log grids that starts at widths mlp_hidden / 4, mlp_hidden,
+    4 mlp_hidden and extends a grid whose edge is chosen, `core.analysis.mlp`), and
+    reuses them at every layer; "every_layer" runs that search at each layer (slow).
+    config.mlp_layers: the layers the MLP probe is fitted at (default: every layer); the
+    reference layer is always among them. (`rows`, `transfer_prompts` and `mlp_depths`
+    are read by `core.analysis.build.analyze`, which prepares these arguments.)
+
+    other_prompts: prompt -> activation source of the same entities under another prompt
+    (for transfer; `prompt` names the main one). neuron_activations: layer -> [n, d_mlp]
+    MLP hidden activations of the same entities
     (``core.extract.mlp_hidden.MlpHiddenSource``); the neurons are then MLP neurons
     (basis "mlp"), else residual-stream dimensions of `activations` (basis "residual").
-    mlp_cv: "reference" chooses the MLP probe's weight decay and width once, by inner CV on
-    the training rows of the layer with the best ridge training LOO R² (a coordinate search
-    on log grids that starts at widths mlp_hidden / 4, mlp_hidden, 4 mlp_hidden and extends
-    a grid whose edge is chosen, `core.analysis.mlp`), and reuses them at every layer;
-    "every_layer" runs that search at each layer (slow).
-    mlp_layers: the layers the MLP probe is fitted at (default: every layer); the
-    reference layer is always among them.
     """
-    if mlp_cv not in ("reference", "every_layer"):
-        raise ValueError(f"mlp_cv must be 'reference' or 'every_layer', got {mlp_cv!r}")
+    config = config or AnalysisConfig()
+    seed, mlp_hidden, mlp_layers = config.seed, config.mlp_hidden, config.mlp_layers
     y = dataset.targets()
     is_test = dataset.is_test()
     names = dataset.target_names
@@ -284,7 +286,9 @@ def run_analysis(
                 f"layer {layer}: {len(units)} rows of neuron activations, {len(y)} entities"
             )
         # ranked on training rows only
-        table = top_neurons(units[~is_test], y[~is_test], names, layer, k_neurons, basis=basis)
+        table = top_neurons(
+            units[~is_test], y[~is_test], names, layer, config.k_neurons, basis=basis
+        )
         neuron_tables.append(table)
         neuron_acts.append(units[:, table["neuron"].to_numpy()].T)
         if progress:
@@ -294,7 +298,7 @@ def run_analysis(
     mlp_preds: list[np.ndarray] = []
     fitted: list[int] = []
     widths = (max(1, mlp_hidden // 4), mlp_hidden, mlp_hidden * 4)
-    if mlp and len(layers):
+    if config.mlp and len(layers):
         # The weight decay and width are chosen by inner CV on the training rows of one
         # reference layer (the ridge's best training LOO layer) and reused at every layer:
         # a search per layer (~20 fits) would take hours on a CPU for a 30-layer model.
@@ -319,7 +323,7 @@ def run_analysis(
                 fit = tuned
             else:
                 x = np.asarray(activations(layer), dtype=np.float64)
-                every = mlp_cv == "every_layer"
+                every = config.mlp_cv == "every_layer"
                 fit = fit_mlp_probe(
                     x,
                     y,
@@ -345,9 +349,12 @@ def run_analysis(
             if progress:
                 progress("mlp", i + 1, len(fitted))
     controls = pd.DataFrame(control_rows)
-    if holdout_layers is None:
-        holdout_layers = best_train_layer(controls)
-    columns = holdout_columns(dataset, group_column)
+    holdout_layers = (
+        best_train_layer(controls)
+        if config.holdout_layers is None
+        else [int(v) for v in config.holdout_layers]
+    )
+    columns = holdout_columns(dataset, config.group_column)
     references = (
         block_references(texts, y, {c: dataset.frame[c] for c in columns}, is_test)
         if holdout_layers and columns
@@ -437,15 +444,17 @@ def run_analysis(
             "dataset_hash": dataset.content_hash,
             "neuron_basis": basis,
             **mlp_info,
-            "options": {
-                "mlp": mlp,
+            "config": config.to_dict(),
+            "options": {  # the MLP search's fixed grids (and, as analyses before "config"
+                # recorded them, the options that are also in "config")
+                "mlp": config.mlp,
                 "mlp_hidden": mlp_hidden,
                 "mlp_weight_decays": list(WEIGHT_DECAYS),
                 "mlp_max_extensions": MAX_EXTENSIONS,
                 "mlp_folds": FOLDS,
-                "mlp_cv": mlp_cv,
+                "mlp_cv": config.mlp_cv,
                 "mlp_layers": None if mlp_layers is None else [int(v) for v in mlp_layers],
-                "k_neurons": k_neurons,
+                "k_neurons": config.k_neurons,
                 "seed": seed,
             },
         },

@@ -8,7 +8,7 @@ from pathlib import Path
 from core.analysis.build import analyze
 from core.analysis.run import AnalysisResults, analyze_command
 from core.common.cache import artifact_dir
-from core.common.config import BuildConfig
+from core.common.config import AnalysisConfig, BuildConfig
 from core.data.registry import load_dataset
 from core.results.shipped import (
     ANALYSIS_MLP_DEPTHS,
@@ -47,10 +47,12 @@ def run_demo_analysis(item: DemoAnalysis, cache_root: Path) -> AnalysisResults:
     before = {kind: _folders(root, kind) for kind in ("activations", "results")}
     analysis, results = analyze(
         BuildConfig(item.model, item.dataset, limit=limit, cache_root=root),
-        transfer_prompts=prompts,
-        rows=rows,
-        mlp_depths=None if small else ANALYSIS_MLP_DEPTHS,
-        k_neurons=10 if small else ANALYSIS_NEURONS,
+        AnalysisConfig(
+            transfer_prompts=tuple(prompts),
+            rows=rows,
+            mlp_depths=None if small else ANALYSIS_MLP_DEPTHS,
+            k_neurons=10 if small else ANALYSIS_NEURONS,
+        ),
         command=command,
     )
     keep = {str(results.manifest["key"])}
@@ -74,8 +76,7 @@ def run_check_analysis(cache_root: Path) -> AnalysisResults:
     )
     analysis, results = analyze(
         BuildConfig(model, dataset, limit=limit, cache_root=Path(cache_root)),
-        mlp_depths=ANALYSIS_MLP_DEPTHS,
-        k_neurons=ANALYSIS_NEURONS,
+        AnalysisConfig(mlp_depths=ANALYSIS_MLP_DEPTHS, k_neurons=ANALYSIS_NEURONS),
         command=command,
     )
     key = results.manifest.get("activation_key")

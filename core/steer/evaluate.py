@@ -37,6 +37,7 @@ from core.common.cache import (
     verify_files,
     write_manifest,
 )
+from core.common.config import SteerConfig
 from core.common.depth import layer_at_depth
 from core.extract.models import LoadedModel
 from core.results.probe_results import ProbeResults, best_layer_of
@@ -47,10 +48,8 @@ from core.steer.run import DIRECTIONS, question_for, steer_batched, untouched_ac
 log = logging.getLogger(__name__)
 
 ARTIFACT = "steering"
-STRENGTHS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 DEPTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 MIN_YEARS = 100.0
-SEEDS: tuple[int, ...] = (0, 1, 2)
 RANDOM_SEED_STRIDE = 1_000_003  # a seed's random directions: stride * seed + batch offset
 SUMMARY = "summary.parquet"
 EXAMPLES = "examples.parquet"
@@ -179,15 +178,17 @@ def evaluate_steering(
     loaded: LoadedModel,
     results: ProbeResults,
     prompt_text: str,
-    layers: Sequence[int] | None = None,
-    strengths: Sequence[float] = STRENGTHS,
-    n: int = 200,
-    seeds: Sequence[int] = SEEDS,
-    question: str | None = None,
+    config: SteerConfig | None = None,
+    *,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """(summary, examples, facts) of pushing seeded samples of test entities along each
-    layer's probe; the pre-registered layer and strength 1 are always among the cells."""
+    """(summary, examples, facts) of pushing seeded samples of `config.n` test entities
+    (one sample per seed of `config.seeds`) along the probe of each of `config.layers`
+    (default: a quarter, half and three quarters deep) at each of `config.strengths`;
+    the pre-registered layer and strength 1 are always among the cells. `facts` (the
+    manifest's) records `config` (default `SteerConfig()`) under "config"."""
+    config = config or SteerConfig()
+    n, seeds = config.n, config.seeds
     entities = results.entities
     kind = results.kind
     info = results.manifest.get("dataset_info") or {}
@@ -197,21 +198,19 @@ def evaluate_steering(
             f"{results.dataset}: no country, state, borough or group column to read "
             "a steered answer against"
         )
-    if not seeds:
-        raise ValueError("at least one seed")
     reader = PlaceReader(entities[group]) if group else None
     continents = (
         ContinentReader(entities) if group == "country" and "continent" in entities else None
     )
-    question = question or question_for(results.dataset, kind)
+    question = config.question or question_for(results.dataset, kind)
     head = headline_layer(results)
-    layers = (
+    layers: list[int] = (
         default_layers(list(results.layers), results.n_model_layers)
-        if layers is None
-        else [int(v) for v in layers]
+        if config.layers is None
+        else [int(v) for v in config.layers]
     )
     layers = sorted({*layers, head})
-    strengths = sorted({float(s) for s in strengths if s != 0} | {HEADLINE_STRENGTH})
+    strengths = sorted({float(s) for s in config.strengths if s != 0} | {HEADLINE_STRENGTH})
     runs = _runs(layers, strengths, head)
     y = entities[list(results.target_names)].to_numpy(np.float64)
     names_all = entities["name"].to_numpy().astype(str)
@@ -281,6 +280,7 @@ def evaluate_steering(
             )
     examples = pd.concat(frames, ignore_index=True)
     facts = {
+        "config": config.to_dict(),
         "protocol": PROTOCOL,
         "rule": RULE,
         "question": question,

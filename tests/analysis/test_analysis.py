@@ -18,6 +18,7 @@ from core.analysis.mlp import MAX_EXTENSIONS, WEIGHT_DECAYS, fit_mlp_probe, mlp_
 from core.analysis.neurons import spearman_columns, top_neurons
 from core.analysis.run import AnalysisResults, analysis_dir, run_analysis
 from core.analysis.transfer import transfer_matrix
+from core.common.config import AnalysisConfig
 from core.data.schema import EntityDataset
 from core.probe.baselines import mean_predictions as mean_baseline
 from core.probe.baselines import name_only_predictions
@@ -251,11 +252,9 @@ def test_run_analysis_saves_and_loads(tmp_path: Path) -> None:
         layers.__getitem__,
         [0, 1],
         ds,
+        AnalysisConfig(mlp=True, mlp_hidden=16, k_neurons=3),
         other_prompts={"other": lambda layer: layers[layer] * 2.0},
         prompt="empty",
-        mlp=True,
-        mlp_hidden=16,
-        k_neurons=3,
         progress=lambda *a: seen.append(a),
     )
     assert res.holdout_layers == [1]  # the planted layer is the best one
@@ -286,6 +285,12 @@ def test_run_analysis_saves_and_loads(tmp_path: Path) -> None:
     assert res.transfer_pred is not None and res.transfer_pred.shape == (1, 2, 2, n_test, 2)
     assert res.prompts == ["empty", "other"]
     back = AnalysisResults.load(folder, verify=True)
+    # the options, recorded JSON-safe
+    assert back.manifest["config"] == {
+        **AnalysisConfig().to_dict(),
+        "mlp_hidden": 16,
+        "k_neurons": 3,
+    }
     pd.testing.assert_frame_equal(back.controls, res.controls)
     np.testing.assert_allclose(back.heldout_pred, res.heldout_pred, rtol=1e-6)
     for name in ("holdout_errors", "heldout_ref_pred", "mlp_pred", "ridge_pred", "transfer_pred"):
@@ -358,8 +363,7 @@ def test_run_analysis_ranks_mlp_neurons_when_given() -> None:
         {0: x}.__getitem__,
         [0],
         ds,
-        mlp=False,
-        k_neurons=2,
+        AnalysisConfig(mlp=False, k_neurons=2),
         neuron_activations={0: hidden}.__getitem__,
     )
     assert (res.neurons["basis"] == "mlp").all() and res.manifest["neuron_basis"] == "mlp"
@@ -369,7 +373,11 @@ def test_run_analysis_ranks_mlp_neurons_when_given() -> None:
     np.testing.assert_array_equal(res.neuron_acts[0], hidden[:, 29])
     with pytest.raises(ValueError, match="rows of neuron activations"):
         run_analysis(
-            {0: x}.__getitem__, [0], ds, mlp=False, neuron_activations=lambda _: hidden[:10]
+            {0: x}.__getitem__,
+            [0],
+            ds,
+            AnalysisConfig(mlp=False),
+            neuron_activations=lambda _: hidden[:10],
         )
 
 
@@ -384,7 +392,8 @@ def test_analyze_reads_mlp_neurons_of_the_loaded_model(
     from tests.support.tiny import tiny_model  # "tiny-llama" of load_model, seed 0
 
     analysis, _ = analyze(
-        BuildConfig("tiny-llama", places, cache_root=tmp_path), mlp=False, k_neurons=3
+        BuildConfig("tiny-llama", places, cache_root=tmp_path),
+        AnalysisConfig(mlp=False, k_neurons=3),
     )
     neurons = analysis.neurons
     assert analysis.manifest["neuron_basis"] == "mlp" and (neurons["basis"] == "mlp").all()
@@ -414,6 +423,6 @@ def test_analyze_rebuilds_activations_that_shipped_results_dropped(
     results = build(config)
     folder = artifact_dir(tmp_path, "activations", results.manifest["activation_key"])
     shutil.rmtree(folder)
-    analysis, again = analyze(config, mlp=False, k_neurons=2)
+    analysis, again = analyze(config, AnalysisConfig(mlp=False, k_neurons=2))
     assert again.manifest["key"] == results.manifest["key"]
     assert (folder / "manifest.json").is_file() and len(analysis.controls) > 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.common.config import SteerConfig
 from core.results.probe_results import ProbeResults
 from core.steer.evaluate import evaluate_steering, save_steering, steering_dir
 from tests.app.conftest import make_app
@@ -25,7 +26,7 @@ def research_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synthetic_analysis(root, world)
     # a real steering run of the stand-in model on the synthetic world results
     summary, examples, facts = evaluate_steering(
-        tiny_model(n_layers=4, d_model=16), world, "", strengths=(1.0, 4.0), n=6
+        tiny_model(n_layers=4, d_model=16), world, "", SteerConfig(strengths=(1.0, 4.0), n=6)
     )
     save_steering(
         steering_dir(root, WORLD), summary, examples, {**facts, "command": "python -m core steer"}

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from core.common.config import BuildConfig
+from core.common.config import BuildConfig, SteerConfig
 from core.results.build import build
 from core.steer.answers import PlaceReader, read_year
 from core.steer.evaluate import (
@@ -100,16 +100,19 @@ def test_evaluation_table_and_round_trip(tiny, places, cache_root) -> None:  # t
         tiny,
         results,
         "",
-        layers=[other],
-        strengths=(2.0,),
-        n=8,
-        seeds=(0, 1, 2),
-        question="{name} is in",
+        SteerConfig(layers=(other,), strengths=(2.0,), n=8, question="{name} is in"),
     )
     # the pre-registered layer and strength 1 join the cells asked for
     assert facts["layers"] == sorted({other, head}) and facts["strengths"] == [1.0, 2.0]
     assert facts["headline_layer"] == head and facts["protocol"] == PROTOCOL
     assert facts["seeds"] == [0, 1, 2] and facts["n"] == 8 and facts["test_only"]
+    assert facts["config"] == {
+        "layers": [other],
+        "n": 8,
+        "strengths": [2.0],
+        "seeds": [0, 1, 2],
+        "question": "{name} is in",
+    }
     # pooled: 3 seeds x 8 pushes per cell
     assert (summary["n"] == 24).all() and (summary["seeds"] == 3).all()
     assert list(summary["direction"][:1]) == ["none"]

@@ -278,6 +278,7 @@ def synthetic_analysis(
     so the probes recover the synthetic results; analyses then run as for real ones.
     """
     from core.analysis.run import analysis_dir, run_analysis
+    from core.common.config import AnalysisConfig
     from core.data.schema import EntityDataset
 
     rng = np.random.default_rng(seed)
@@ -302,11 +303,9 @@ def synthetic_analysis(
         acts.__getitem__,
         [int(v) for v in results.layers],
         data,
+        AnalysisConfig(mlp_hidden=16, k_neurons=5, seed=seed),
         other_prompts=other,
         prompt=results.prompt,
-        mlp_hidden=16,
-        k_neurons=5,
-        seed=seed,
     )
     key = results.path.name if results.path else str(results.manifest["key"])
     return analysis.save(
