@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.analysis.run import ARRAYS, OPTIONAL_ARRAYS, TABLES, AnalysisResults, analysis_dir
+from core.analysis.reproduce import compare_analyses
+from core.analysis.run import AnalysisResults, analysis_dir
 from core.common.cache import default_cache_root
-from core.results.reproduce import compare_arrays, compare_frames
 from core.results.shipped import (
     CHECK_SLICE,
     DEMO_ANALYSES,
@@ -56,10 +56,5 @@ def test_check_slice_analysis_reproduces_shipped_numbers(cache_root: Path) -> No
     rerun_recorded(shipped.manifest, cache_root, env=ONE_THREAD)
     assert shipped.path is not None
     rebuilt = AnalysisResults.load(analysis_dir(cache_root, shipped.path.name))
-    problems: list[str] = []
-    for table in TABLES:
-        problems += compare_frames(getattr(rebuilt, table), getattr(shipped, table), table)
-    for array in ARRAYS + OPTIONAL_ARRAYS:
-        if getattr(shipped, array) is not None or getattr(rebuilt, array) is not None:
-            problems += compare_arrays(getattr(rebuilt, array), getattr(shipped, array), array)
+    problems = compare_analyses(rebuilt, shipped)
     assert problems == []

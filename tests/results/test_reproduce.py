@@ -64,3 +64,42 @@ def test_r2_drift_just_inside_and_outside_the_bound(shipped: ProbeResults) -> No
     assert compare_frames(flags, flags.copy(), "controls") == []  # missing equals missing
     relabelled = table.assign(split=table["split"].where(table["layer"] != 0, "other"))
     assert compare_frames(relabelled, table, "metrics")[0].startswith("metrics.split")
+
+
+def test_a_huge_negative_r2_is_held_to_a_relative_bound() -> None:
+    import pandas as pd
+
+    shipped = pd.DataFrame({"heldout_r2": [-2020.57, -0.5]})
+    drift = pd.DataFrame({"heldout_r2": [-2020.60, -0.5]})  # measured AMD vs Intel
+    assert compare_frames(drift, shipped, "holdout") == []
+    near_zero = pd.DataFrame({"heldout_r2": [-2020.57, -0.51]})
+    assert compare_frames(near_zero, shipped, "holdout") != []
+
+
+def test_the_mlp_is_compared_by_r2_within_its_looser_bound() -> None:
+    from core.results.reproduce import MLP_TOLERANCE, compare_r2
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(0, 10, (300, 2))
+    shipped = (y + rng.normal(0, 7, y.shape))[None]
+    # single predictions move a lot, the fit's R² a little: inside
+    moved = shipped.copy()
+    moved[0, :5] += 14.0
+    assert compare_r2(moved, shipped, y, "mlp") == []
+    # a worse fit (R² down by ~0.2) is outside
+    worse = shipped + rng.normal(0, 6, shipped.shape)
+    assert compare_r2(worse, shipped, y, "mlp") != []
+    assert MLP_TOLERANCE.r2 > TOLERANCE.r2
+
+
+def test_per_entity_rank_statistics_may_move_one_step() -> None:
+    from core.results.reproduce import compare_arrays
+
+    shipped = np.random.default_rng(1).uniform(0, 1, (2, 400))
+    one_step = shipped.copy()
+    one_step[0, 7] += 1 / 399
+    assert compare_arrays(one_step, shipped, "errors", kind="rank") == []
+    assert compare_arrays(one_step, shipped, "errors") != []  # not as a prediction
+    two_percent = shipped.copy()
+    two_percent[1, 3] += 0.02
+    assert compare_arrays(two_percent, shipped, "errors", kind="rank") != []
