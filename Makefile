@@ -52,7 +52,7 @@ install-dev: $(VENV)/.installed-dev
 # The shipped maps need no model, so the dashboard serves at once while the embedded
 # models convert in the background (a live probe meanwhile waits for that conversion).
 run: install
-	$(PY) -m core prepare --model smollm2-135m --model gemma3-270m > $(VENV)/prepare.log 2>&1 &
+	$(PY) -m core prepare --model smollm2-135m --model gemma3-270m --model qwen2.5-coder-0.5b --model qwen2.5-coder-1.5b > $(VENV)/prepare.log 2>&1 &
 	$(PY) -m streamlit run dashboard.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 lint: install-dev

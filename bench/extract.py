@@ -238,7 +238,7 @@ def worker(args: argparse.Namespace) -> None:
         from core.extract.models import load_model
 
         torch.set_num_threads(args.threads or torch.get_num_threads())
-        loaded = load_model(args.model, device="cpu")
+        loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     n_tokens = sum(len(t) for t in loaded.tokenizer(names)["input_ids"])
     if args.gpu and args.device.startswith("cuda"):
         # the peak reported is the extraction's (weights included), not the float32
@@ -289,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-tokens", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        help="CPU compute dtype of both methods: float32 (what builds use on a CPU) or "
+        "bfloat16 (`build --dtype bfloat16`; fast where the CPU has bf16 matrix units)",
+    )
     parser.add_argument(
         "--shape",
         choices=sorted(SHAPES),
@@ -341,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             str(args.batch_tokens),
             "--batch-size",
             str(args.batch_size),
+            "--dtype",
+            args.dtype,
         ]
         cmd += ["--n", str(args.n)] if args.n else []
         cmd += ["--gpu", "--shape", args.shape, "--device", args.device] if args.gpu else []
@@ -363,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         if on_cuda
         else f"CPU ({os.cpu_count()} cores)"
     )
-    what = args.model if not args.gpu else f"Llama-2-{args.shape}-shaped random bf16"
+    what = f"{args.model} ({args.dtype})"
+    if args.gpu:
+        what = f"Llama-2-{args.shape}-shaped random bf16"
     print(f"extraction, {what} on {where}")
     for method, r in results.items():
         extra = (

@@ -9,7 +9,7 @@ These take the page's ``Context`` (``pages._state``), so they live apart from
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,25 @@ log = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _probe_model(model_id: str, n_layers: int, d_model: int, root: str, fake: bool) -> Any:
+def _probe_model(
+    model_id: str,
+    n_layers: int,
+    d_model: int,
+    root: str,
+    fake: bool,
+    _progress: Callable[[str], None] | None = None,
+) -> Any:
     from core.ui import live
 
-    model = live.load_probe_model(model_id, n_layers, d_model, cache_root=Path(root))
+    model = live.load_probe_model(
+        model_id, n_layers, d_model, cache_root=Path(root), progress=_progress
+    )
     freeze_long_lived_objects()  # torch, transformers and the model itself
     return model
+
+
+def _show(placeholder: Any, message: str) -> None:
+    placeholder.caption(message)
 
 
 def probe_model(ctx: Context) -> Any:
@@ -40,13 +53,21 @@ def probe_model(ctx: Context) -> Any:
 
     assert ctx.entry is not None
     e = ctx.entry
+    stage = st.empty()  # what the first load is doing (joining parts, converting, waiting)
     with st.spinner(
         f"Loading {cat.model_label(e.model_id)} (once per server; the first load of a GGUF "
-        "model converts it, a minute or two)…"
+        "model converts it, a minute or more)…"
     ):
-        return _probe_model(
-            e.model_id, e.n_model_layers, e.d_model, str(cache_root()), live.fake_model_enabled()
+        model = _probe_model(
+            e.model_id,
+            e.n_model_layers,
+            e.d_model,
+            str(cache_root()),
+            live.fake_model_enabled(),
+            _progress=lambda message: _show(stage, message),
         )
+    stage.empty()
+    return model
 
 
 @st.cache_data(show_spinner=False)

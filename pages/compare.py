@@ -22,6 +22,9 @@ if not entries:
     st.stop()
 
 left, right = cf.choose_models(entries, s.compare_left, s.compare_right)
+if left is not None and right is not None:
+    # both on the rows they share, when they share any (the scale sample)
+    left, right = ctx.catalog.pair(s.dataset, s.prompt, left.model_id, right.model_id)
 shown, errors = [], []
 for entry in (left, right):
     if entry is not None:
@@ -50,7 +53,25 @@ if not s.presentation:
         f"Test entities of {s.dataset} (prompt {s.prompt}). Each model is shown at its probed "
         "layer nearest the normalised depth (layer + 1) / number of layers; the slider opens "
         "on the layer the first model chooses on its training rows."
+        + (
+            f" Both on the same {shown[0][0].n_entities:,} entities and split."
+            if len(shown) == 2 and shown[0][0].sample == shown[1][0].sample
+            else " The two were built on different rows."
+            if len(shown) == 2
+            else ""
+        )
     )
+    pairs = ctx.catalog.scale_pairs(s.dataset, s.prompt)
+    for small, large in pairs:
+        if {small.model_id, large.model_id} == {e.model_id for e, _ in shown}:
+            continue
+        if st.button(
+            f"Scale pair: {small.model} beside {large.model} (one family, same rows)",
+            key=f"pair_{small.model}_{large.model}",
+        ):
+            st.session_state[widget_key("left")] = small.model_id
+            st.session_state[widget_key("right")] = large.model_id
+            st.rerun()
 st.slider(
     "Normalised depth",
     min_value=0.0,

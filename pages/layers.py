@@ -5,10 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from core.results import catalog as cat
+from core.results import scale
 from core.results.shipped import globe_table
 from core.viz import figures as figs
 from core.viz import globe_figures as gfigs
 from pages._loaders import baseline_intervals, layer_band, try_load
+from pages._scale import show_scale_pair
 from pages._state import context, widget_key
 from pages._widgets import empty_state, selection_caption, show_figure, take_away
 
@@ -51,7 +53,7 @@ if not ctx.state.presentation:
     )
 
 st.subheader("Models compared over normalised depth")
-entries = ctx.catalog.compare(ctx.state.dataset, ctx.state.prompt)
+entries = ctx.catalog.same_rows(ctx.state.dataset, ctx.state.prompt)
 offered = [e.model_id for e in entries]
 if not ctx.state.presentation:
     left, right = st.columns([3, 1])
@@ -76,8 +78,21 @@ cmp_fig = figs.model_comparison_figure(
     style=ctx.style,
     title=f"{ctx.state.dataset}, prompt {ctx.state.prompt}: "
     f"test {ctx.state.compare_metric.replace('_', ' ')}",
+    families={cat.model_label(e.model_id): scale.family_label(e.model) for e in chosen},
 )
 show_figure(ctx, cmp_fig, "models")
+if not ctx.state.presentation and entries:
+    coder = any(scale.is_coder(e.model) for e in chosen)
+    st.caption(
+        f"Every model here on the same {entries[0].n_entities:,} entities and split (the "
+        "sample the most models share; a model's own page may show a larger build). One "
+        "colour per family: sizes are comparable only within a family, since across "
+        "families the tokenizer, training data, quantisation and tuning differ too."
+        + (f" {scale.CODER_NOTE}." if coder else "")
+    )
+
+for small_entry, large_entry in ctx.catalog.scale_pairs(ctx.state.dataset, ctx.state.prompt):
+    show_scale_pair(ctx, small_entry, large_entry)
 
 globe_entry = ctx.catalog.find(ctx.state.model, ctx.state.dataset, ctx.state.prompt, target="globe")
 globe, _ = try_load(globe_entry)

@@ -36,8 +36,9 @@ from core.probe.bootstrap import (
     verdict_below,
     verdict_share,
 )
+from core.results import scale
 from core.results.probe_results import ProbeResults
-from core.results.shipped import DEMO_DATASETS, _is_check_slice, shipped_names
+from core.results.shipped import DEMO_DATASETS, _is_check_slice, is_scale_sample, shipped_names
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ class Context:
     _memo: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, compare=False)
 
     def control_of(self, res: ProbeResults) -> ProbeResults | None:
+        """The random-init control on exactly the probe's rows, else the first of its
+        (model, dataset)."""
+        same = scale.control_on_rows(res, self.results)
+        if same is not None:
+            return same
         return next(
             (
                 r
@@ -476,6 +482,39 @@ def robust_to_prompts(res: ProbeResults, ctx: Context) -> list[Finding]:
     )
 
 
+def sharper_with_scale(res: ProbeResults, ctx: Context) -> list[Finding]:
+    """Within one family only, on identical rows: the larger model's test R² minus the
+    smaller's (each at its own train-chosen layer), and that gain minus the same
+    difference between their random-init controls (`core.results.scale`). One finding per
+    pair, reported on the larger model's row."""
+    out: list[Finding] = []
+    for pair in scale.scale_pairs(ctx.results):
+        if pair.large is not res:
+            continue
+        g = scale.scale_gain(pair, ctx.n_boot)
+        model = f"{pair.large.model} vs {pair.small.model}"
+        small_r2 = pair.small.metric_at(pair.small.best_layer())
+        large_r2 = res.metric_at(res.best_layer())
+        evidence = (
+            f"{pair.small.model} {small_r2:.2f} at L{pair.small.best_layer()}, "
+            f"{res.model} {large_r2:.2f} at L{res.best_layer()}; same {len(res.entities):,} "
+            f"rows ({g.n_test:,} test); {scale.family_label(res.model)}"
+        )
+        if g.beyond_control is None or g.control_gain is None:
+            statistic = f"gain {g.gain.fmt(signed=True)}; no random-init controls on these rows"
+        else:
+            statistic = (
+                f"gain {g.gain.fmt(signed=True)}; random-init gain "
+                f"{g.control_gain.fmt(signed=True)}; beyond random init "
+                f"{g.beyond_control.fmt(signed=True)}"
+            )
+        why = _why_above("gain", g.gain)
+        if g.beyond_control is not None:
+            why += "; " + _why_above("beyond random init", g.beyond_control)
+        out.append(Finding(res.dataset, model, g.verdict, evidence, statistic, why))
+    return out
+
+
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         "The probe beats the name-only and random-init controls",
@@ -519,6 +558,16 @@ CLAIMS: tuple[Claim, ...] = (
         f"reaches below {MIN_OWN_R2}",
         robust_to_prompts,
     ),
+    Claim(
+        "A bigger model of the same family represents space and time better",
+        "within one family only (across families the tokenizer, data and tuning differ "
+        "too), on identical rows: the larger model's test R² minus the smaller's, each at "
+        "the layer its training rows choose, and that gain minus the same difference "
+        "between their random-init controls (width alone can read more from the names), "
+        "with paired 95% intervals; holds when both lie above 0, does not hold when either "
+        "lies below 0",
+        sharper_with_scale,
+    ),
 )
 
 
@@ -533,6 +582,7 @@ def findings(
         for r in results
         if not r.manifest.get("spec", {}).get("random_init")
         and not _is_check_slice(r)
+        and not is_scale_sample(r)
         and r.prompt == "empty"
         and r.probe_target == "latlon"
     ]

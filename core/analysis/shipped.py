@@ -15,7 +15,6 @@ from core.results.shipped import (
     ANALYSIS_NEURONS,
     ANALYSIS_ROWS,
     CHECK_SLICE,
-    SAMPLE_LIMITS,
     SMALL_ANALYSIS,
     DemoAnalysis,
 )
@@ -33,7 +32,7 @@ def run_demo_analysis(item: DemoAnalysis, cache_root: Path) -> AnalysisResults:
     deleted afterwards: only the analysis and the shipped build's results ship.
     """
     root = Path(cache_root)
-    limit = SAMPLE_LIMITS.get(item.dataset)
+    limit = item.limit
     data = load_dataset(item.dataset, cache_root=root).head(limit)
     rows = min(len(data.frame), ANALYSIS_ROWS)
     small = rows <= SMALL_ANALYSIS

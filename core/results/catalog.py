@@ -74,10 +74,22 @@ class ResultEntry:
     prompt_text: str | None
     stamp: str  # changes whenever the folder is rewritten (manifest mtime)
     target: str = "latlon"  # what the probes read: "latlon" or "globe"
+    dataset_hash: str = ""  # the dataset's content: equal hashes and limits, equal rows
 
     @property
     def model_id(self) -> str:
         return model_id(self.model, self.random_init)
+
+    @property
+    def sample(self) -> tuple[str, int | None, int]:
+        """Which rows the probes saw: builds with equal samples share entities and split."""
+        return (self.dataset_hash, self.limit, self.n_entities)
+
+    @property
+    def family(self) -> str:
+        from core.results.scale import family_of
+
+        return family_of(self.model)
 
     @classmethod
     def from_manifest(cls, folder: Path, manifest: dict[str, Any]) -> ResultEntry | None:
@@ -106,6 +118,7 @@ class ResultEntry:
                 prompt_text=str(prompt_text) if prompt_text is not None else None,
                 stamp=_stamp(folder),
                 target=str((manifest.get("probe") or {}).get("target", "latlon")),
+                dataset_hash=str(manifest.get("dataset_hash", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("skipping %s: manifest lacks results fields (%s)", folder, exc)
@@ -171,6 +184,70 @@ class Catalog:
             entry = self.find(mid, dataset, prompt)
             if entry is not None:
                 out.append(entry)
+        return out
+
+    def same_rows(
+        self, dataset: str, prompt: str, model_ids: Iterable[str] | None = None
+    ) -> list[ResultEntry]:
+        """One result per model (of `model_ids`, default all), every one on the same rows:
+        the sample the most trained models share, then the one with the most entities.
+        Models without results on that sample are left out."""
+        wanted = set(model_ids) if model_ids is not None else None
+        hits = [
+            e
+            for e in self.entries
+            if e.dataset == dataset
+            and e.prompt == prompt
+            and e.target == "latlon"
+            and (wanted is None or e.model_id in wanted)
+        ]
+        by_sample: dict[tuple[str, int | None, int], dict[str, ResultEntry]] = {}
+        for e in sorted(hits, key=lambda e: (e.created_at, e.key)):
+            by_sample.setdefault(e.sample, {})[e.model_id] = e  # the newest per model
+        if not by_sample:
+            return []
+
+        def coverage(sample: tuple[str, int | None, int]) -> tuple[int, int, int]:
+            ids = by_sample[sample]
+            return (sum(not e.random_init for e in ids.values()), len(ids), sample[2])
+
+        best = by_sample[max(by_sample, key=coverage)]
+        return [best[mid] for mid in self.models() if mid in best]
+
+    def pair(
+        self, dataset: str, prompt: str, left: str, right: str
+    ) -> tuple[ResultEntry | None, ResultEntry | None]:
+        """Two models' results on the largest sample both have (each one's own best when
+        they share none)."""
+        mine = [e for e in self.entries if e.dataset == dataset and e.prompt == prompt]
+        lefts = {e.sample: e for e in mine if e.model_id == left and e.target == "latlon"}
+        rights = {e.sample: e for e in mine if e.model_id == right and e.target == "latlon"}
+        shared = set(lefts) & set(rights)
+        if shared:
+            sample = max(shared, key=lambda s: s[2])
+            return lefts[sample], rights[sample]
+        return self.find(left, dataset, prompt), self.find(right, dataset, prompt)
+
+    def scale_pairs(self, dataset: str, prompt: str) -> list[tuple[ResultEntry, ResultEntry]]:
+        """(smaller, larger) trained models of one family with results on the same rows
+        of `dataset`, smaller first (sizes from the names)."""
+        from core.results.scale import name_size
+
+        trained = [m for m in self.models() if not split_model_id(m)[1]]
+        out = []
+        for i, a in enumerate(trained):
+            for b in trained[i + 1 :]:
+                small, large = self.pair(dataset, prompt, a, b)
+                if small is None or large is None or small.sample != large.sample:
+                    continue
+                if small.family != large.family:
+                    continue
+                sizes = (name_size(small.model), name_size(large.model))
+                if None in sizes or sizes[0] == sizes[1]:
+                    continue
+                if (sizes[0] or 0) > (sizes[1] or 0):
+                    small, large = large, small
+                out.append((small, large))
         return out
 
     def kind_of(self, dataset: str) -> str | None:

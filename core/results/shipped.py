@@ -22,7 +22,7 @@ import pandas as pd
 from core.common.cache import artifact_dir, default_cache_root, list_artifacts
 from core.common.config import BuildConfig, ProbeSpec
 from core.probe.bootstrap import Interval
-from core.results import intervals
+from core.results import intervals, scale
 from core.results.index import SHIPPED_INDEX as SHIPPED_INDEX  # re-exported
 from core.results.index import shipped_names
 from core.results.index import write_shipped_index as write_shipped_index  # re-exported
@@ -48,6 +48,17 @@ CHECK_SLICE = ("smollm2-135m", "world_places", 400)
 # rows, each built again as a random-init control on the same rows, do not fit a demo
 # rebuild on 2 CPU cores. The other datasets ship at full size.
 SAMPLE_LIMITS: dict[str, int] = {"world_places": 8000, "us_places": 8000}
+# The scale axis (core.results.scale): two sizes of one family. A full-size 1.5B build
+# does not fit 2 CPU cores (about 10 entities/s), so these ship on one seeded sample per
+# dataset (the first rows: NYC and dated events are smaller and ship whole), and every
+# model is built on that same sample too, so all four compare on identical rows.
+SCALE_MODELS: tuple[str, ...] = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+SCALE_LIMITS: dict[str, int] = {
+    "world_places": 1500,
+    "us_places": 1500,
+    "historical_figures": 1500,
+    "artworks": 1500,
+}
 GLOBE_DATASETS: tuple[str, ...] = ("world_places",)
 # The random-init control of every (model, dataset) runs on exactly its probe's entities
 # and split (the same limit): a control on fewer rows is handicapped (name-only on world
@@ -61,6 +72,7 @@ class DemoAnalysis:
     model: str
     dataset: str
     transfer: bool  # every prompt of the dataset, for the cross-prompt transfer matrix
+    limit: int | None = None  # the build analysed: its --limit (None: the whole dataset)
 
 
 # The analyses run on at most this many of a build's entities (its first rows: a seeded
@@ -84,8 +96,14 @@ STEERING_N = 100  # test entities per seed (three seeds pooled)
 # strength 1 is the pre-registered one; 4 shows an overshoot beside it in the chart
 STEERING_STRENGTHS: tuple[float, ...] = (1.0, 4.0)
 DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
-    DemoAnalysis(model, dataset, transfer=True)
+    DemoAnalysis(model, dataset, transfer=True, limit=SAMPLE_LIMITS.get(dataset))
     for model in DEMO_MODELS
+    for dataset in DEMO_DATASETS
+) + tuple(
+    # the scale models on their sample; the transfer matrix's other prompts are left out
+    # (their forward passes would double the 1.5B model's CPU time)
+    DemoAnalysis(model, dataset, transfer=False, limit=SCALE_LIMITS.get(dataset))
+    for model in SCALE_MODELS
     for dataset in DEMO_DATASETS
 )
 
@@ -111,6 +129,20 @@ def demo_builds() -> list[BuildConfig]:
     ]
     model, dataset, limit = CHECK_SLICE
     builds.append(BuildConfig(model, dataset, limit=limit))
+    return builds + scale_builds()
+
+
+def scale_builds() -> list[BuildConfig]:
+    """The scale sample: every model (the demo models too) and its random-init control on
+    the same rows of each dataset (builds already listed above are not repeated)."""
+    builds = []
+    for model in (*DEMO_MODELS, *SCALE_MODELS):
+        for dataset in DEMO_DATASETS:
+            limit = SCALE_LIMITS.get(dataset)
+            if model in DEMO_MODELS and limit == SAMPLE_LIMITS.get(dataset):
+                continue
+            for random_init in (False, True):
+                builds.append(BuildConfig(model, dataset, random_init=random_init, limit=limit))
     return builds
 
 
@@ -141,6 +173,18 @@ def _identity(res: ProbeResults) -> tuple[object, ...]:
         bool(spec.get("random_init")),
         res.probe_target,
         _is_check_slice(res),
+        is_scale_sample(res),
+    )
+
+
+def is_scale_sample(res: ProbeResults) -> bool:
+    """A build on the scale sample that is not also the model's headline build."""
+    limit = res.manifest.get("spec", {}).get("limit")
+    return (
+        res.dataset in SCALE_LIMITS
+        and limit == SCALE_LIMITS[res.dataset]
+        and limit != SAMPLE_LIMITS.get(res.dataset)
+        and res.model not in SCALE_MODELS
     )
 
 
@@ -212,10 +256,13 @@ def control_cell(res: ProbeResults, control: ProbeResults | None) -> str:
 
 
 def _probes(results: list[ProbeResults]) -> list[ProbeResults]:
+    """Each model's headline probes: not the check slice, nor a demo model's extra build
+    on the scale sample (the scale tables read those)."""
     return [
         r
         for r in results
         if not _is_check_slice(r)
+        and not is_scale_sample(r)
         and r.probe_target == "latlon"
         and not r.manifest.get("spec", {}).get("random_init")
     ]
@@ -251,6 +298,7 @@ def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataF
             {
                 "dataset": res.dataset,
                 "model": res.model,
+                "family": scale.family_label(res.model),
                 "n": f"{len(res.entities):,}",
                 "layer": f"L{layer}/{res.n_model_layers}",
                 "test R²": _pm(intervals.probe_r2(res, layer)),
@@ -366,11 +414,79 @@ INTERVAL_NOTE = (
 )
 
 
+def same_rows_table(results: list[ProbeResults]) -> pd.DataFrame:
+    """Per dataset, every model on the rows the most models share (the scale sample where
+    the scale models ship): test R² at the layer chosen on training rows, beside its
+    random-init control on the same rows, each ± its 95% interval."""
+    rows = []
+    datasets = _dataset_order({r.dataset for r in _probes(results)})
+    for dataset in datasets:
+        shared = scale.shared_sample(results, dataset)
+        if len(shared) < 2:
+            continue
+        for res in shared:
+            layer = res.best_layer()
+            control = scale.control_on_rows(res, results)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": res.model,
+                    "family": scale.family_label(res.model),
+                    "n": f"{len(res.entities):,}",
+                    "layer": f"L{layer}/{res.n_model_layers}",
+                    "test R²": _pm(intervals.probe_r2(res, layer)),
+                    "random-init R²": control_cell(res, control),
+                }
+            )
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).set_index(["dataset", "model"])
+
+
+SCALE_NOTE = (
+    "Scale is compared within one family only, on identical rows: the larger model's test "
+    "R² minus the smaller's (each at the layer its training rows choose), the same "
+    "difference between their random-init controls, and the gain beyond it, each with its "
+    "paired 95% interval. The verdict holds when the gain and the gain beyond random init "
+    "both lie above 0, does not hold when either lies below 0, and is inconclusive "
+    "otherwise."
+)
+
+
+def scale_markdown(results: list[ProbeResults]) -> str:
+    """The scale-pair table with its rule ("" when no pair ships)."""
+    table = scale.scale_table(results)
+    if table.empty:
+        return ""
+    return "Scale within a family:\n\n" + markdown_table(table) + "\n\n" + SCALE_NOTE
+
+
 def scoreboard_markdown(results: list[ProbeResults], full: bool = False) -> str:
-    """The README's scoreboard (the shipped models, with their intervals); with `full`,
-    docs/results.md's: the paper's rows too, then the time datasets within eras, then
-    (when globe probes ship) the globe vs lat/lon table."""
+    """The README's scoreboard (the shipped models, with their intervals, then the scale
+    pairs); with `full`, docs/results.md's: the paper's rows too, every model on identical
+    rows, the time datasets within eras, then (when globe probes ship) the globe vs
+    lat/lon table."""
     text = markdown_table(scoreboard(results, with_paper=full)) + "\n\n" + INTERVAL_NOTE
+    if any(scale.is_coder(r.model) for r in _probes(results)):
+        text += " " + scale.CODER_NOTE + "."
+    if any(r.model in SCALE_MODELS for r in _probes(results)):
+        sizes = sorted(set(SCALE_LIMITS.values()))
+        text += (
+            f" {' and '.join(SCALE_MODELS)} ship on the scale sample: the first "
+            f"{'/'.join(f'{n:,}' for n in sizes)} rows (a seeded sample) of "
+            f"{', '.join(SCALE_LIMITS)}, the others whole; every model is also built on "
+            "those rows for the scale comparison."
+        )
+    if full:
+        same = same_rows_table(results)
+        if not same.empty:
+            text += (
+                "\n\nEvery model on identical rows (per dataset, the sample the most "
+                "models share):\n\n" + markdown_table(same)
+            )
+    pairs = scale_markdown(results)
+    if pairs:
+        text += "\n\n" + pairs
     if not full:
         return text
     eras = era_table(results)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,22 +26,11 @@ from plotly.subplots import make_subplots
 from core.common.depth import depth_of, layer_at_depth
 from core.results.catalog import ResultEntry
 from core.results.probe_results import ProbeResults
+from core.results.scale import name_size as name_size  # re-exported
 from core.viz import figures as figs
-
-# "135m", "270M", "7b", "1.5B" as a separate token of a model name
-_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([mb])(?![a-z0-9])", re.IGNORECASE)
-_SCALE = {"m": 1e6, "b": 1e9}
 
 
 # ------------------------------------------------------------------ models
-def name_size(name: str) -> float | None:
-    """Parameter count written in a model name ("smollm2-135m", "Llama-2-7b-hf"), if any."""
-    hit = _SIZE.search(name.rsplit("/", 1)[-1])
-    if hit is None:
-        return None
-    return float(hit.group(1)) * _SCALE[hit.group(2).lower()]
-
-
 def model_size(entry: ResultEntry) -> float:
     """A model's size for ordering: the parameter count in its name, else an estimate of
     its blocks' weights (12 · layers · d_model²)."""

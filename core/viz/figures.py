@@ -631,16 +631,36 @@ def model_comparison_figure(
     style: Style | None = None,
     title: str | None = None,
     bands: Mapping[str, pd.DataFrame] | None = None,
+    families: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """One line per model over normalised depth (``core.common.depth.depth_of``).
 
     `runs`: (label, metrics, n_model_layers); labels containing "random init" are dashed.
     `bands`: label -> ``layer``, ``lo``, ``hi`` (95% interval of the test R²), shaded
     around that run's line when the metric is test R².
+    `families`: label -> model family: one colour per family, and within a family one
+    marker shape per model (in the order of `runs`), so sizes of one family read together.
     """
     style = style or Style()
     fig = go.Figure()
+    family_order = list(dict.fromkeys((families or {}).values()))
+    symbols = ("circle", "diamond", "square", "triangle-up")
+    seen: dict[str, list[str]] = {}
+    titled: set[str] = set()
     for i, (label, metrics, n_layers) in enumerate(runs):
+        colour_index, symbol = i, "circle"
+        family = (families or {}).get(label)
+        if family is not None:
+            colour_index = family_order.index(family)
+            base = label.replace(" (random init)", "")
+            members = seen.setdefault(family, [])
+            if base not in members:
+                members.append(base)
+            symbol = symbols[members.index(base) % len(symbols)]
+        group = html.escape(family or label)
+        first_of_family = family is not None and family not in titled
+        if family is not None:
+            titled.add(family)
         rows = metrics[metrics["split"] == split].sort_values("layer")
         if rows.empty or metric not in rows or n_layers <= 0:
             continue
@@ -651,10 +671,10 @@ def model_comparison_figure(
             add_band(
                 fig,
                 band,
-                PALETTE[i % len(PALETTE)],
+                PALETTE[colour_index % len(PALETTE)],
                 f"{label} 95%",
                 x=depth_of(band["layer"].to_numpy(), n_layers),
-                legendgroup=html.escape(label),
+                legendgroup=group,
             )
         fig.add_trace(
             go.Scatter(
@@ -662,16 +682,19 @@ def model_comparison_figure(
                 y=rows[metric],
                 mode="lines+markers",
                 name=html.escape(label),
-                legendgroup=html.escape(label),
+                legendgroup=group,
                 customdata=rows["layer"],
                 line={
-                    "color": PALETTE[i % len(PALETTE)],
+                    "color": PALETTE[colour_index % len(PALETTE)],
                     "dash": "dash" if "random init" in label else "solid",
                     "width": style.line_width,
                 },
-                marker={"size": style.marker_size},
+                marker={"size": style.marker_size, "symbol": symbol},
+                legendgrouptitle_text=group if first_of_family else None,
                 hovertemplate=(
-                    f"{html.escape(label)}<br>layer %{{customdata}} of {n_layers}"
+                    f"{html.escape(label)}"
+                    + (f" ({html.escape(family)})" if family else "")
+                    + f"<br>layer %{{customdata}} of {n_layers}"
                     f"<br>depth %{{x:.2f}}<br>{metric} %{{y:.3f}}<extra></extra>"
                 ),
             )

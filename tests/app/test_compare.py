@@ -128,3 +128,49 @@ def test_no_results_name_the_build_command(empty_env: Path) -> None:
     assert "python -m core build --model smollm2-135m --dataset world_places --prompt empty" in [
         c.value for c in at.code
     ]
+
+
+def scale_cache(root: Path) -> None:
+    """Two sizes of one family and their controls on identical rows, and a model of
+    another family on more rows besides."""
+    from core.results.shipped import SCALE_MODELS
+    from tests.support.synthetic import save_synthetic, space_entities, synthetic_results
+
+    world = space_entities(300, "world", seed=4)
+    small, large = SCALE_MODELS
+    for model, layers, skill in ((small, 6, 0.5), (large, 8, 1.0)):
+        save_synthetic(root, synthetic_results(world, "space", layers, 16, model, skill=skill))
+        save_synthetic(
+            root,
+            synthetic_results(world, "space", layers, 16, model, random_init=True, skill=0.1),
+        )
+    bigger = space_entities(500, "world", seed=9)
+    save_synthetic(root, synthetic_results(bigger, "space", 6, 16, "smollm2-135m"))
+
+
+def test_the_scale_pair_shows_on_layers_and_opens_on_compare(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from core.results.shipped import SCALE_MODELS
+
+    small, large = SCALE_MODELS
+    scale_cache(tmp_path)
+    monkeypatch.setenv("SPACETIME_CACHE", str(tmp_path))
+    at = make_app({"model": large, "dataset": "world_places"}).run()
+    at.switch_page("pages/layers.py").run()
+    no_exceptions(at)
+    assert any("Scale within a family" in s for s in texts(at, "subheader"))
+    metrics = {m.label: m.value for m in at.metric}
+    assert f"{large} − {small}, test R²" in metrics
+    assert metrics[f"{large} − {small}, test R²"].startswith("+")  # the larger one is sharper
+    (button,) = [b for b in at.button if b.label == "Open this pair on Compare"]
+    button.click().run()
+    no_exceptions(at)
+    assert at.selectbox(key=widget_key("left")).value == small
+    assert at.selectbox(key=widget_key("right")).value == large
+    (spec,) = charts(at)
+    assert [t.split("<br>")[0] for t in panel_titles(spec)] == [
+        f"<b>{small}</b>",
+        f"<b>{large}</b>",
+    ]
+    assert any("Both on the same 300 entities" in c.value for c in at.caption)

@@ -8,6 +8,7 @@ from core.results import intervals
 from core.results.shipped import (
     CHECK_SLICE,
     SAMPLE_LIMITS,
+    SCALE_LIMITS,
     demo_builds,
     era_table,
     scoreboard,
@@ -56,15 +57,20 @@ def test_scoreboard_shows_stored_baselines_and_controls_with_intervals(cache_roo
 def test_controls_run_on_their_probes_entities() -> None:
     builds = demo_builds()
     probes = {
-        (b.model, b.dataset): b.limit
+        (b.model, b.dataset, b.limit)
         for b in builds
         if not b.random_init and (b.model, b.dataset, b.limit) != CHECK_SLICE
     }
     controls = [b for b in builds if b.random_init]
     assert controls
     for control in controls:
-        assert control.limit == SAMPLE_LIMITS.get(control.dataset)
-        assert control.limit == probes[(control.model, control.dataset)]
+        assert control.limit in (
+            SAMPLE_LIMITS.get(control.dataset),
+            SCALE_LIMITS.get(control.dataset),
+        )
+        assert (control.model, control.dataset, control.limit) in probes
+    # every probe has its control on the same rows
+    assert probes == {(b.model, b.dataset, b.limit) for b in controls}
 
 
 def test_a_rebuilt_control_replaces_the_shipped_one(cache_root) -> None:  # type: ignore[no-untyped-def]
