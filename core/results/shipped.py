@@ -460,6 +460,10 @@ def scale_markdown(results: list[ProbeResults]) -> str:
     table = scale.scale_table(results)
     if table.empty:
         return ""
+    order = _dataset_order(table.index.get_level_values("dataset"))
+    table = table.iloc[
+        np.argsort([order.index(d) for d in table.index.get_level_values(0)], kind="stable")
+    ]
     return "Scale within a family:\n\n" + markdown_table(table) + "\n\n" + SCALE_NOTE
 
 

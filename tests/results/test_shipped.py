@@ -67,7 +67,8 @@ def test_scoreboard_table(cache_root) -> None:  # type: ignore[no-untyped-def]
     assert row["random-init R²"].startswith(f"{control.metric_at(control.best_layer()):.2f} ± ")
     assert ("world_places", "smollm2-135m@random") not in table.index  # a control, not a row
     text = markdown_table(table)
-    assert text.splitlines()[0].startswith("| dataset | model | n | layer | test R²")
+    assert text.splitlines()[0].startswith("| dataset | model | family | n | layer | test R²")
+    assert row["family"] == "SmolLM2"
     assert "±" in scoreboard_markdown(shipped_results(cache_root))
     # the paper's Llama-2 rows follow, labelled, at their fixed layer, for shown datasets only
     paper = [m for d, m in table.index if d == "world_places" and "(paper)" in m]
