@@ -53,7 +53,7 @@ SAMPLE_LIMITS: dict[str, int] = {"world_places": 8000, "us_places": 8000}
 # dataset (the first rows: NYC and dated events are smaller and ship whole), and every
 # model is built on that same sample too, so all four compare on identical rows.
 SCALE_MODELS: tuple[str, ...] = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
-SCALE_ANALYSED: tuple[str, ...] = ("world_places", "historical_figures")
+SCALE_ANALYSED: tuple[str, ...] = ("world_places", "us_places", "historical_figures", "artworks")
 SCALE_LIMITS: dict[str, int] = {
     "world_places": 1500,
     "us_places": 1500,
@@ -101,7 +101,7 @@ DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
     for model in DEMO_MODELS
     for dataset in DEMO_DATASETS
 ) + tuple(
-    # the scale models on their sample, one space and one time dataset; the transfer
+    # the scale models on their sample, four datasets (not NYC or events); the transfer
     # matrix's other prompts are left out (their forward passes would double the 1.5B
     # model's CPU time)
     DemoAnalysis(model, dataset, transfer=False, limit=SCALE_LIMITS.get(dataset))
