@@ -34,10 +34,10 @@ def show_scale_pair(ctx: Context, small: cat.ResultEntry, large: cat.ResultEntry
         cat.model_id(small.model, random_init=True),
         cat.model_id(large.model, random_init=True),
     )
-    control_results = [
-        c.results if c is not None and e is not None and e.sample == small.sample else None
-        for c, e in ((try_load(e)[0], e) for e in controls)
-    ]
+    control_results = []
+    for entry in controls:  # a control counts only on the pair's own rows
+        control = try_load(entry)[0] if entry is not None and entry.sample == small.sample else None
+        control_results.append(control.results if control is not None else None)
     pair = scale.ScalePair(
         loaded[0].results, loaded[1].results, control_results[0], control_results[1]
     )

@@ -88,6 +88,15 @@ def compare_frames(
     return problems
 
 
+def _mismatch(a: np.ndarray, b: np.ndarray, label: str) -> list[str]:
+    """The shape or missing-value difference two arrays of one artifact must not have."""
+    if a.shape != b.shape:
+        return [f"{label}: shape {a.shape} vs {b.shape}"]
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        return [f"{label}: missing values differ"]
+    return []
+
+
 def compare_predictions(
     rebuilt: np.ndarray,
     shipped: np.ndarray,
@@ -98,10 +107,8 @@ def compare_predictions(
     """[..., n, T] predictions within `tol.prediction` of each target's range (NaN where NaN)."""
     a = np.asarray(rebuilt, dtype=np.float64)
     b = np.asarray(shipped, dtype=np.float64)
-    if a.shape != b.shape:
-        return [f"{label}: shape {a.shape} vs {b.shape}"]
-    if not np.array_equal(np.isnan(a), np.isnan(b)):
-        return [f"{label}: missing values differ"]
+    if problems := _mismatch(a, b, label):
+        return problems
     bound = tol.prediction * np.asarray(target_range, dtype=np.float64)
     worst = np.nanmax(np.abs(a - b).reshape(-1, a.shape[-1]), axis=0) if a.size else bound * 0
     if np.any(worst > bound):
@@ -120,8 +127,8 @@ def compare_arrays(
     `kind` "rank": per-entity rank statistics (proximity errors), within `tol.rank`."""
     if kind == "rank":
         a, b = np.asarray(rebuilt, dtype=np.float64), np.asarray(shipped, dtype=np.float64)
-        if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
-            return [f"{label}: shape or missing values differ"]
+        if problems := _mismatch(a, b, label):
+            return problems
         worst = float(np.nanmax(np.abs(a - b))) if np.isfinite(b).any() else 0.0
         return [] if worst <= tol.rank else [f"{label}: max |Δ| {worst} > {tol.rank}"]
     b = np.asarray(shipped, dtype=np.float64)
@@ -172,8 +179,8 @@ def compare_r2(
     from sklearn.metrics import r2_score
 
     a, b = np.asarray(rebuilt, dtype=np.float64), np.asarray(shipped, dtype=np.float64)
-    if a.shape != b.shape:
-        return [f"{label}: shape {a.shape} vs {b.shape}"]
+    if problems := _mismatch(a, b, label):
+        return problems
     y = np.asarray(targets, dtype=np.float64)
     problems = []
     for i in range(a.shape[0]):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,30 +45,29 @@ def name_size(name: str) -> float | None:
     return float(hit.group(1)) * _SCALE[hit.group(2).lower()]
 
 
+def _registered(model: str) -> Any:
+    """The model's registry entry (`core.extract.models.MODELS`), if it has one."""
+    try:  # the registry imports no torch at module level
+        from core.extract.models import MODELS
+    except ImportError:
+        return None
+    return MODELS.get(model)
+
+
 def family_of(model: str) -> str:
     """The family a model belongs to: its registered family, else its name without the
     size token ("Llama-2-7b-hf" -> "Llama-2-hf")."""
-    try:  # the registry imports no torch at module level
-        from core.extract.models import MODELS
-
-        source = MODELS.get(model)
-        if source is not None and source.family:
-            return source.family
-    except ImportError:
-        pass
+    source = _registered(model)
+    if source is not None and source.family:
+        return str(source.family)
     stem = _SIZE.sub("", model.rsplit("/", 1)[-1])
     return re.sub(r"[-_.]{2,}", "-", stem).strip("-_.") or model
 
 
 def is_coder(model: str) -> bool:
     """Whether a registered model was tuned on code (its comparisons say so)."""
-    try:
-        from core.extract.models import MODELS
-
-        source = MODELS.get(model)
-        return bool(source is not None and source.tuned_on_code)
-    except ImportError:
-        return False
+    source = _registered(model)
+    return bool(source is not None and source.tuned_on_code)
 
 
 def family_label(model: str) -> str:
