@@ -165,6 +165,11 @@ def _parser() -> argparse.ArgumentParser:
         "lat/lon (no seam at ±180°)",
     )
     build.add_argument(
+        "--start-token",
+        default="auto",
+        help='document-start token: "auto" (the model\'s own), "none", or a vocabulary token',
+    )
+    build.add_argument(
         "--probe-device",
         default="auto",
         choices=["auto", "numpy", "cpu", "cuda"],
@@ -328,6 +333,7 @@ def build_config(args: argparse.Namespace, root: Path) -> BuildConfig:
         limit=args.limit,
         layers=args.layers,
         random_init=getattr(args, "random_init", False),
+        start_token=getattr(args, "start_token", "auto"),
         probe=ProbeSpec(
             method=getattr(args, "method", "loo"), target=getattr(args, "target", "latlon")
         ),

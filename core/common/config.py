@@ -108,6 +108,9 @@ class BuildConfig:
     layers: tuple[int, ...] | None = None  # None: every decoder block
     random_init: bool = False
     probe: ProbeSpec = ProbeSpec()
+    # the document-start token: "auto" (the model's registered one, else the tokenizer's),
+    # "none" (no start token) or a token of the vocabulary; the resolved one is in the key
+    start_token: str = "auto"
     # how
     device: str = "auto"
     dtype: str = "auto"
@@ -164,6 +167,8 @@ class BuildConfig:
             parts.append(f"--method {self.probe.method}")
         if self.probe.target != "latlon":
             parts.append(f"--target {self.probe.target}")
+        if self.start_token != "auto":
+            parts.append(f"--start-token {self.start_token}")
         return " ".join(parts)
 
 

@@ -11,6 +11,7 @@ shift positions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import threading
@@ -39,6 +40,8 @@ class Batch:
 
 
 # Tokens that open a chat turn, not a document: never used as the start token.
+# the start token as recorded when a text gets none (also a BuildConfig.start_token choice)
+NO_START = "none"
 CHAT_MARKERS = frozenset(
     {"<|im_start|>", "<|start_header_id|>", "<start_of_turn>", "<|im_end|>", "<|user|>"}
 )
@@ -52,6 +55,8 @@ def document_start(loaded: LoadedModel) -> tuple[str, int] | None:
     own (``LoadedModel.start_token``), else the tokenizer's ``bos_token`` unless it is a
     chat marker, else a document separator in its vocabulary; None if it has none."""
     tokenizer = loaded.tokenizer
+    if loaded.start_token == NO_START:
+        return None
     vocab = tokenizer.get_vocab()
     if loaded.start_token is not None:
         if loaded.start_token not in vocab:
@@ -66,6 +71,19 @@ def document_start(loaded: LoadedModel) -> tuple[str, int] | None:
         if token in vocab:
             return token, int(vocab[token])
     return None
+
+
+def with_start_token(loaded: LoadedModel, start_token: str) -> LoadedModel:
+    """`loaded` starting its texts with `start_token`: "auto" keeps its own, "none"
+    (`NO_START`) puts nothing first, anything else must be a token of its vocabulary."""
+    if start_token == "auto":
+        return loaded
+    if start_token != NO_START and start_token not in loaded.tokenizer.get_vocab():
+        raise ValueError(
+            f"{loaded.name}: start token {start_token!r} is not in its vocabulary "
+            f'(use "auto", "{NO_START}" or one of its tokens)'
+        )
+    return dataclasses.replace(loaded, start_token=start_token)
 
 
 def start_token_name(loaded: LoadedModel) -> str:

@@ -21,7 +21,7 @@ from core.common.cache import CacheError, artifact_dir, build_lock, default_cach
 from core.common.config import ActivationSpec, BuildConfig, ProbeSpec
 from core.data.registry import load_dataset
 from core.data.schema import EntityDataset
-from core.extract.activations import Batch, default_batching
+from core.extract.activations import Batch, default_batching, with_start_token
 from core.extract.models import LoadedModel, load_model
 from core.extract.store import (
     ActivationStore,
@@ -347,10 +347,14 @@ def build(
     entity_data.prompt_text(prompt)  # fail early on an unknown prompt
 
     batching = None
+    if cluster is not None and config.start_token != "auto":
+        # the workers load their own copies, which start texts with the model's own token
+        raise ValueError("a cluster build uses the model's own start token: drop --start-token")
     if loaded is None and cluster is not None:
         loaded, batching = cluster.describe()
     if loaded is None:
         loaded = load_config_model(config, root)
+    loaded = with_start_token(loaded, config.start_token)
     # Batching is left out of the cache key, so choosing it by device changes no cache.
     spec = resolve_spec(
         config.activation_spec(

@@ -206,3 +206,20 @@ def test_pad_matches_row_by_row_padding(token_ids: list[list[int]], side: str) -
     np.testing.assert_array_equal(last, want_last)
     real = mask == 1  # a padding cell's position is never attended to
     np.testing.assert_array_equal(positions[real], want_positions[real])
+
+
+def test_a_chosen_start_token_changes_the_texts_and_the_key(tiny, places) -> None:  # type: ignore[no-untyped-def]
+    from core.common.config import ActivationSpec
+    from core.extract.activations import NO_START, with_start_token
+    from core.extract.store import resolve_spec
+
+    bare = with_start_token(tiny, NO_START)
+    assert document_start(bare) is None
+    assert tokenize(bare, ["Paris"])[0] == tokenize(tiny, ["Paris"])[0][1:]
+    assert with_start_token(tiny, "auto") is tiny
+    assert document_start(with_start_token(tiny, "<unk>"))[0] == "<unk>"  # type: ignore[index]
+    with pytest.raises(ValueError, match="not in its vocabulary"):
+        with_start_token(tiny, "<no such token>")
+    spec = ActivationSpec(model="tiny-llama", dataset=places.name)
+    keys = {resolve_spec(spec, m).key("d", "w") for m in (tiny, bare)}
+    assert resolve_spec(spec, bare).start_token == NO_START and len(keys) == 2

@@ -190,3 +190,15 @@ def test_build_stores_loo_r2_and_baselines(tiny, places, cache_root) -> None:  #
     assert again.manifest["spec"]["start_token"] == "<s>"
     assert again.manifest["spec"]["dtype"] == "float32"
     assert results.manifest["probe"]["alpha_scale"] == "trace"
+
+
+def test_build_records_the_chosen_start_token(tiny, places, cache_root) -> None:  # type: ignore[no-untyped-def]
+    default = build(BuildConfig("tiny-llama", places, cache_root=cache_root), loaded=tiny)
+    bare = build(
+        BuildConfig("tiny-llama", places, cache_root=cache_root, start_token="none"), loaded=tiny
+    )
+    assert default.manifest["spec"]["start_token"] == "<s>"
+    assert bare.manifest["spec"]["start_token"] == "none"
+    assert default.path != bare.path
+    assert not np.allclose(default.predictions, bare.predictions)
+    assert "--start-token none" in bare.manifest["command"]
