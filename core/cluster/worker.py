@@ -40,7 +40,8 @@ def _load_replica(
     factory: Callable[[int], LoadedModel] | None,
 ) -> LoadedModel:
     if factory is not None:  # a model built in code (tests): the factory travels pickled
-        return factory(seed + (1000 if random_init else 0))
+        built = factory(seed + (1000 if random_init else 0))
+        return dataclasses.replace(built, random_init=random_init)
     return load_model(
         name,
         device=device,

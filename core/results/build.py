@@ -315,6 +315,25 @@ def load_config_model(config: BuildConfig, cache_root: Path) -> LoadedModel:
     )
 
 
+def check_loaded(config: BuildConfig, loaded: LoadedModel) -> None:
+    """Raise a ValueError when `loaded` is not the model `config` names: a trained model
+    written out as a random-init control (or the reverse), or another model's name in
+    the manifests."""
+    if loaded.name != config.model:
+        raise ValueError(
+            f"build: the loaded model is {loaded.name!r} but the config names "
+            f"{config.model!r}; pass BuildConfig(model={loaded.name!r}, ...) or load "
+            f"{config.model!r}"
+        )
+    if loaded.random_init != config.random_init:
+        what = {True: "a random-init control", False: "the trained weights"}
+        raise ValueError(
+            f"build: the loaded {loaded.name!r} is {what[loaded.random_init]} but the config "
+            f"asks for {what[config.random_init]} (random_init={config.random_init}); load "
+            f"it with load_model({config.model!r}, random_init={config.random_init})"
+        )
+
+
 def build(
     config: BuildConfig,
     *,
@@ -325,7 +344,8 @@ def build(
 ) -> ProbeResults:
     """Build whatever is missing for `config` and return its results.
 
-    `loaded` reuses a model already in memory (it must be `config.model`); `command`
+    `loaded` reuses a model already in memory: its name and random-init flag must be
+    `config`'s (:func:`check_loaded`, a ValueError otherwise); `command`
     is recorded in the manifests (default: the CLI line that rebuilds it). `cluster`
     computes the batches and fits the probes on its workers (``core.cluster``); this
     process keys, writes and checks everything as in a build of its own.
@@ -354,6 +374,7 @@ def build(
         loaded, batching = cluster.describe()
     if loaded is None:
         loaded = load_config_model(config, root)
+    check_loaded(config, loaded)
     loaded = with_start_token(loaded, config.start_token)
     # Batching is left out of the cache key, so choosing it by device changes no cache.
     spec = resolve_spec(

@@ -202,3 +202,32 @@ def test_build_records_the_chosen_start_token(tiny, places, cache_root) -> None:
     assert default.path != bare.path
     assert not np.allclose(default.predictions, bare.predictions)
     assert "--start-token none" in bare.manifest["command"]
+
+
+def test_build_refuses_a_loaded_model_that_is_not_the_configs(tiny, places, cache_root) -> None:  # type: ignore[no-untyped-def]
+    """A trained model passed with a random-init config would be written out as its
+    control (and another model's name into the manifests): both are refused, and
+    nothing is built."""
+    import dataclasses
+
+    from core.extract.models import load_model
+
+    with pytest.raises(ValueError, match=r"the trained weights but the config asks for a random"):
+        build(
+            BuildConfig("tiny-llama", places, random_init=True, cache_root=cache_root), loaded=tiny
+        )
+    control = load_model("tiny-llama", random_init=True)
+    assert control.random_init and not load_model("tiny-llama").random_init
+    with pytest.raises(ValueError, match=r"is a random-init control but the config asks"):
+        build(BuildConfig("tiny-llama", places, cache_root=cache_root), loaded=control)
+    renamed = dataclasses.replace(tiny, name="my-llama")
+    with pytest.raises(ValueError, match=r"loaded model is 'my-llama' but the config names"):
+        build(BuildConfig("tiny-llama", places, cache_root=cache_root), loaded=renamed)
+    assert not list_artifacts(cache_root, "activations")
+    # a model built in code goes through under its own name, the control under its flag
+    results = build(BuildConfig("my-llama", places, cache_root=cache_root), loaded=renamed)
+    assert results.model == "my-llama"
+    rand = build(
+        BuildConfig("tiny-llama", places, random_init=True, cache_root=cache_root), loaded=control
+    )
+    assert rand.manifest["spec"]["random_init"] is True
