@@ -98,33 +98,70 @@ def prompt_text(ctx: Context) -> str:
     return text
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def _name_prediction(
-    model_key: str,
-    folder: str,
-    stamp: str,
-    prefix: str,
-    name: str,
-    _model: Any,
-    _results: ProbeResults,
-) -> np.ndarray:
-    from core.ui import live
+RATE_CAP_KEY = "_live_rate_cap"
 
-    return live.predict_names(_model, _results, prefix, [name])[name]
+
+def _rate_cap() -> Any:
+    """This session's :class:`core.ui.fair_share.RateCap` (names through the model a minute)."""
+    from core.ui import fair_share as fair
+
+    cap = st.session_state.get(RATE_CAP_KEY)
+    if cap is None:
+        cap = fair.RateCap(fair.rate_limit())
+        st.session_state[RATE_CAP_KEY] = cap
+    return cap
 
 
 def probe_names(
     ctx: Context, model: Any, prefix: str, names: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """name -> [n_layers, n_targets], each name computed once per (model, results, prompt)."""
+    """name -> [n_layers, n_targets], each name computed once per (model, results, prompt)
+    and server process. Names not yet computed take their turn in the server's model queue
+    one by one (a "busy, N ahead of you" note while they wait) and count against the
+    session's probe cap; the names the cap or a full queue holds back are left out, with a
+    note saying so (the page stops when none is left). See core/ui/fair_share.py."""
+    from core.ui import fair_share as fair
+    from core.ui import live
+
     assert ctx.entry is not None and ctx.loaded is not None
-    key = f"{model.name}:{model.weights_hash}"
-    return {
-        name: _name_prediction(
-            key, str(ctx.entry.folder), ctx.entry.stamp, prefix, name, model, ctx.loaded.results
-        )
-        for name in names
-    }
+    base = (f"{model.name}:{model.weights_hash}", str(ctx.entry.folder), ctx.entry.stamp, prefix)
+    done: dict[str, np.ndarray] = {}
+    missing = []
+    for name in names:
+        hit = fair.PREDICTIONS.get((*base, name))
+        if hit is not None:
+            done[name] = np.array(hit)
+        elif name not in missing:
+            missing.append(name)
+    held_back = ""
+    if missing:
+        cap = _rate_cap()
+        decision = cap.take(len(missing))
+        if decision.allowed < len(missing):
+            held_back = fair.capped_message(cap, decision, len(missing) - decision.allowed)
+        notice = st.empty()
+        counted = decision.allowed
+        try:
+            for name in missing[: decision.allowed]:
+                try:
+                    with fair.MODEL_QUEUE.turn(
+                        on_wait=lambda ahead: notice.info(fair.busy_message(ahead), icon="⏳")
+                    ):
+                        value = live.predict_names(model, ctx.loaded.results, prefix, [name])[name]
+                except fair.QueueFull as full:
+                    held_back = fair.full_message(full.ahead)
+                    break
+                counted -= 1
+                fair.PREDICTIONS.put((*base, name), np.array(value))
+                done[name] = np.array(value)
+        finally:
+            cap.refund(counted)  # names that never reached the model cost nothing
+            notice.empty()
+    if held_back:
+        st.warning(held_back, icon="⏳")
+        if not done:
+            st.stop()
+    return {name: done[name] for name in names if name in done}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -140,12 +177,25 @@ def _steered(
     question: str,
     _model: Any,
     _results: ProbeResults,
+    _cap: Any,
 ) -> Any:
     from core.steer.run import steer_one
+    from core.ui import fair_share as fair
     from core.ui import live
 
-    with live.torch_threads(live.LIVE_THREADS):
-        return steer_one(_model, _results, prefix, name, layer, target, strength, question)
+    decision = _cap.take(1)  # one generation counts as one probe against the session's cap
+    if not decision.allowed:
+        raise _Held(fair.capped_message(_cap, decision, 1))
+    try:
+        with fair.MODEL_QUEUE.turn(), live.torch_threads(live.LIVE_THREADS):
+            return steer_one(_model, _results, prefix, name, layer, target, strength, question)
+    except fair.QueueFull as full:
+        _cap.refund(1)
+        raise _Held(fair.full_message(full.ahead)) from None
+
+
+class _Held(Exception):
+    """A steering run the probe cap or a full model queue held back (the page says why)."""
 
 
 def steer_name(
@@ -158,18 +208,25 @@ def steer_name(
     strength: float,
     question: str,
 ) -> Any:
-    """:func:`core.steer.run.steer_one`, computed once per choice (per model and results)."""
+    """:func:`core.steer.run.steer_one`, computed once per choice (per model and results),
+    in its turn in the server's model queue (the page stops with a note when the session's
+    probe cap or a full queue holds it back)."""
     assert ctx.entry is not None and ctx.loaded is not None
-    return _steered(
-        f"{model.name}:{model.weights_hash}",
-        str(ctx.entry.folder),
-        ctx.entry.stamp,
-        prefix,
-        name,
-        int(layer),
-        tuple(float(v) for v in target),
-        float(strength),
-        question,
-        model,
-        ctx.loaded.results,
-    )
+    try:
+        return _steered(
+            f"{model.name}:{model.weights_hash}",
+            str(ctx.entry.folder),
+            ctx.entry.stamp,
+            prefix,
+            name,
+            int(layer),
+            tuple(float(v) for v in target),
+            float(strength),
+            question,
+            model,
+            ctx.loaded.results,
+            _rate_cap(),
+        )
+    except _Held as held:
+        st.warning(str(held), icon="⏳")
+        st.stop()
