@@ -298,7 +298,19 @@ def _fit_probes_locked(
     )
     results.save(final)
     shutil.rmtree(partial, ignore_errors=True)
-    return results
+    return _with_within(final, store, results)
+
+
+def _with_within(final: Path, store: ActivationStore, results: ProbeResults) -> ProbeResults:
+    """Add the within-group probe (from the same activations) and the between/within
+    decomposition (`core.results.within`) to freshly saved results; the caller holds
+    their build lock."""
+    from core.results.within import add_between_within, add_within_probe
+
+    log.info("fitting the within-group probes")
+    changed = add_within_probe(final, store.folder, lock=False)
+    changed = add_between_within(final, lock=False) or changed
+    return ProbeResults.load(final) if changed else results
 
 
 def load_config_model(config: BuildConfig, cache_root: Path) -> LoadedModel:
