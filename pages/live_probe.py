@@ -60,7 +60,9 @@ prefix = prompt_text(ctx)
 with st.spinner("Running the model…"):
     paths = probe_names(ctx, model, prefix, names)
 layer = ctx.state.layer if ctx.state.layer is not None else ctx.loaded.best_layer
-truths = live.name_truths(paths, res)
+scope = ctx.loaded.scope if res.kind == "space" else None
+truths = live.name_truths(paths, res, scope)
+landed = live.landing_containers(paths, res.layers, layer, scope)
 marks = live.truth_marks(truths)
 if res.kind == "space":
     fig = figs.live_map_figure(
@@ -78,8 +80,15 @@ else:
         paths, res.layers, layer, style=ctx.style, title="Predicted year at each layer", **marks
     )
     show_figure(ctx, fig, "live-years")
-for truth in truths.values():
-    st.caption(live.markdown_text(live.truth_note(truth, res.kind, res.dataset, res.layers, layer)))
+st.subheader(f"At layer {layer}")
+for name, truth in truths.items():
+    headline = live.truth_headline(
+        truth, paths[name], res.layers, layer, res.kind, res.dataset, scope, landed.get(name)
+    )
+    st.markdown(live.markdown_text(headline))
+    if not ctx.state.presentation:
+        note = live.truth_note(truth, res.kind, res.dataset, res.layers, layer)
+        st.caption(live.markdown_text(note))
 
 if not ctx.state.presentation:
     table = live.prediction_table(paths, res.layers, res.target_names, res.kind, truths)

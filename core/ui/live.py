@@ -35,6 +35,7 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 
+from core.data.prompts import compose
 from core.extract.models import LoadedModel
 from core.probe.metrics import haversine_km
 from core.results.catalog import split_model_id
@@ -168,7 +169,7 @@ def name_activations(
 
 def probe_texts(prompt_text: str, names: Sequence[str]) -> list[str]:
     """What the model reads for each name: the results' prompt prefix + the name."""
-    return [prompt_text + name for name in names]
+    return [compose(prompt_text, name) for name in names]
 
 
 def predict_names(
@@ -185,15 +186,27 @@ def predict_names(
 
 
 # ------------------------------------------------------------ the truth of a typed name
+# Time datasets whose entities are people: their names are also looked up in WordNet.
+PEOPLE_DATASETS = frozenset({"historical_figures"})
+# The country a map scope's gazetteer matches are preferred in ("Paris" on a US map).
+SCOPE_COUNTRY = {"usa": "United States", "nyc": "United States"}
+GAZETTEER = "gazetteer"
+DATASET = "dataset"
+
+
 @dataclass(frozen=True, eq=False)
 class NameTruth:
-    """What the dataset knows of one typed name.
+    """What is known of one typed name.
 
-    `matches`: how many entities carry the name (case-insensitive, stripped, exact);
-    `values` (the true targets: lat, lon or year) and `is_test` only when exactly one
-    does. `is_test` is None when the table has no split column. `errors`: per layer, the
-    prediction's distance from the truth (km for space, years for time); None without
-    a truth.
+    `matches`: how many entities of the dataset carry the name (case-insensitive,
+    stripped, exact). `source`: where the truth comes from: "dataset" (the one entity
+    that carries it), "gazetteer" (the offline gazetteer, :mod:`core.data.gazetteer`,
+    for a name no entity or several carry) or "" (not found). `values` (the true targets:
+    lat, lon or year) only when known; `is_test` only for a dataset row (None when the
+    table has no split column). `label`: the true entity as a reader knows it ("Tokyo,
+    Japan"); `match`: which gazetteer match was used, in words; `container`: the
+    country (state, borough) of the true position on the results' map. `errors`: per
+    layer, the prediction's distance from the truth (km for space, years for time).
     """
 
     name: str
@@ -202,6 +215,10 @@ class NameTruth:
     values: tuple[float, ...] | None = None
     is_test: bool | None = None
     errors: np.ndarray | None = None
+    source: str = DATASET
+    label: str = ""
+    match: str = ""
+    container: str | None = None
 
     @property
     def known(self) -> bool:
@@ -213,11 +230,18 @@ class NameTruth:
 
     @property
     def split(self) -> str:
-        """Which split the matched entity is in: "test row", "training row" or
-        "split unknown" (meaningful only when known)."""
+        """Which split the matched entity is in: "test row", "training row", "split
+        unknown", or "not a row" for a gazetteer match (meaningful only when known)."""
+        if self.source == GAZETTEER:
+            return "not a row"
         if self.is_test is None:
             return "split unknown"
         return "test row" if self.is_test else "training row"
+
+    @property
+    def shown_as(self) -> str:
+        """The truth in a sentence: its label, else the entity, else the typed name."""
+        return self.label or self.entity or self.name
 
 
 def name_key(name: object) -> str:
@@ -262,17 +286,181 @@ def prediction_errors(path: np.ndarray, truth: Sequence[float], kind: str) -> np
     return np.abs(path[:, 0] - float(truth[0]))
 
 
-def name_truths(paths: Mapping[str, np.ndarray], results: ProbeResults) -> dict[str, NameTruth]:
-    """name -> its truth in `results`' entity table, with every layer's error."""
-    matched = match_names(list(paths), results.entities, results.target_names)
+def _dataset_container(truth: NameTruth, entities: pd.DataFrame, scope: str | None) -> str | None:
+    """The outline a dataset row's container label names, else the one its true point
+    falls in (None off the outlines, or without a map scope)."""
+    if scope is None or truth.values is None:
+        return None
+    from core.viz import containers as cont
+
+    column = cont.container_column(entities, scope)
+    if column is not None and truth.entity is not None:
+        keys = entities["name"].astype(str).map(name_key)
+        labels = entities.loc[keys == name_key(truth.entity), column]
+        if len(labels):
+            found = cont.match_container(labels.iloc[0], scope)
+            if found is not None:
+                return found
+    return cont.lands_in([truth.values[0]], [truth.values[1]], scope)[0]
+
+
+def _label(entity: str, container: str | None) -> str:
+    return f"{entity}, {container}" if container and container != entity else entity
+
+
+def gazetteer_truth(name: str, kind: str, dataset: str, scope: str | None) -> NameTruth | None:
+    """The gazetteer's truth for a name the dataset does not settle: the most populous
+    place of that name (space), the WordNet person (time, people datasets only)."""
+    from core.data import gazetteer
+
+    if kind == "space":
+        found = gazetteer.lookup_place(name, country=SCOPE_COUNTRY.get(scope or ""))
+        if found is None:
+            return None
+        place = found.place
+        container: str | None = None
+        if scope == "world":
+            container = place.country
+        elif scope == "usa":
+            container = place.state or place.country
+        elif scope is not None:
+            from core.viz import containers as cont
+
+            container = cont.lands_in([place.lat], [place.lon], scope)[0]
+        return NameTruth(
+            name,
+            0,
+            entity=place.name,
+            values=(place.lat, place.lon),
+            source=GAZETTEER,
+            label=place.label,
+            match=found.describe(),
+            container=container,
+        )
+    if dataset not in PEOPLE_DATASETS:
+        return None
+    person = gazetteer.lookup_person(name)
+    if person is None:
+        return None
+    return NameTruth(
+        name,
+        0,
+        entity=person.person.name,
+        values=(person.person.year,),
+        source=GAZETTEER,
+        label=person.person.name,
+        match=person.describe(),
+    )
+
+
+def find_truths(
+    names: Sequence[str], results: ProbeResults, scope: str | None = None, gazetteer: bool = True
+) -> dict[str, NameTruth]:
+    """name -> its truth without errors: the dataset's one entity of that name first,
+    then (with `gazetteer`) the offline gazetteer; `scope` is the results' map scope."""
+    matched = match_names(names, results.entities, results.target_names)
+    out: dict[str, NameTruth] = {}
+    for name, truth in matched.items():
+        if truth.known:
+            container = _dataset_container(truth, results.entities, scope)
+            out[name] = dataclass_replace(
+                truth,
+                container=container,
+                label=_label(str(truth.entity), container) if results.kind == "space" else "",
+            )
+            continue
+        found = gazetteer_truth(name, results.kind, results.dataset, scope) if gazetteer else None
+        if found is None:
+            out[name] = dataclass_replace(truth, source="")
+        else:
+            out[name] = dataclass_replace(found, matches=truth.matches)
+    return out
+
+
+def name_truths(
+    paths: Mapping[str, np.ndarray],
+    results: ProbeResults,
+    scope: str | None = None,
+    gazetteer: bool = True,
+) -> dict[str, NameTruth]:
+    """name -> its truth (:func:`find_truths`), with every layer's error."""
+    found = find_truths(list(paths), results, scope, gazetteer)
     return {
         name: (
             dataclass_replace(t, errors=prediction_errors(paths[name], t.values, results.kind))
             if t.values is not None
             else t
         )
-        for name, t in matched.items()
+        for name, t in found.items()
     }
+
+
+def landing_containers(
+    paths: Mapping[str, np.ndarray],
+    layers: Sequence[int] | np.ndarray,
+    layer: int,
+    scope: str | None,
+) -> dict[str, str | None]:
+    """name -> the country (state, borough) its prediction at `layer` falls in (None at
+    sea or beyond the outlines; every name None without a map scope)."""
+    if scope is None or not paths:
+        return {name: None for name in paths}
+    from core.viz import containers as cont
+
+    pos = [int(v) for v in layers].index(int(layer))
+    names = list(paths)
+    lat = [float(paths[n][pos, 0]) for n in names]
+    lon = [float(paths[n][pos, 1]) for n in names]
+    return dict(zip(names, cont.lands_in(lat, lon, scope), strict=True))
+
+
+def _year(value: float) -> str:
+    return f"{-value:,.0f} BC" if value < 0 else f"{value:.0f}"
+
+
+def truth_headline(
+    truth: NameTruth,
+    path: np.ndarray,
+    layers: Sequence[int] | np.ndarray,
+    layer: int,
+    kind: str,
+    dataset: str,
+    scope: str | None = None,
+    landed: str | None = None,
+) -> str:
+    """One sentence on a typed name at `layer`: where (when) the probe puts it, how far
+    that is from the truth and, on a map, which country (state, borough) the prediction
+    falls in against the true one: "Tokyo: predicted in Saudi Arabia, 8,600 km from
+    Tokyo, Japan". Plain text (escape it for markdown)."""
+    pos = [int(v) for v in layers].index(int(layer))
+    noun = {"world": "country", "usa": "state", "nyc": "borough"}.get(scope or "", "")
+    if kind == "space":
+        if scope is None:
+            where = f"predicted at {path[pos, 0]:.1f}°, {path[pos, 1]:.1f}°"
+        elif landed is None:
+            where = f"predicted outside every {noun} (at sea or beyond the map)"
+        else:
+            where = f"predicted in {landed}"
+    else:
+        where = f"predicted {_year(float(path[pos, 0]))}"
+    if truth.values is None:
+        looked = f"{dataset} or the gazetteer" if kind == "space" else dataset
+        if kind == "time" and dataset in PEOPLE_DATASETS:
+            looked = f"{dataset} or WordNet"
+        why = f"{truth.matches} entities of {dataset} share it; " if truth.ambiguous else ""
+        return f"{truth.name}: {where}; {why}not found in {looked}, so no true value to compare."
+    off = float(truth.errors[pos]) if truth.errors is not None else None
+    if kind == "space":
+        text = f"{truth.name}: {where}"
+        if off is not None:
+            text += f", {off:,.0f} km from {truth.shown_as}"
+        if scope is not None and truth.container is not None and landed is not None:
+            text += f" (the right {noun})" if landed == truth.container else ""
+        return text
+    text = f"{truth.name}: {where}"
+    if off is not None:
+        text += f", {off:,.0f} years from {_year(truth.values[0])}"
+    return text + (f" ({truth.shown_as})" if truth.shown_as != truth.name else "")
 
 
 class TruthMarks(TypedDict):
@@ -289,12 +477,20 @@ def truth_marks(truths: Mapping[str, NameTruth]) -> TruthMarks:
     return TruthMarks(
         truths={n: t.values for n, t in truths.items() if t.values is not None},
         errors={n: t.errors for n, t in truths.items() if t.errors is not None},
-        truth_labels={n: t.split for n, t in truths.items() if t.values is not None},
+        truth_labels={
+            n: (f"gazetteer: {t.shown_as}" if t.source == GAZETTEER else t.split)
+            for n, t in truths.items()
+            if t.values is not None
+        },
     )
 
 
 def error_unit(kind: str) -> str:
     return "km" if kind == "space" else "years"
+
+
+# the table's "row" column: which split a known name is in, or where its truth comes from
+ROW_LABELS = {"training row": "training", "test row": "test", "not a row": GAZETTEER}
 
 
 def prediction_table(
@@ -323,7 +519,9 @@ def prediction_table(
                     row[f"true {target}"] = round(values[j], 2) if values is not None else None
                 row[f"error ({unit})"] = round(float(errors[i]), 1) if errors is not None else None
                 row["row"] = (
-                    truth.split.removesuffix(" row") if truth is not None and values else None
+                    ROW_LABELS.get(truth.split, truth.split)
+                    if truth is not None and values
+                    else None
                 )
             rows.append(row)
     return pd.DataFrame(rows)
@@ -333,6 +531,7 @@ SPLIT_NOTES = {
     "training row": "a training row: the probes were fitted on it, so its error flatters them",
     "test row": "a test row: the probes never saw it",
     "split unknown": "the results do not say whether it is a training or a test row",
+    "not a row": "not among the probes' rows: they never saw it",
 }
 
 
@@ -346,21 +545,30 @@ def truth_note(
     """One line of plain text on what `dataset` says of a typed name; with `layer` (one
     of `layers`), how far that layer's probe puts it from the truth."""
     what = "position" if kind == "space" else "year"
-    if truth.ambiguous:
-        return (
-            f"{truth.matches} entities of {dataset} are called {truth.name!r}, "
-            f"so no true {what} is shown for it."
-        )
+    shared = (
+        f"{truth.matches} entities of {dataset} are called {truth.name!r}"
+        if truth.ambiguous
+        else ""
+    )
     if truth.values is None:
-        return f"{truth.name!r} is not in {dataset}: no true {what} is known, predictions only."
+        if shared:
+            return f"{shared}, and the gazetteer has none, so no true {what} is shown for it."
+        return (
+            f"{truth.name!r} is not found in {dataset} or the offline gazetteer: "
+            f"no true {what} is known, predictions only."
+        )
     true = (
         f"{truth.values[0]:.2f}°, {truth.values[1]:.2f}°"
         if kind == "space"
         else f"{truth.values[0]:.0f}"
     )
-    same = truth.entity == truth.name
-    text = f"{truth.name!r}" + ("" if same else f" matches {truth.entity!r}")
-    text += f" in {dataset}: true {what} {true}"
+    if truth.source == GAZETTEER:
+        text = f"{shared}; " if shared else f"{truth.name!r} is not in {dataset}; "
+        text += f"the gazetteer's match: {truth.match}, true {what} {true}"
+    else:
+        same = truth.entity == truth.name
+        text = f"{truth.name!r}" + ("" if same else f" matches {truth.entity!r}")
+        text += f" in {dataset}: true {what} {true}"
     text += f" ({SPLIT_NOTES[truth.split]})"
     positions = [int(v) for v in layers]
     if truth.errors is not None and layer is not None and layer in positions:

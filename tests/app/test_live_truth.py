@@ -1,10 +1,12 @@
 """AppTest of the Live probe page: names the dataset knows get their true point (or
-year), the error of every layer and their split; other names get a note."""
+year), the error of every layer and their split; names it lacks get the offline
+gazetteer's; names neither knows say "not found" beside their prediction."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ def test_live_probe_shows_the_true_point_and_the_error_in_km(demo_env: Path) -> 
     train = world[~world["is_test"]].iloc[0]
     test = world[world["is_test"]].iloc[0]
     typed = f"  {str(train['name']).upper()} "  # any case, stray spaces
-    at = make_app({"names": f"{typed}\n{test['name']}\nKyoto"}).run()
+    at = make_app({"names": f"{typed}\n{test['name']}\nXyzzyville"}).run()
     at.switch_page("pages/live_probe.py").run()
     _no_exceptions(at)
     typed = typed.strip()  # the page keeps names stripped
@@ -60,7 +62,7 @@ def test_live_probe_shows_the_true_point_and_the_error_in_km(demo_env: Path) -> 
     assert "off by" in big["name"] and " km" in big["name"] and "off by" in big["hovertemplate"]
     path = next(t for t in data if t.get("name") == f"{typed}: path over layers")
     assert "km" in path["hovertemplate"]
-    assert not any(t.get("name", "").startswith("Kyoto: true") for t in data)
+    assert not any(t.get("name", "").startswith("Xyzzyville: true") for t in data)
 
     table = at.dataframe[0].value
     rows = table[table["name"] == typed]
@@ -68,22 +70,47 @@ def test_live_probe_shows_the_true_point_and_the_error_in_km(demo_env: Path) -> 
     assert np.isfinite(rows["error (km)"].to_numpy(float)).all()
     assert set(rows["row"]) == {"training"}
     assert set(table[table["name"] == str(test["name"])]["row"]) == {"test"}
-    assert table[table["name"] == "Kyoto"]["error (km)"].isna().all()
+    assert table[table["name"] == "Xyzzyville"]["error (km)"].isna().all()
 
     notes = _captions(at)
     assert "training row" in notes and "flatters" in notes and "never saw it" in notes
     assert "probe is off by" in notes and "km" in notes
-    assert "'Kyoto' is not in world_places: no true position is known" in notes
+    assert "'Xyzzyville' is not found in world_places or the offline gazetteer" in notes
+    lines = _markdown(at)
+    assert any(
+        line.startswith("Xyzzyville: predicted ") and "not found" in line for line in lines
+    ), lines
 
 
-def test_live_probe_example_keeps_its_names_and_says_no_truth_is_known(demo_env: Path) -> None:
+def _markdown(at: AppTest) -> list[str]:
+    return [str(m.value).replace("\\", "") for m in at.markdown]
+
+
+def test_live_probe_example_shows_the_gazetteers_truth_and_km(demo_env: Path) -> None:
+    # the synthetic world_places has no Paris or Tokyo row: the gazetteer places them
     at = make_app().run()
     at.switch_page("pages/live_probe.py").run()
     _no_exceptions(at)
     notes = _captions(at)
     assert "An example: Paris, Tokyo" in notes
-    assert "'Tokyo' is not in world_places: no true position is known" in notes
-    assert not any("true position" in t.get("name", "") for t in _spec(at)["data"])
+    assert "'Tokyo' is not in world_places; the gazetteer's match: GeoNames city Tokyo" in notes
+    data = _spec(at)["data"]
+    star = next(t for t in data if t.get("name", "").startswith("Tokyo: true position"))
+    assert "gazetteer: Tokyo, Japan" in star["name"]
+    assert abs(_arr(star["lat"])[0] - 35.69) < 0.05 and abs(_arr(star["lon"])[0] - 139.69) < 0.05
+    big = next(t for t in data if t.get("name", "").startswith("Tokyo: layer "))
+    off = re.search(r"off by ([\d,]+) km", big["name"])
+    assert off is not None
+    km = float(off.group(1).replace(",", ""))
+    line = next(m for m in _markdown(at) if m.startswith("Tokyo: predicted "))
+    assert re.fullmatch(
+        r"Tokyo: predicted (in [A-Z][^,]*|outside every country [^,]*), "
+        r"[\d,]+ km from Tokyo, Japan( \(the right country\))?",
+        line,
+    ), line
+    assert f"{km:,.0f} km from Tokyo, Japan" in line  # the same layer as the map
+    table = at.dataframe[0].value
+    assert set(table[table["name"] == "Tokyo"]["row"]) == {"gazetteer"}
 
 
 def test_live_probe_shows_the_true_year_and_the_error_in_years(demo_env: Path) -> None:
@@ -100,3 +127,17 @@ def test_live_probe_shows_the_true_year_and_the_error_in_years(demo_env: Path) -
     assert np.isfinite(table["error (years)"].to_numpy(float)).all()
     assert (table["true year"] == float(person["year"])).all()
     assert f"true year {person['year']:.0f}" in _captions(at)
+
+
+def test_live_probe_dates_a_person_the_dataset_lacks_from_wordnet(demo_env: Path) -> None:
+    at = make_app({"dataset": "historical_figures", "names": "Napoleon"}).run()
+    at.switch_page("pages/live_probe.py").run()
+    _no_exceptions(at)
+    data = _spec(at)["data"]
+    line = next(t for t in data if "true year" in t.get("name", ""))
+    assert list(_arr(line["y"])) == [1821.0] * 2 and "gazetteer: Napoleon I" in line["name"]
+    headline = next(m for m in _markdown(at) if m.startswith("Napoleon: predicted "))
+    assert re.fullmatch(
+        r"Napoleon: predicted -?\d+( BC)?, [\d,]+ years from 1821 \(Napoleon I\)", headline
+    )
+    assert "WordNet: Napoleon I, died 1821" in _captions(at)

@@ -12,6 +12,7 @@ import pytest
 from core.common.config import BuildConfig
 from core.probe.metrics import haversine_km
 from core.results.build import build
+from core.results.probe_results import ProbeResults
 from core.ui import live
 from core.ui.live import incompatibility
 from core.viz import figures as figs
@@ -101,7 +102,7 @@ def test_name_truths_table_and_figure_marks() -> None:
     frame = _places().dropna().reset_index(drop=True)
     res = synthetic_results(frame, "space", n_layers=3, d_model=8)
     paths = {"Tokyo": np.array([PARIS, (0.0, 0.0), TOKYO]), "Kyoto": np.zeros((3, 2))}
-    truths = live.name_truths(paths, res)
+    truths = live.name_truths(paths, res, gazetteer=False)  # the dataset alone
     tokyo = truths["Tokyo"]
     assert tokyo.errors is not None and tokyo.errors[0] == pytest.approx(9712, rel=0.01)
     assert truths["Kyoto"].errors is None
@@ -157,3 +158,104 @@ def test_time_truths_in_the_table_and_figure() -> None:
 
 def test_notes_are_escaped_for_markdown() -> None:
     assert live.markdown_text("*a* [b](c) $5 :red[x]") == r"\*a\* \[b\]\(c\) \$5 \:red\[x\]"
+
+
+# ------------------------------------------- the gazetteer when the dataset has no answer
+RIYADH = (24.69, 46.72)
+
+
+def _world_results() -> ProbeResults:
+    frame = _places().dropna().reset_index(drop=True)
+    frame["country"] = ["France", "Japan", "United States", "United States"]
+    return synthetic_results(frame, "space", n_layers=3, d_model=8)
+
+
+def test_the_dataset_row_comes_first_then_the_gazetteer() -> None:
+    res = _world_results()
+    paths = {n: np.array([RIYADH] * 3) for n in ("Tokyo", "Kyoto", "Springfield", "Xyzzyville")}
+    truths = live.name_truths(paths, res, scope="world")
+    tokyo = truths["Tokyo"]  # a row of the dataset: its own position and split
+    assert tokyo.source == "dataset" and tokyo.values == TOKYO and tokyo.split == "training row"
+    assert tokyo.container == "Japan" and tokyo.label == "Tokyo, Japan"
+    kyoto = truths["Kyoto"]  # not a row: the gazetteer's city
+    assert kyoto.source == "gazetteer" and kyoto.split == "not a row"
+    assert kyoto.values == pytest.approx((35.02, 135.75), abs=0.02)
+    assert kyoto.container == "Japan" and kyoto.label == "Kyoto, Japan"
+    assert "GeoNames city Kyoto, Japan" in kyoto.match
+    assert kyoto.values is not None and kyoto.errors is not None
+    assert kyoto.errors[0] == pytest.approx(float(haversine_km(*RIYADH, *kyoto.values)))
+    # two rows share it: the gazetteer settles it, and says it picked the most populous
+    spring = truths["Springfield"]
+    assert spring.source == "gazetteer" and spring.matches == 2
+    assert "the most populous of" in spring.match
+    assert not truths["Xyzzyville"].known and truths["Xyzzyville"].source == ""
+    marks = live.truth_marks(truths)
+    assert marks["truth_labels"]["Kyoto"] == "gazetteer: Kyoto, Japan"
+    assert marks["truth_labels"]["Tokyo"] == "training row"
+    table = live.prediction_table(paths, res.layers, res.target_names, res.kind, truths)
+    assert set(table[table["name"] == "Kyoto"]["row"]) == {"gazetteer"}
+
+
+def test_a_us_map_prefers_the_us_place_of_a_shared_name() -> None:
+    res = _world_results()
+    paths = {"Paris": np.zeros((3, 2)), "Kyoto": np.zeros((3, 2))}
+    truth = live.find_truths(["Paris", "Kyoto"], res, scope="usa", gazetteer=True)
+    assert truth["Paris"].source == "dataset"  # a row: the dataset wins everywhere
+    found = live.gazetteer_truth("Paris", "space", "us_places", "usa")
+    assert found is not None and found.label == "Paris, Texas" and found.container == "Texas"
+    abroad = live.gazetteer_truth("Kyoto", "space", "us_places", "usa")  # none in the US
+    assert abroad is not None and abroad.container == "Japan"
+    assert set(paths) == set(truth)
+
+
+def test_the_country_a_prediction_falls_in() -> None:
+    paths = {
+        "Tokyo": np.array([PARIS, RIYADH, TOKYO]),
+        "at sea": np.array([(0.0, -30.0)] * 3),
+    }
+    assert live.landing_containers(paths, [0, 1, 2], 1, "world") == {
+        "Tokyo": "Saudi Arabia",
+        "at sea": None,
+    }
+    assert live.landing_containers(paths, [0, 1, 2], 0, "world")["Tokyo"] == "France"
+    assert live.landing_containers(paths, [0, 1, 2], 1, None) == {"Tokyo": None, "at sea": None}
+    chicago = {"Chicago": np.array([(41.88, -87.63)])}
+    assert live.landing_containers(chicago, [0], 0, "usa") == {"Chicago": "Illinois"}
+
+
+def test_the_headline_sets_the_prediction_beside_the_truth() -> None:
+    res = _world_results()
+    paths = {"Kyoto": np.array([TOKYO, RIYADH, TOKYO]), "Xyzzyville": np.zeros((3, 2))}
+    truths = live.name_truths(paths, res, scope="world")
+    landed = live.landing_containers(paths, res.layers, 1, "world")
+    kyoto = live.truth_headline(
+        truths["Kyoto"], paths["Kyoto"], res.layers, 1, "space", "world_places", "world",
+        landed["Kyoto"],
+    )  # fmt: skip
+    true = truths["Kyoto"].values
+    assert true is not None
+    km = float(haversine_km(*RIYADH, *true))
+    assert kyoto == f"Kyoto: predicted in Saudi Arabia, {km:,.0f} km from Kyoto, Japan"
+    right = live.truth_headline(
+        truths["Kyoto"], paths["Kyoto"], res.layers, 2, "space", "world_places", "world", "Japan"
+    )
+    assert right.startswith("Kyoto: predicted in Japan, ") and right.endswith("(the right country)")
+    unknown = live.truth_headline(
+        truths["Xyzzyville"], paths["Xyzzyville"], res.layers, 1, "space", "world_places",
+        "world", None,
+    )  # fmt: skip
+    assert unknown.startswith("Xyzzyville: predicted outside every country")
+    assert "not found in world_places or the gazetteer" in unknown
+
+
+def test_people_come_from_wordnet_on_people_datasets_only() -> None:
+    napoleon = live.gazetteer_truth("Napoleon", "time", "historical_figures", None)
+    assert napoleon is not None and napoleon.values == (1821.0,)
+    assert napoleon.label == "Napoleon I" and "WordNet" in napoleon.match
+    assert live.gazetteer_truth("Napoleon", "time", "artworks", None) is None
+    path = np.array([[1700.0], [1790.0]])
+    truth = dataclasses.replace(
+        napoleon, errors=live.prediction_errors(path, napoleon.values, "time")
+    )
+    line = live.truth_headline(truth, path, [0, 1], 1, "time", "historical_figures")
+    assert line == "Napoleon: predicted 1790, 31 years from 1821 (Napoleon I)"
