@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,38 +37,66 @@ from core.common.cache import (
 from core.common.config import (
     AnalysisConfig,
     BuildConfig,
-    ProbeSpec,
     SteerConfig,
-    parse_layers,
+    command_line,
+    option_fields,
 )
 
 if TYPE_CHECKING:
     from core.results.probe_results import ProbeResults
 
 
-Config = TypeVar("Config", AnalysisConfig, SteerConfig)
+Config = TypeVar("Config", BuildConfig, AnalysisConfig, SteerConfig)
 
 
-def _dest(config: type[Config], name: str) -> str:
-    return f"{config.__name__}.{name}"  # apart from the build's options (--layers)
+def _dest(config: type[Any], path: tuple[str, ...]) -> str:
+    # one namespace per config: steer's --layer and the build's --layers stay apart
+    return ".".join((config.__name__, *path))
 
 
-def _add_options(parser: argparse.ArgumentParser, config: type[Config]) -> None:
-    """One option per field of `config`, from the field's `option` metadata (flag, help,
-    argparse keywords) and its default: every field is an option and every option a field."""
-    for f in dataclasses.fields(config):
+def _add_options(
+    parser: argparse.ArgumentParser, config: type[Any], build_only: bool = True
+) -> None:
+    """One option per field of `config` (and of a config it holds, `BuildConfig.probe`),
+    from the field's `option` metadata (flag, help, argparse keywords) and its default:
+    every field is an option and every option a field. A field without a default is
+    required unless its metadata gives the option one. `build_only=False` leaves out
+    the fields only `build` takes."""
+    for path, f in option_fields(config):
+        if f.metadata.get("build_only") and not build_only:
+            continue
         spec = dict(f.metadata["option"])
         flag = spec.pop("flag")
         if "action" not in spec and "choices" not in spec:  # argparse's own, not the dest's
             spec.setdefault("metavar", flag.lstrip("-").upper().replace("-", "_"))
-        parser.add_argument(flag, dest=_dest(config, f.name), default=f.default, **spec)
+        if f.default is not dataclasses.MISSING:
+            assert "default" not in spec, f"{flag}: the field's default is the option's"
+            spec["default"] = f.default
+        elif "default" not in spec:
+            spec["required"] = True
+        parser.add_argument(flag, dest=_dest(config, path), **spec)
 
 
-def _config_of(config: type[Config], args: argparse.Namespace) -> Config:
-    """The `config` that the options `_add_options` added describe."""
-    return config(
-        **{f.name: getattr(args, _dest(config, f.name)) for f in dataclasses.fields(config)}
-    )
+def _values_of(
+    config: type[Any], args: argparse.Namespace, top: type[Any], prefix: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        path = (*prefix, f.name)
+        if "option" in f.metadata:
+            dest = _dest(top, path)
+            if hasattr(args, dest):  # a build-only option that this command does not take
+                values[f.name] = getattr(args, dest)
+        elif dataclasses.is_dataclass(f.default):
+            nested: type[Any] = type(f.default)
+            values[f.name] = nested(**_values_of(nested, args, top, path))
+    return values
+
+
+def _config_of(config: type[Config], args: argparse.Namespace, **extra: Any) -> Config:
+    """The `config` that the options `_add_options` added describe (`extra`: fields
+    that are no option of this command, such as the cache root)."""
+    return config(**_values_of(config, args, config), **extra)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,97 +113,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    common = argparse.ArgumentParser(add_help=False)  # what `build` and `analyze` share
-    common.add_argument(
-        "--model",
-        default="smollm2-135m",
-        help=(
-            "registered name (see `python -m core models`: smollm2-135m, gemma3-270m, "
-            "qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), model folder, .gguf file or "
-            "Hugging Face id"
-        ),
-    )
-    common.add_argument(
-        "--dataset",
-        required=True,
-        help="dataset name (see `python -m core datasets`) or a CSV path",
-    )
-    common.add_argument(
-        "--prompt", default=None, help="prompt template name (default: the dataset's main prompt)"
-    )
-    common.add_argument(
-        "--limit", type=int, default=None, help="only the first N entities (quick runs)"
-    )
-    common.add_argument(
-        "--layers",
-        type=parse_layers,
-        default=None,
-        help="subset of layers, e.g. 0-29:2 or 5,10,15 (default: all)",
-    )
-    common.add_argument(
-        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available"
-    )
-    common.add_argument(
-        "--dtype",
-        default="auto",
-        help="compute dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16",
-    )
-    common.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow a hub model's own code to run (off by default)",
-    )
-
     build = sub.add_parser(
         "build",
-        parents=[common],
         help="build activations and probes for a model on a dataset",
         description="Build whatever is missing (activations, then one ridge probe per layer) "
-        "and print a per-layer table.",
+        "and print a per-layer table. Each option is a field of core.BuildConfig, with its "
+        "default.",
     )
-    build.add_argument(
-        "--random-init",
-        action="store_true",
-        help="control: a seeded random-initialised copy of the architecture",
-    )
-    build.add_argument(
-        "--batch-tokens",
-        type=int,
-        default=None,
-        help="token budget per batch, padded tokens (default: 4096 on a CPU, 65536 on a GPU)",
-    )
-    build.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="max entities per batch (default: 64 on a CPU, 1024 on a GPU)",
-    )
-    build.add_argument(
-        "--method",
-        default="loo",
-        choices=["loo", "gcv"],
-        help="alpha selection: exact leave-one-out or GCV",
-    )
-    build.add_argument(
-        "--target",
-        default="latlon",
-        choices=["latlon", "globe"],
-        help="space probes: read lat/lon, or (x, y, z) on the unit sphere mapped back to "
-        "lat/lon (no seam at ±180°)",
-    )
-    build.add_argument(
-        "--start-token",
-        default="auto",
-        help='document-start token: "auto" (the model\'s own), "none", or a vocabulary token',
-    )
-    build.add_argument(
-        "--probe-device",
-        default="auto",
-        choices=["auto", "numpy", "cpu", "cuda"],
-        help="where probes are fitted: auto = cuda if available, else numpy (the reference); "
-        "cpu = torch on the CPU",
-    )
-    build.add_argument(
+    _add_options(build, BuildConfig)
+    build.add_argument(  # where the build runs, not what it builds: no BuildConfig field
         "--ray",
         nargs="?",
         const="",
@@ -188,21 +133,21 @@ def _parser() -> argparse.ArgumentParser:
 
     ana = sub.add_parser(
         "analyze",
-        parents=[common],
         help="controls, block hold-out, prompt transfer, MLP probes and neurons",
         description="Build (or reuse) activations and probes, then run the research analyses "
         "and save them beside the results for the dashboard's Research page.",
     )
+    _add_options(ana, BuildConfig, build_only=False)
     _add_options(ana, AnalysisConfig)
 
     steer = sub.add_parser(
         "steer",
-        parents=[common],
         help="push entities along a layer's probe and count how often the answer moves",
         description="On a seeded sample, push each entity toward another's target along "
         "the probe's direction (and a random one of the same norm) and score the model's "
         "greedy answer to a question; saved beside the results for the Research page.",
     )
+    _add_options(steer, BuildConfig, build_only=False)
     _add_options(steer, SteerConfig)
 
     steer_report = sub.add_parser(
@@ -323,28 +268,8 @@ def _human(n: float) -> str:
 
 
 def build_config(args: argparse.Namespace, root: Path) -> BuildConfig:
-    """The one BuildConfig that `build` (and `analyze`) options describe."""
-    from core.probe.ridge_torch import probe_device_for
-
-    return BuildConfig(
-        model=args.model,
-        dataset=args.dataset,
-        prompt=args.prompt,
-        limit=args.limit,
-        layers=args.layers,
-        random_init=getattr(args, "random_init", False),
-        start_token=getattr(args, "start_token", "auto"),
-        probe=ProbeSpec(
-            method=getattr(args, "method", "loo"), target=getattr(args, "target", "latlon")
-        ),
-        device=args.device,
-        dtype=args.dtype,
-        max_tokens_per_batch=getattr(args, "batch_tokens", None),
-        max_batch_size=getattr(args, "batch_size", None),
-        probe_device=probe_device_for(getattr(args, "probe_device", "numpy")),
-        trust_remote_code=args.trust_remote_code,
-        cache_root=root,
-    )
+    """The one BuildConfig that `build` (and `analyze`, `steer`) options describe."""
+    return _config_of(BuildConfig, args, cache_root=root)
 
 
 def _without_ray(argv: Sequence[str], address: str | None) -> list[str]:
@@ -383,7 +308,7 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
         if total and done >= total:
             bar.close()
 
-    command = "python -m core " + " ".join(shlex.quote(a) for a in _without_ray(argv, args.ray))
+    command = command_line(_without_ray(argv, args.ray))
     if args.ray is None:
         results = build(build_config(args, root), progress=progress, command=command)
     else:
@@ -408,9 +333,9 @@ def _cmd_build(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
 
 def baseline_lines(results: ProbeResults, root: Path) -> str:
     """What the test R² means: the baselines of the same entities, and the random-init
-    control's best test R² when one was built into this cache (found by its manifest,
-    the one it loads)."""
-    from core.results.catalog import discover, model_id
+    control's best test R² when one was built into this cache on exactly these rows (the
+    result index's :meth:`~core.results.index.ResultSet.control_of`)."""
+    from core.results.catalog import discover
     from core.results.probe_results import ProbeResults
 
     group = (results.manifest.get("dataset_info") or {}).get("reference_column")
@@ -419,21 +344,21 @@ def baseline_lines(results: ProbeResults, root: Path) -> str:
         f"name-only {results.baseline('name_only'):.4f}, "
         f"group-mean ({group or 'no group column'}) {results.baseline('group_mean'):.4f}"
     ]
-    entry = None
-    if not results.manifest.get("spec", {}).get("random_init"):
-        entry = discover(root).find(
-            model_id(results.model, random_init=True), results.dataset, results.prompt
-        )
+    catalog = discover(root)
+    entry = catalog.control_of(results)
     if entry is not None:
         control = ProbeResults.load(entry.folder)
         lines.append(
             f"random-init control (n={len(control.entities):,}): test R2 "
             f"{control.metric_at(control.best_layer()):.4f}"
         )
+    elif results.meta.random_init:
+        lines.append(f"random-init control: {catalog.missing_control(results)}")
     else:
         lines.append(
-            "random-init control: not built (add --random-init to build it); "
-            "the ridge on names alone is the control for what the tokens give"
+            f"random-init control: {catalog.missing_control(results)}; add --random-init to "
+            "build it on these rows; the ridge on names alone is the control for what the "
+            "tokens give"
         )
     return "\n".join(lines)
 
@@ -461,10 +386,6 @@ def _steer_bar() -> Callable[[int, int], None]:
     return lambda done, total: bars("steer", done, total)
 
 
-def _command(argv: Sequence[str]) -> str:
-    return "python -m core " + " ".join(shlex.quote(a) for a in argv)
-
-
 def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int:
     from core.analysis.build import analyze
 
@@ -472,7 +393,7 @@ def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> i
         build_config(args, root),
         _config_of(AnalysisConfig, args),
         progress=_stage_bars(),
-        command=_command(argv),
+        command=command_line(argv),
     )
     table = analysis.controls[analysis.controls["split"] == "test"].pivot_table(
         index="layer", columns="control", values="r2"
@@ -492,6 +413,7 @@ def _cmd_analyze(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> i
 
 def _cmd_list(args: argparse.Namespace, root: Path) -> int:
     from core.extract.store import partial_status
+    from core.results.meta import spec_of
 
     kinds = (
         [args.kind] if args.kind else ["models", "activations", "results", "analysis", "datasets"]
@@ -503,7 +425,7 @@ def _cmd_list(args: argparse.Namespace, root: Path) -> int:
         for folder, manifest in entries:
             size = folder_bytes(folder)
             total += size
-            spec = manifest.get("spec", {})
+            spec = spec_of(manifest)
             label = " ".join(
                 f"{k}={spec[k]}"
                 for k in ("model", "dataset", "prompt", "limit", "random_init")
@@ -580,7 +502,7 @@ def _cmd_steer(args: argparse.Namespace, root: Path, argv: Sequence[str]) -> int
         build_config(args, root),
         _config_of(SteerConfig, args),
         progress=_steer_bar(),
-        command=_command(argv),
+        command=command_line(argv),
     )
     print(describe_steering(folder))
     return 0

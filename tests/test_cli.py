@@ -10,7 +10,15 @@ import pytest
 
 from core import cli
 from core.cli import main
-from core.common.config import AnalysisConfig, SteerConfig
+from core.common.config import (
+    AnalysisConfig,
+    BuildConfig,
+    ProbeSpec,
+    SteerConfig,
+    command_line,
+    config_argv,
+    option_fields,
+)
 
 
 def test_build_prints_table_and_best_layer(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -193,7 +201,7 @@ def test_analyze_and_steer_options_are_their_configs() -> None:
     assert cli._config_of(SteerConfig, args) == SteerConfig(
         layers=(1, 3), n=9, strengths=(1.0, 4.0), seeds=(5,), question="{name}?"
     )
-    assert args.layers == (0, 1, 2, 3)  # the build's --layers stays its own
+    assert cli.build_config(args, Path()).layers == (0, 1, 2, 3)  # the build's --layers
 
 
 @pytest.mark.parametrize(
@@ -237,3 +245,91 @@ def test_steer_saves_its_config_beside_the_results(cache_root, capsys) -> None: 
     assert folder.name == results_folder.name  # keyed by the results key
     assert manifest["config"] == SteerConfig(n=4, strengths=(1.0,), seeds=(0,)).to_dict()
     assert manifest["command"].startswith("python -m core --cache-root")
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def test_build_options_are_the_build_config(tmp_path: Path) -> None:
+    """`build --help` is generated from BuildConfig: one option per field, each with the
+    field's default, so the CLI and a notebook build the same thing (the probe solver
+    included: "auto" in both)."""
+    from core.extract.models import DEFAULT_MODEL
+
+    fields = {f.metadata["option"]["flag"]: f for _, f in option_fields(BuildConfig)}
+    options = {a.option_strings[-1]: a for a in _subparser("build")._actions if a.option_strings}
+    assert set(options) == {*fields, "--help", "--ray"}  # --ray: where, not what
+    for flag, f in fields.items():
+        expected = DEFAULT_MODEL if flag == "--model" else f.default
+        assert options[flag].default == expected or options[flag].required, flag
+        assert options[flag].help == f.metadata["option"]["help"]
+    assert options["--dataset"].required and options["--probe-device"].default == "auto"
+    assert BuildConfig("m", "d").probe_device == "auto"
+    args = cli._parser().parse_args(["build", "--dataset", "x"])
+    assert cli.build_config(args, tmp_path) == BuildConfig(DEFAULT_MODEL, "x", cache_root=tmp_path)
+    # analyze and steer take the options that say what is built, not how the build runs
+    analyze = {a.option_strings[-1] for a in _subparser("analyze")._actions if a.option_strings}
+    assert {"--model", "--dataset", "--limit", "--layers", "--device"} <= analyze
+    assert not {"--random-init", "--start-token", "--probe-device", "--target"} & analyze
+
+
+def test_a_rebuild_command_parses_back_to_its_config(tmp_path: Path) -> None:
+    """BuildConfig.command() quotes every word: a CSV path with a space, a start token
+    with shell characters and every non-default option survive shlex and the parser."""
+    import shlex
+
+    config = BuildConfig(
+        "my model",
+        str(tmp_path / "my places" / "cities & towns.csv"),
+        prompt="coords",
+        limit=50,
+        layers=(1, 3, 5),
+        random_init=True,
+        probe=ProbeSpec(method="gcv", target="globe"),
+        start_token="<s>",
+        device="cpu",
+        dtype="float32",
+        max_tokens_per_batch=1024,
+        max_batch_size=8,
+        probe_device="numpy",
+        trust_remote_code=True,
+        cache_root=tmp_path,
+    )
+    command = config.command()
+    assert "'" in command and command.startswith("python -m core build --model 'my model'")
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "core"]
+    args = cli._parser().parse_args(words[3:])
+    assert cli.build_config(args, tmp_path) == config
+    # the defaults write nothing beyond model and dataset
+    assert BuildConfig("m", "d").command() == "python -m core build --model m --dataset d"
+    # analyze and steer commands: the build's shared options, then the config's
+    analysis = AnalysisConfig(transfer_prompts=("all",), mlp=False, mlp_depths=(0.0, 0.5, 1.0))
+    line = command_line(["analyze", *config.argv(build_only=False), *config_argv(analysis)])
+    args = cli._parser().parse_args(shlex.split(line)[3:])
+    assert cli._config_of(AnalysisConfig, args) == analysis
+    assert cli.build_config(args, tmp_path).dataset == config.dataset
+    assert "--mlp-depths 0,0.5,1" in line
+    steer = SteerConfig(layers=(2, 7), n=9, strengths=(1.0, 4.0), seeds=(0, 1, 2, 3))
+    args = cli._parser().parse_args(["steer", "--dataset", "d", *config_argv(steer)])
+    assert cli._config_of(SteerConfig, args) == steer
+
+
+def test_the_cli_records_its_own_argv_quoted(cache_root, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A build run from a CSV path with a space records a command that replays it."""
+    import shlex
+
+    from core.common.cache import list_artifacts
+
+    folder = cache_root / "my data"
+    folder.mkdir()
+    csv = folder / "places.csv"
+    rows = ["name,lat,lon"] + [f"Place {i},{i % 80}.5,{(7 * i) % 170}.25" for i in range(40)]
+    csv.write_text("\n".join(rows) + "\n")
+    argv = ["--cache-root", str(cache_root), "build", "--model", "tiny-llama"]
+    argv += ["--dataset", str(csv)]
+    assert main(argv) == 0, capsys.readouterr()
+    ((_, manifest),) = list_artifacts(cache_root, "results")
+    assert shlex.split(manifest["command"])[3:] == argv

@@ -22,6 +22,7 @@ import pandas as pd
 
 from core.analysis.run import ARTIFACT, AnalysisResults, analysis_dir, analyze_command
 from core.common.cache import CacheError
+from core.common.config import AnalysisConfig
 from core.common.depth import depth_of
 from core.probe.bootstrap import (
     N_BOOT,
@@ -163,8 +164,9 @@ def _not_tested(res: ProbeResults, evidence: str, scope: str = "") -> list[Findi
 
 
 def _analyze(res: ProbeResults, transfer: bool = False) -> str:
-    cmd = analyze_command(res.model, res.dataset, limit=res.manifest.get("spec", {}).get("limit"))
-    return cmd + (" --transfer-prompts all" if transfer else "")
+    limit = res.manifest.get("spec", {}).get("limit")
+    options = AnalysisConfig(transfer_prompts=("all",) if transfer else ())
+    return analyze_command(res.model, res.dataset, limit=limit, options=options)
 
 
 def _r2_diff(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int) -> Interval:

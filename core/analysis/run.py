@@ -56,7 +56,7 @@ from core.common.cache import (
     verify_files,
     write_manifest,
 )
-from core.common.config import AnalysisConfig
+from core.common.config import AnalysisConfig, BuildConfig, command_line, config_argv
 from core.data.schema import EntityDataset
 from core.results.probe_results import best_layer_of
 
@@ -87,14 +87,15 @@ def analysis_dir(cache_root: Path, results_key: str) -> Path:
 
 
 def analyze_command(
-    model: str, dataset: str, prompt: str | None = None, limit: int | None = None
+    model: str,
+    dataset: str,
+    prompt: str | None = None,
+    limit: int | None = None,
+    options: AnalysisConfig | None = None,
 ) -> str:
-    parts = ["python", "-m", "core", "analyze", "--model", model, "--dataset", dataset]
-    if prompt:
-        parts += ["--prompt", prompt]
-    if limit is not None:
-        parts += ["--limit", str(limit)]
-    return " ".join(parts)
+    """The ``python -m core analyze`` line of one build's selection with `options`."""
+    build = BuildConfig(model, dataset, prompt=prompt, limit=limit).argv(build_only=False)
+    return command_line(["analyze", *build, *config_argv(options or AnalysisConfig())])
 
 
 @dataclass(eq=False)

@@ -36,22 +36,17 @@ def run_demo_analysis(item: DemoAnalysis, cache_root: Path) -> AnalysisResults:
     data = load_dataset(item.dataset, cache_root=root).head(limit)
     rows = min(len(data.frame), ANALYSIS_ROWS)
     small = rows <= SMALL_ANALYSIS
-    prompts = sorted(data.prompts) if item.transfer else []
-    command = analyze_command(item.model, item.dataset, limit=limit)
-    command += f" --rows {rows}" if rows < len(data.frame) else ""
-    command += " --transfer-prompts all" if prompts else ""
-    if not small:
-        command += f" --mlp-depths {','.join(f'{d:g}' for d in ANALYSIS_MLP_DEPTHS)}"
-        command += f" --neurons {ANALYSIS_NEURONS}"
+    options = AnalysisConfig(  # "all": every prompt of the dataset, as analyze resolves it
+        transfer_prompts=("all",) if item.transfer else (),
+        rows=rows if rows < len(data.frame) else None,  # None: every row, as rows would
+        mlp_depths=None if small else ANALYSIS_MLP_DEPTHS,
+        k_neurons=10 if small else ANALYSIS_NEURONS,
+    )
+    command = analyze_command(item.model, item.dataset, limit=limit, options=options)
     before = {kind: _folders(root, kind) for kind in ("activations", "results")}
     analysis, results = analyze(
         BuildConfig(item.model, item.dataset, limit=limit, cache_root=root),
-        AnalysisConfig(
-            transfer_prompts=tuple(prompts),
-            rows=rows,
-            mlp_depths=None if small else ANALYSIS_MLP_DEPTHS,
-            k_neurons=10 if small else ANALYSIS_NEURONS,
-        ),
+        options,
         command=command,
     )
     keep = {str(results.manifest["key"])}
@@ -68,15 +63,11 @@ def run_check_analysis(cache_root: Path) -> AnalysisResults:
     """The analysis of the 400-entity check slice, which a test reruns bit for bit (the
     MLP probe at three depths and three neurons per layer keep that rerun short)."""
     model, dataset, limit = CHECK_SLICE
-    depths = ",".join(f"{d:g}" for d in ANALYSIS_MLP_DEPTHS)
-    command = (
-        f"{analyze_command(model, dataset, limit=limit)} --mlp-depths {depths} "
-        f"--neurons {ANALYSIS_NEURONS}"
-    )
+    options = AnalysisConfig(mlp_depths=ANALYSIS_MLP_DEPTHS, k_neurons=ANALYSIS_NEURONS)
     analysis, results = analyze(
         BuildConfig(model, dataset, limit=limit, cache_root=Path(cache_root)),
-        AnalysisConfig(mlp_depths=ANALYSIS_MLP_DEPTHS, k_neurons=ANALYSIS_NEURONS),
-        command=command,
+        options,
+        command=analyze_command(model, dataset, limit=limit, options=options),
     )
     key = results.manifest.get("activation_key")
     if key:

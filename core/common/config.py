@@ -4,21 +4,26 @@
 build whole; `AnalysisConfig` and `SteerConfig` are the options of an analysis and of a
 steering run, recorded in their manifests (their artifacts live beside the results they
 read, keyed by those results). A field's `option` metadata is its ``python -m core``
-option: the CLI builds its parser from these fields, so an option and a field cannot
-drift apart.
+option: the CLI builds its parser from these fields (:func:`option_fields`), and every
+printed or recorded rebuild command is written back from them (:func:`config_argv`,
+:func:`command_line`), so an option, a field and a command cannot drift apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.common.hashing import sha256_json
 
+# the embedded default model (= core.extract.models.DEFAULT_MODEL, a later module; a test
+# keeps them equal): the CLI's --model when none is given
+DEFAULT_MODEL = "smollm2-135m"
 # log10 start, stop, count of the ridge penalty in units of trace(Xc^T Xc)/d of the
 # layer's training rows: 57 values over 14 decades, the same grid for every layer
 DEFAULT_ALPHA_GRID = (-8.0, 6.0, 57)
@@ -63,119 +68,18 @@ class ActivationSpec:
         )
 
 
-PROBE_TARGETS = ("latlon", "globe")
-
-
-@dataclass(frozen=True)
-class ProbeSpec:
-    """How probes are fitted on an activation cache."""
-
-    alpha_grid: tuple[float, float, int] = DEFAULT_ALPHA_GRID
-    alpha_scale: str = "trace"  # grid in units of trace(Xc^T Xc)/d ("none": raw penalties)
-    method: str = "loo"  # exact leave-one-out ("loo") or generalised CV ("gcv")
-    # what a space probe reads: "latlon", or "globe" (x, y, z on the unit sphere)
-    target: str = "latlon"
-
-    def __post_init__(self) -> None:
-        if self.target not in PROBE_TARGETS:
-            raise ValueError(f"probe target must be one of {PROBE_TARGETS}, got {self.target!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        if self.target == "latlon":  # the default leaves every earlier cache key as it was
-            del out["target"]
-        return out
-
-    def key(self, activation_key: str) -> str:
-        digest = sha256_json({"probe": self.to_dict(), "activations": activation_key})
-        return f"{activation_key.rsplit('__', 1)[0]}__{digest[:16]}"
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """One build, whole: what is built, how, and where it is cached.
-
-    `dataset` is a registered name, a CSV path or an in-memory EntityDataset. The cache
-    keys come from :meth:`activation_spec` and `probe`; the batching, device and solver
-    knobs change how fast a build runs, not its key.
-    """
-
-    # what
-    model: str
-    dataset: Any  # str | EntityDataset (core.data is a later module than this one)
-    prompt: str | None = None  # None: the dataset's main prompt
-    limit: int | None = None
-    layers: tuple[int, ...] | None = None  # None: every decoder block
-    random_init: bool = False
-    probe: ProbeSpec = ProbeSpec()
-    # the document-start token: "auto" (the model's registered one, else the tokenizer's),
-    # "none" (no start token) or a token of the vocabulary; the resolved one is in the key
-    start_token: str = "auto"
-    # how
-    device: str = "auto"
-    dtype: str = "auto"
-    max_tokens_per_batch: int | None = None  # None: chosen by device
-    max_batch_size: int | None = None
-    probe_device: str | None = None  # None: numpy; a torch device fits there
-    trust_remote_code: bool = False
-    # where
-    cache_root: Path | None = None
-
-    def dataset_name(self) -> str:
-        return self.dataset if isinstance(self.dataset, str) else str(self.dataset.name)
-
-    def activation_spec(
-        self,
-        dataset_name: str,
-        default_prompt: str,
-        batching: tuple[int, int],
-        dtype: str,
-        start_token: str = "auto",
-    ) -> ActivationSpec:
-        """The activation spec of this build, with the batching, compute dtype and start
-        token resolved."""
-        tokens, size = batching
-        return ActivationSpec(
-            model=self.model,
-            dataset=dataset_name,
-            prompt=self.prompt or default_prompt,
-            layers=self.layers,
-            dtype=dtype,
-            start_token=start_token,
-            random_init=self.random_init,
-            limit=self.limit,
-            max_tokens_per_batch=self.max_tokens_per_batch or tokens,
-            max_batch_size=self.max_batch_size or size,
-        )
-
-    def command(self) -> str:
-        """The ``python -m core build`` line that rebuilds these results."""
-        parts = [
-            "python -m core build",
-            f"--model {self.model}",
-            f"--dataset {self.dataset_name()}",
-        ]
-        if self.prompt:
-            parts.append(f"--prompt {self.prompt}")
-        if self.random_init:
-            parts.append("--random-init")
-        if self.limit:
-            parts.append(f"--limit {self.limit}")
-        if self.layers is not None:
-            parts.append("--layers " + ",".join(str(layer) for layer in self.layers))
-        if self.probe.method != "loo":
-            parts.append(f"--method {self.probe.method}")
-        if self.probe.target != "latlon":
-            parts.append(f"--target {self.probe.target}")
-        if self.start_token != "auto":
-            parts.append(f"--start-token {self.start_token}")
-        return " ".join(parts)
-
-
-def option(flag: str, help: str, **argparse_options: Any) -> dict[str, Any]:
+def option(
+    flag: str, help: str, build_only: bool = False, **argparse_options: Any
+) -> dict[str, Any]:
     """A config field's metadata: its CLI option (`flag`, `help` and any other argparse
-    keyword: `type`, `action`, `choices`, `metavar`). The field's default is the option's."""
-    return {"option": {"flag": flag, "help": help, **argparse_options}}
+    keyword: `type`, `action`, `choices`, `metavar`). The field's default is the option's;
+    only a field without one (a build's model) may give the option a `default`.
+    `build_only`: a `BuildConfig` field that `analyze` and `steer` do not take."""
+    return {"option": {"flag": flag, "help": help, **argparse_options}, "build_only": build_only}
+
+
+PROBE_DEVICES = ("auto", "numpy", "cpu", "cuda")
+COMPUTE_DEVICES = ("auto", "cpu", "cuda")
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -207,6 +111,206 @@ parse_floats = _split(float)
 parse_ints = _split(int)
 
 
+PROBE_TARGETS = ("latlon", "globe")
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """How probes are fitted on an activation cache."""
+
+    alpha_grid: tuple[float, float, int] = DEFAULT_ALPHA_GRID
+    alpha_scale: str = "trace"  # grid in units of trace(Xc^T Xc)/d ("none": raw penalties)
+    method: str = field(
+        default="loo",
+        metadata=option(
+            "--method",
+            "alpha selection: exact leave-one-out or GCV",
+            choices=("loo", "gcv"),
+            build_only=True,
+        ),
+    )
+    target: str = field(
+        default="latlon",
+        metadata=option(
+            "--target",
+            "space probes: read lat/lon, or (x, y, z) on the unit sphere mapped back to "
+            "lat/lon (no seam at ±180°)",
+            choices=PROBE_TARGETS,
+            build_only=True,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if self.target not in PROBE_TARGETS:
+            raise ValueError(f"probe target must be one of {PROBE_TARGETS}, got {self.target!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if self.target == "latlon":  # the default leaves every earlier cache key as it was
+            del out["target"]
+        return out
+
+    def key(self, activation_key: str) -> str:
+        digest = sha256_json({"probe": self.to_dict(), "activations": activation_key})
+        return f"{activation_key.rsplit('__', 1)[0]}__{digest[:16]}"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """One build, whole: what is built, how, and where it is cached.
+
+    `dataset` is a registered name, a CSV path or an in-memory EntityDataset. The cache
+    keys come from :meth:`activation_spec` and `probe`; the batching, device and solver
+    knobs change how fast a build runs, not its key. Each field but `cache_root` (the
+    CLI's global ``--cache-root``) is one option of ``python -m core build``, with the
+    same default; `model` alone has none here (the CLI's is the embedded default model).
+    """
+
+    # what
+    model: str = field(
+        metadata=option(
+            "--model",
+            "registered name (`python -m core models` lists them), model folder, .gguf "
+            "file or Hugging Face id",
+            default=DEFAULT_MODEL,
+        )
+    )
+    dataset: Any = field(  # str | EntityDataset (core.data is a later module than this one)
+        metadata=option("--dataset", "dataset name (see `python -m core datasets`) or a CSV path")
+    )
+    prompt: str | None = field(
+        default=None,
+        metadata=option("--prompt", "prompt template name (default: the dataset's main prompt)"),
+    )
+    limit: int | None = field(
+        default=None,
+        metadata=option("--limit", "only the first N entities (a seeded sample)", type=int),
+    )
+    layers: tuple[int, ...] | None = field(
+        default=None,
+        metadata=option(
+            "--layers",
+            "subset of layers, e.g. 0-29:2 or 5,10,15 (default: every decoder block)",
+            type=parse_layers,
+        ),
+    )
+    random_init: bool = field(
+        default=False,
+        metadata=option(
+            "--random-init",
+            "control: a seeded random-initialised copy of the architecture",
+            action="store_true",
+            build_only=True,
+        ),
+    )
+    probe: ProbeSpec = ProbeSpec()
+    start_token: str = field(
+        default="auto",
+        metadata=option(
+            "--start-token",
+            'document-start token: "auto" (the model\'s registered one, else the '
+            'tokenizer\'s), "none", or a vocabulary token; the resolved one is in the key',
+            build_only=True,
+        ),
+    )
+    # how
+    device: str = field(
+        default="auto",
+        metadata=option("--device", "auto: cuda if available", choices=COMPUTE_DEVICES),
+    )
+    dtype: str = field(
+        default="auto",
+        metadata=option(
+            "--dtype",
+            "compute dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16",
+        ),
+    )
+    max_tokens_per_batch: int | None = field(
+        default=None,
+        metadata=option(
+            "--batch-tokens",
+            "token budget per batch, padded tokens (default: 4096 on a CPU, 65536 on a GPU)",
+            type=int,
+            build_only=True,
+        ),
+    )
+    max_batch_size: int | None = field(
+        default=None,
+        metadata=option(
+            "--batch-size",
+            "max entities per batch (default: 64 on a CPU, 1024 on a GPU)",
+            type=int,
+            build_only=True,
+        ),
+    )
+    probe_device: str = field(
+        default="auto",
+        metadata=option(
+            "--probe-device",
+            "where probes are fitted: auto = cuda if available, else numpy (the reference); "
+            "cpu = torch on the CPU",
+            choices=PROBE_DEVICES,
+            build_only=True,
+        ),
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata=option(
+            "--trust-remote-code",
+            "allow a hub model's own code to run (off by default)",
+            action="store_true",
+        ),
+    )
+    # where
+    cache_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        _as_tuples(self)
+        if self.probe_device is None:  # the numpy solver, as this field once said
+            object.__setattr__(self, "probe_device", "numpy")
+        if self.probe_device not in PROBE_DEVICES and not self.probe_device.startswith("cuda:"):
+            raise ValueError(
+                f"probe_device must be one of {PROBE_DEVICES}, got {self.probe_device!r}"
+            )
+
+    def dataset_name(self) -> str:
+        return self.dataset if isinstance(self.dataset, str) else str(self.dataset.name)
+
+    def activation_spec(
+        self,
+        dataset_name: str,
+        default_prompt: str,
+        batching: tuple[int, int],
+        dtype: str,
+        start_token: str = "auto",
+    ) -> ActivationSpec:
+        """The activation spec of this build, with the batching, compute dtype and start
+        token resolved."""
+        tokens, size = batching
+        return ActivationSpec(
+            model=self.model,
+            dataset=dataset_name,
+            prompt=self.prompt or default_prompt,
+            layers=self.layers,
+            dtype=dtype,
+            start_token=start_token,
+            random_init=self.random_init,
+            limit=self.limit,
+            max_tokens_per_batch=self.max_tokens_per_batch or tokens,
+            max_batch_size=self.max_batch_size or size,
+        )
+
+    def argv(self, build_only: bool = True) -> list[str]:
+        """The options that give this config (`model` and `dataset` always, the rest
+        where they differ from their defaults); `build_only=False`: only those that
+        `analyze` and `steer` take too."""
+        return config_argv(self, build_only=build_only, dataset=self.dataset_name())
+
+    def command(self) -> str:
+        """The ``python -m core build`` line that rebuilds these results."""
+        return command_line(["build", *self.argv()])
+
+
 def _as_tuples(config: Any) -> None:
     """Sequences given for tuple fields (lists from a notebook or JSON) become tuples."""
     for f in dataclasses.fields(config):
@@ -219,6 +323,56 @@ def _json_safe(config: Any) -> dict[str, Any]:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
     }
+
+
+def option_fields(config: type) -> Iterator[tuple[tuple[str, ...], dataclasses.Field[Any]]]:
+    """(path, field) of each option of a config class, in field order; a field holding
+    a config of its own (`BuildConfig.probe`) gives its fields' options, at
+    ``("probe", name)``."""
+    for f in dataclasses.fields(config):
+        if "option" in f.metadata:
+            yield (f.name,), f
+        elif dataclasses.is_dataclass(f.default):
+            for path, inner in option_fields(type(f.default)):
+                yield (f.name, *path), inner
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return ",".join(_option_text(v) for v in value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def config_argv(config: Any, build_only: bool = True, **values: Any) -> list[str]:
+    """The command-line options that give `config` (an instance of a config class):
+    each field without a default, and each that differs from its default, in field
+    order. `values`: a top-level field's value as the option writes it (a build's
+    in-memory dataset by name). `build_only=False` leaves out `build_only` fields."""
+    out: list[str] = []
+    for path, f in option_fields(type(config)):
+        if f.metadata.get("build_only") and not build_only:
+            continue
+        value: Any = config
+        for name in path:
+            value = getattr(value, name)
+        value = values.get(path[0], value) if len(path) == 1 else value
+        if f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        spec = f.metadata["option"]
+        action = spec.get("action")
+        if action in ("store_true", "store_false"):
+            out.append(spec["flag"])  # a flag differs from its default only when given
+        else:
+            out += [spec["flag"], _option_text(value)]
+    return out
+
+
+def command_line(words: Sequence[str]) -> str:
+    """``python -m core <words>``, each word shell-quoted: the one way every printed and
+    recorded command is written (`shlex.split` gives the words back)."""
+    return shlex.join(["python", "-m", "core", *words])
 
 
 MLP_CV = ("reference", "every_layer")

@@ -33,6 +33,7 @@ from core.probe.baselines import baseline_predictions, baseline_table, reference
 from core.probe.globe import GLOBE_AXES, from_globe, to_globe
 from core.probe.metrics import MAX_PROXIMITY_ENTITIES, split_metrics
 from core.probe.ridge import RidgeProbe, loo_r2
+from core.probe.ridge_torch import probe_device_for
 from core.results.probe_results import ProbeResults
 from core.results.upgrade import add_baseline_predictions
 
@@ -418,7 +419,7 @@ def build(
         root,
         stage("probes"),
         command=command,
-        probe_device=config.probe_device,
+        probe_device=probe_device_for(config.probe_device),
         layer_fitter=cluster.fit_layers if cluster is not None else None,
     )
 

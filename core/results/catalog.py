@@ -8,13 +8,13 @@ value, so no user-supplied string is ever turned into a path.
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.common.cache import MANIFEST, default_cache_root, list_artifacts
+from core.common.config import BuildConfig
 from core.results.probe_results import ProbeResults, best_layer_of
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,7 @@ def model_label(mid: str) -> str:
 def build_command(model: str, dataset: str, prompt: str | None = None) -> str:
     """The CLI command that builds results for one selection (model may be a model id)."""
     name, random_init = split_model_id(model)
-    parts = ["python", "-m", "core", "build", "--model", name, "--dataset", dataset]
-    if prompt:
-        parts += ["--prompt", prompt]
-    if random_init:
-        parts.append("--random-init")
-    return " ".join(shlex.quote(p) for p in parts)
+    return BuildConfig(name, dataset, prompt=prompt or None, random_init=random_init).command()
 
 
 @dataclass(frozen=True)

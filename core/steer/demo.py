@@ -9,14 +9,13 @@ may import all the others. It reports through `say` (the CLI passes ``print``).
 from __future__ import annotations
 
 import logging
-import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from core.analysis.run import analysis_dir
 from core.analysis.shipped import run_check_analysis, run_demo_analysis
-from core.common.config import BuildConfig, SteerConfig
+from core.common.config import BuildConfig, SteerConfig, command_line, config_argv
 from core.common.depth import layer_at_depth
 from core.results.probe_results import ProbeResults
 from core.results.shipped import (
@@ -138,23 +137,19 @@ def demo_steering(
     for model, dataset in DEMO_STEERING:
         if only and only not in f"--model {model} --dataset {dataset}":
             continue
-        limit = SAMPLE_LIMITS.get(dataset)
+        config = BuildConfig(model, dataset, limit=SAMPLE_LIMITS.get(dataset), cache_root=root)
         options = SteerConfig(n=STEERING_N)
-        argv = ["steer", "--model", model, "--dataset", dataset, "--n", str(STEERING_N)]
         if (model, dataset) in probes:  # the full grid of cells takes hours on a CPU
             res = probes[(model, dataset)]
             layers = {layer_at_depth(res.layers, res.n_model_layers, 0.25), headline_layer(res)}
             options = SteerConfig(
                 layers=tuple(sorted(layers)), n=STEERING_N, strengths=STEERING_STRENGTHS
             )
-            argv += ["--layer", ",".join(str(v) for v in sorted(layers))]
-            argv += ["--strengths", ",".join(f"{v:g}" for v in STEERING_STRENGTHS)]
-        if limit is not None:
-            argv += ["--limit", str(limit)]
-        command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
+        argv = ["steer", *config.argv(build_only=False), *config_argv(options)]
+        command = command_line(argv)
         say(f"[steering] {command}")
         folder = run_steering(
-            BuildConfig(model, dataset, limit=limit, cache_root=root),
+            config,
             options,
             progress=progress() if progress else None,
             command=command,

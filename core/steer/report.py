@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.common.config import BuildConfig, command_line
 from core.steer.evaluate import load_steering, steering_dir
 from core.steer.protocol import HEADLINE_STRENGTH, PROTOCOL, metric_of
 
@@ -231,10 +232,8 @@ def rebuild_command(manifest: dict[str, Any]) -> str:
     dropped, since the protocol pools several seeds)."""
     command = str(manifest.get("command") or "")
     if not command:
-        return (
-            f"python -m core steer --model {manifest.get('model')} "
-            f"--dataset {manifest.get('dataset')}"
-        )
+        model, dataset = str(manifest.get("model")), str(manifest.get("dataset"))
+        return command_line(["steer", *BuildConfig(model, dataset).argv(build_only=False)])
     return re.sub(r"\s--seed\s+\S+", "", command)
 
 

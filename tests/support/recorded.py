@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def rerun_recorded(
     Its own process, as a user would run it: a process whose imports loaded another
     OpenMP runtime first can differ in the last float bits.
     """
-    command = str(manifest["command"]).split()
+    command = shlex.split(str(manifest["command"]))  # as core.common.config.command_line quoted it
     assert command[:3] == ["python", "-m", "core"], command
     subprocess.run(
         [sys.executable, "-m", "core", "--cache-root", str(cache_root), *command[3:]],
