@@ -354,7 +354,8 @@ MAPPERS = {
     "headline": _map_headlines,
 }
 PAPER_PROMPTS = {
-    "world_place": prompts.WORLD_PROMPTS,
+    # the paper's world places also take Godey et al.'s question (published anchors)
+    "world_place": {**prompts.WORLD_PROMPTS, "where_world": prompts.WHERE_WORLD},
     "us_place": prompts.US_PROMPTS,
     "nyc_place": prompts.NYC_PROMPTS,
     "art": prompts.ART_PROMPTS,

@@ -1,7 +1,9 @@
 """Named prompt prefixes per dataset family, including a seeded random-token prefix.
 
-Every prompt is a prefix: the model reads ``prompt + text``, so the last token is
-always the entity's own last token (the paper's convention).
+Every prompt but a template is a prefix: the model reads ``prompt + text``, so the last
+token is the entity's own last token (the paper's convention). A template holds
+``{name}`` and is read with the text in its place (`compose`), as Godey et al. (2024)
+probe the question's last token.
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ WHEN_DID = "When did "
 RELEASE = "When was the release date of "
 PUBLICATION = "Publication date of: "
 
+WHERE_WORLD = "Where is {name} in the world?"  # Godey et al. 2024 (a template)
+NAME_SLOT = "{name}"
+
 RANDOM_SEED = 0
 RANDOM_WORDS = 10
+
+
+def compose(prompt_text: str, text: str) -> str:
+    """What the model reads: the template with `text` in its slot, else prefix + text."""
+    if NAME_SLOT in prompt_text:
+        return prompt_text.replace(NAME_SLOT, text)
+    return prompt_text + text
 
 
 def random_prefix(seed: int = RANDOM_SEED, n_words: int = RANDOM_WORDS) -> str:

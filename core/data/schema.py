@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from core.common.hashing import sha256_frame, sha256_json
+from core.data.prompts import compose
 
 SPACE_TARGETS: tuple[str, ...] = ("lat", "lon")
 TIME_TARGETS: tuple[str, ...] = ("year",)
@@ -98,7 +99,7 @@ class EntityDataset:
     def texts(self, prompt: str | None = None) -> list[str]:
         """The strings fed to the model: prompt prefix + entity text."""
         prefix = self.prompt_text(prompt or self.default_prompt)
-        return [prefix + str(t) for t in self.frame["text"]]
+        return [compose(prefix, str(t)) for t in self.frame["text"]]
 
     def head(self, limit: int | None) -> EntityDataset:
         """The first `limit` rows (a deterministic slice for quick builds)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.prompts import compose
 from core.extract.activations import capture_last_token, tokenize
 from core.extract.models import LoadedModel
 from core.results.probe_results import ProbeResults
@@ -137,7 +138,7 @@ def steer(
     if layer not in [int(v) for v in results.layers]:
         raise ValueError(f"layer {layer} has no probe in these results ({list(results.layers)})")
     targets = np.asarray(targets, dtype=np.float64).reshape(len(names), -1)
-    probed = tokenize(loaded, [prompt_text + name for name in names])
+    probed = tokenize(loaded, [compose(prompt_text, name) for name in names])
     asked = tokenize(loaded, [prompt_text + question.format(name=name) for name in names])
     n_entity = _spans(probed, asked)
     pos = results.layer_position(layer)
@@ -165,7 +166,7 @@ def untouched_activations(
     """The names' activations [n_layers, n, d] at every probed layer, no push."""
     parts = []
     for i in range(0, len(names), batch):
-        ids = tokenize(loaded, [prompt_text + name for name in names[i : i + batch]])
+        ids = tokenize(loaded, [compose(prompt_text, name) for name in names[i : i + batch]])
         zero = np.zeros((len(ids), loaded.d_model))
         parts.append(_readings(loaded, results, ids, int(results.layers[0]), zero)[1])
     return np.concatenate(parts, axis=1)
