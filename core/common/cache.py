@@ -58,11 +58,15 @@ class CacheError(RuntimeError):
 
 
 def default_cache_root() -> Path:
-    """`$SPACETIME_CACHE` if set, else `cache/` beside the package."""
+    """`$SPACETIME_CACHE` if set, else `cache/` of the checkout the package runs from
+    (beside pyproject.toml), else `./cache` (an installed wheel: not site-packages)."""
     env = os.environ.get("SPACETIME_CACHE")
     if env:
         return Path(env).expanduser().resolve()
-    return (Path(__file__).resolve().parents[2] / "cache").resolve()
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():
+        return (checkout / "cache").resolve()
+    return (Path.cwd() / "cache").resolve()
 
 
 def validate_key(key: str) -> str:
