@@ -247,7 +247,7 @@ def busy_message(ahead: int) -> str:
     noun = "name" if ahead == 1 else "names"
     return (
         f"Busy: {ahead} {noun} ahead of you in the queue for the model "
-        "(other visitors are probing too). Yours run next, one at a time."
+        "(other visitors are probing too); yours run in turn, one name at a time."
     )
 
 
