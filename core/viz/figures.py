@@ -632,8 +632,11 @@ def model_comparison_figure(
     title: str | None = None,
     bands: Mapping[str, pd.DataFrame] | None = None,
     families: Mapping[str, str] | None = None,
+    references: Mapping[str, float] | None = None,
 ) -> go.Figure:
     """One line per model over normalised depth (``core.common.depth.depth_of``).
+
+    `references`: label -> a published figure, drawn as a dotted horizontal mark.
 
     `runs`: (label, metrics, n_model_layers); labels containing "random init" are dashed.
     `bands`: label -> ``layer``, ``lo``, ``hi`` (95% interval of the test R²), shaded
@@ -698,6 +701,14 @@ def model_comparison_figure(
                     f"<br>depth %{{x:.2f}}<br>{metric} %{{y:.3f}}<extra></extra>"
                 ),
             )
+        )
+    for label, value in (references or {}).items():
+        fig.add_hline(
+            y=value,
+            line={"dash": "dot", "color": "#888", "width": 1},
+            annotation_text=html.escape(f"{label} {value:.2f}"),
+            annotation_position="right",
+            annotation_font_size=max(style.font_size - 4, 9),
         )
     _layout(fig, style, title, height=int(style.height * 0.8))
     fig.update_layout(

@@ -244,3 +244,16 @@ def test_model_comparison_draws_bands_around_test_r2(people) -> None:  # type: i
     assert [t.fill for t in fig.data].count("tonexty") == 1
     line = fig.data[-1]
     assert line.name == "a" and all(t.legendgroup == "a" for t in fig.data)
+
+
+def test_published_figures_are_drawn_as_reference_marks() -> None:
+    from core.results.anchors import PUBLISHED_ANCHORS
+    from core.viz.figures import model_comparison_figure
+
+    metrics = pd.DataFrame({"layer": [0, 1], "split": ["test", "test"], "r2": [0.1, 0.3]})
+    marks = {a.model: a.world_r2 for a in PUBLISHED_ANCHORS}
+    fig = model_comparison_figure([("m", metrics, 2)], references=marks)
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert sorted(s.y0 for s in lines) == sorted(marks.values())
+    texts = {a.text for a in fig.layout.annotations}
+    assert "Llama-2-7b 0.88" in texts and "Pythia-14M 0.34" in texts
