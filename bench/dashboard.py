@@ -324,12 +324,12 @@ def bench_live(args: argparse.Namespace, root: Path) -> None:
     names = ["Kyoto", "Lake Titicaca", "Reykjavik", "Timbuktu", "Ulaanbaatar", "Valparaíso"]
 
     def timed(threads: int | None) -> list[float]:
-        live.predict_names(loaded, results, prefix, ["warm up"], threads=threads)
+        live.predict_names(loaded, results, ["warm up"], prefix, threads=threads)
         out = []
         for i in range(args.live_reps):
             start = time.perf_counter()
             preds = live.predict_names(
-                loaded, results, prefix, [names[i % len(names)]], threads=threads
+                loaded, results, [names[i % len(names)]], prefix, threads=threads
             )
             out.append((time.perf_counter() - start) * 1000)
             assert next(iter(preds.values())).shape == (

@@ -23,6 +23,10 @@ test runs it)::
     results = core.build(core.BuildConfig("smollm2-135m", "world_capitals"))
     core.map_figure(results.predictions_at(results.best_layer()), scope="world").show()
 
+A model the notebook already holds goes in through ``core.from_hf(model, tokenizer,
+name=...)``; ``pip install .`` installs the library (``spacetime-lens`` is ``python -m
+core``).
+
 ``import core`` stays light (no numpy, torch or pandas): each name is imported from its
 module on first use. Type checkers and IDEs read the real names from the
 ``TYPE_CHECKING`` imports below, so ``core.RidgeProbe`` is typed, not ``Any``.
@@ -41,6 +45,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs (kept equal by a
     from core.data.registry import dataset_table, load_dataset
     from core.data.schema import EntityDataset
     from core.extract.activations import last_token_activations
+    from core.extract.hf_model import from_hf
     from core.extract.models import load_model
     from core.probe.ridge import RidgeProbe
     from core.results.build import build, summary_table
@@ -67,6 +72,7 @@ _API: dict[str, str] = {
     "dataset_table": "core.data.registry",
     "EntityDataset": "core.data.schema",
     "load_model": "core.extract.models",
+    "from_hf": "core.extract.hf_model",
     "last_token_activations": "core.extract.activations",
     "RidgeProbe": "core.probe.ridge",
     "build": "core.results.build",
@@ -94,6 +100,7 @@ __all__ = [
     "build",
     "dataset_table",
     "evaluate_steering",
+    "from_hf",
     "last_token_activations",
     "layer_curves_figure",
     "load_dataset",

@@ -147,7 +147,7 @@ def probe_names(
                     with fair.MODEL_QUEUE.turn(
                         on_wait=lambda ahead: notice.info(fair.busy_message(ahead), icon="⏳")
                     ):
-                        value = live.predict_names(model, ctx.loaded.results, prefix, [name])[name]
+                        value = live.predict_names(model, ctx.loaded.results, [name], prefix)[name]
                 except fair.QueueFull as full:
                     held_back = fair.full_message(full.ahead)
                     break

@@ -34,6 +34,16 @@ def test_api_doc_runs_on_the_tiny_model(tmp_path: Path, monkeypatch: pytest.Monk
     results = namespace["results"]
     assert isinstance(results, core.ProbeResults)
     assert namespace["layer"] == results.best_layer()
+    # the model the user built in code went through build to a map, under its own name
+    mine = namespace["my_results"]
+    assert isinstance(mine, core.ProbeResults) and mine.model == "my-llama"
+    assert mine.manifest["model_info"]["n_layers"] == 4 and mine.coef.shape[-1] == 64
+    assert mine.path is not None and mine.path.name.startswith("my-llama__world_capitals__")
+    probe = results[results.best_layer()]
+    assert (
+        isinstance(probe, core.RidgeProbe)
+        and probe.alpha_ == results.alphas[list(results.layers).index(results.best_layer())]
+    )
     with pytest.raises(LookupError, match="build them with"):
         core.load_results("tiny-llama", "world_capitals", prompt="coords")
 

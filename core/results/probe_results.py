@@ -51,6 +51,7 @@ from core.probe.globe import GLOBE_AXES, from_globe, to_globe
 
 if TYPE_CHECKING:
     from core.extract.models import LoadedModel
+    from core.probe.ridge import RidgeProbe
 
 ENTITIES = "entities.parquet"
 BASELINES = "baselines.parquet"
@@ -104,6 +105,27 @@ class ProbeResults:
         if hits.size == 0:
             raise KeyError(f"layer {layer} not in results (have {self.layers.tolist()})")
         return int(hits[0])
+
+    def probe(self, layer: int) -> RidgeProbe:
+        """The fitted ridge of one model layer (also ``results[layer]``), as the build
+        fitted it: ``probe.predict(acts)`` on that layer's activations ``[n, d_model]``
+        reads the `probe_axes` (lat, lon or a year; x, y, z for a globe probe), and
+        ``probe.alpha_`` is its penalty. Its coefficients are the stored float32 ones."""
+        from core.probe.ridge import RidgeProbe
+
+        i = self.layer_position(layer)
+        probe = RidgeProbe.from_spec(self.probe_spec())
+        probe.coef_ = np.asarray(self.coef[i], dtype=np.float64)
+        probe.intercept_ = np.asarray(self.intercept[i], dtype=np.float64)
+        probe.alpha_ = float(self.alphas[i])
+        probe.n_targets_ = probe.coef_.shape[0]
+        probe.n_features_in_ = probe.coef_.shape[1]
+        probe._y_1d = False
+        return probe
+
+    def __getitem__(self, layer: int) -> RidgeProbe:
+        """``results[layer]``: :meth:`probe` of that model layer."""
+        return self.probe(layer)
 
     def predictions_at(self, layer: int) -> pd.DataFrame:
         """Entities joined with predicted targets (``pred_<t>``) at one layer."""
@@ -226,10 +248,12 @@ class ProbeResults:
         loaded: LoadedModel,
         names: Sequence[str],
         prompt_text: str | None = None,
+        *,
         max_tokens: int = 64,
     ) -> dict[str, np.ndarray]:
         """Typed names -> ``{name: [n_layers, n_targets]}``: every layer's probe on the
-        model's activations of ``prompt_text + name`` (default: the results' own prompt)."""
+        model's activations of ``prompt_text + name`` (default: the results' own prompt).
+        ``core.predict_names(loaded, results, names, prompt_text)`` is the same call."""
         if not names:
             return {}
         problem = self.incompatibility(loaded)

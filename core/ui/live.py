@@ -175,12 +175,14 @@ def probe_texts(prompt_text: str, names: Sequence[str]) -> list[str]:
 def predict_names(
     loaded: LoadedModel,
     results: ProbeResults,
-    prompt_text: str,
     names: Sequence[str],
+    prompt_text: str | None = None,
+    *,
     threads: int | None = LIVE_THREADS,
 ) -> dict[str, np.ndarray]:
     """name -> [n_layers, n_targets] predictions in target units (every layer's probe):
-    :meth:`ProbeResults.predict_names` on `threads` torch threads."""
+    ``results.predict_names(loaded, names, prompt_text)`` (its arguments, in its order;
+    default: the results' own prompt) on `threads` torch threads."""
     with torch_threads(threads):
         return results.predict_names(loaded, names, prompt_text, max_tokens=MAX_TOKENS)
 
