@@ -25,6 +25,7 @@ from core.common.cache import CacheError
 from core.common.config import AnalysisConfig
 from core.common.depth import depth_of
 from core.probe.bootstrap import (
+    MARGIN,
     N_BOOT,
     Interval,
     Verdict,
@@ -34,6 +35,7 @@ from core.probe.bootstrap import (
     r2_samples,
     resample_counts,
     verdict_above,
+    verdict_beats,
     verdict_below,
     verdict_share,
 )
@@ -49,7 +51,15 @@ LINEAR_GAP = 0.05  # MLP minus ridge test R² within ±this: "about equal"
 PROMPT_DROP = 0.10  # mean own-prompt minus other-prompt test R² below this: "robust"
 MIN_OWN_R2 = 0.10  # an own-prompt R² whose interval reaches below this: nothing to be robust about
 CHANCE = 0.5  # proximity error of a guess (shown for reference)
-VERDICTS: tuple[Verdict, ...] = ("holds", "does not hold", "inconclusive", "not tested")
+VERDICTS: tuple[Verdict, ...] = (
+    "holds",
+    "does not hold",
+    "inconclusive",
+    "fragile",
+    "not testable",
+    "not comparable",
+    "not tested",
+)
 CHANGES_TITLE = "Verdicts changed since the previous docs/findings.md"
 
 
@@ -216,11 +226,98 @@ def _keys(frame: pd.DataFrame, targets: Sequence[str]) -> pd.Series:
     return key
 
 
+def _why_beats(name: str, diff: Interval, lower: bool = False) -> str:
+    """Why a "beats" difference reads as it does under :func:`verdict_beats`."""
+    verdict = verdict_beats(diff, MARGIN, lower)
+    inside = diff.lo >= -MARGIN and diff.hi <= MARGIN
+    where = {
+        "holds": "below 0" if lower else "above 0",
+        "does not hold": f"inside ±{MARGIN:g} (no advantage)"
+        if inside
+        else ("above 0" if lower else "below 0"),
+        "inconclusive": "straddles 0",
+        "not tested": "undefined",
+    }.get(verdict, "")
+    return f"{name} {diff.fmt(signed=True)} {where}"
+
+
+def _jackknife(stat: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarray:
+    """`stat` with each of n entities left out in turn: [n] (chunks of rows of counts)."""
+    out = []
+    for start in range(0, n, 512):
+        stop = min(n, start + 512)
+        counts = np.ones((stop - start, n))
+        counts[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        out.append(np.asarray(stat(counts), dtype=np.float64).reshape(-1))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _influence(
+    verdict: Verdict,
+    stat: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    judge: Callable[[np.ndarray], Verdict],
+    labels: Sequence[str],
+) -> tuple[Verdict, str]:
+    """The influence check of a definite verdict: the test entity whose removal moves the
+    statistic most is dropped and the verdict judged again (`judge(keep)`); a verdict that
+    changes reads "fragile" and names the entity. Returns (verdict, note)."""
+    if verdict not in ("holds", "does not hold") or n < 3:
+        return verdict, ""
+    full = float(np.asarray(stat(np.ones((1, n))), dtype=np.float64).reshape(-1)[0])
+    moved = np.abs(_jackknife(stat, n) - full)
+    if not np.isfinite(moved).any():
+        return verdict, ""
+    i = int(np.nanargmax(moved))
+    keep = np.ones(n, dtype=bool)
+    keep[i] = False
+    again = judge(keep)
+    name = str(labels[i]) if i < len(labels) else f"row {i}"
+    if len(name) > 60:
+        name = name[:57] + "..."
+    if again != verdict:
+        return "fragile", f"fragile: without {name!r} it reads {again}"
+    return verdict, ""
+
+
+def _test_names(res: ProbeResults, rows: np.ndarray | None = None) -> list[str]:
+    names = res.entities["name"].astype(str).to_numpy()
+    return list(names[rows] if rows is not None else names[res.entities["is_test"].to_numpy(bool)])
+
+
+def _analysis_names(res: ProbeResults, targets: np.ndarray, test: np.ndarray) -> list[str]:
+    """The names of an analysis's test rows (its rows are the result's first rows)."""
+    n = len(targets)
+    if n <= len(res.entities):
+        y = res.entities[list(res.target_names)].to_numpy(dtype=np.float64)[:n]
+        if np.allclose(y, np.asarray(targets, dtype=np.float64), equal_nan=True):
+            return list(res.entities["name"].astype(str).to_numpy()[:n][test])
+    return [f"test row {i}" for i in range(int(test.sum()))]
+
+
+def _analysis_name_only(
+    res: ProbeResults, targets: np.ndarray, is_test: np.ndarray
+) -> np.ndarray | None:
+    """The name-only ridge refitted on an analysis's rows and split (None when the rows
+    are not the result's first rows)."""
+    n = len(targets)
+    if n > len(res.entities):
+        return None
+    y = res.entities[list(res.target_names)].to_numpy(dtype=np.float64)[:n]
+    if not np.allclose(y, np.asarray(targets, dtype=np.float64), equal_nan=True):
+        return None
+    from core.probe.baselines import name_only_predictions
+
+    texts = list(res.entities["text"].astype(str).to_numpy()[:n])
+    return name_only_predictions(texts, y, np.asarray(is_test, dtype=bool), res.probe_spec())
+
+
 # ------------------------------------------------------------------------------ claims
 def beats_controls(res: ProbeResults, ctx: Context) -> list[Finding]:
     """Probe test R² at the train-chosen layer minus (a) the name-only ridge on the same
     test entities and (b) the random-init control at its own train-chosen layer, on the
-    test entities both share (matched by name and targets)."""
+    test entities both share (matched by name and targets); each read with the one
+    equivalence margin (`MARGIN`), then the influence check."""
     layer = res.best_layer()
     y, test = _truth(res)
     probe = np.asarray(res.predictions[res.layer_position(layer)], dtype=np.float64)
@@ -230,7 +327,6 @@ def beats_controls(res: ProbeResults, ctx: Context) -> list[Finding]:
         missing = "name-only predictions" if names is None else "random-init control"
         return _not_tested(res, f"test R² {res.metric_at(layer):.2f}; no {missing} was built")
     r2 = _r2_of(y[test], probe[test], ctx.n_boot)
-    vs_names = _r2_diff(y[test], probe[test], names[test], ctx.n_boot)
     # the random-init control, matched on the test entities both builds hold out
     c_layer = control.best_layer()
     c_y, c_test = _truth(control)
@@ -247,7 +343,23 @@ def beats_controls(res: ProbeResults, ctx: Context) -> list[Finding]:
         )
     rows, c_rows = mine[shared].to_numpy(), theirs[shared].to_numpy()
     c_pred = np.asarray(control.predictions[control.layer_position(c_layer)], dtype=np.float64)
-    vs_random = _r2_diff(y[rows], probe[rows], c_pred[c_rows], ctx.n_boot)
+    test_rows = np.flatnonzero(test)
+    shared_at = np.isin(test_rows, rows)  # which test rows the control shares
+    order = np.argsort(rows)
+    rows, c_rows = rows[order], c_rows[order]
+
+    def diffs(keep: np.ndarray) -> tuple[Interval, Interval]:
+        t = test_rows[keep]
+        k = np.isin(rows, t)
+        return (
+            _r2_diff(y[t], probe[t], names[t], ctx.n_boot),
+            _r2_diff(y[rows[k]], probe[rows[k]], c_pred[c_rows[k]], ctx.n_boot),
+        )
+
+    def judge(keep: np.ndarray) -> Verdict:
+        return _combine([verdict_beats(d) for d in diffs(keep)])
+
+    vs_names, vs_random = diffs(np.ones(len(test_rows), dtype=bool))
     random_r2 = float(r2_samples(c_y[c_rows], c_pred[c_rows], np.ones((1, len(c_rows))))[0])
     n, n_c = len(res.entities), len(control.entities)
     same = n_c == n and len(shared) == int(test.sum())
@@ -257,11 +369,28 @@ def beats_controls(res: ProbeResults, ctx: Context) -> list[Finding]:
         else f"random init built on {n_c:,} of the probe's {n:,} entities: compared on the "
         f"{len(shared):,} test entities both hold out (of {int(test.sum()):,})"
     )
-    verdict = _combine([verdict_above(vs_names), verdict_above(vs_random)])
+    verdict = judge(np.ones(len(test_rows), dtype=bool))
+    # the influence check, on the difference nearer to failing (vs the names on every
+    # test row; vs random init on the shared ones, the others left at weight 0)
+    binding_names = vs_names.lo <= vs_random.lo
+    pair = np.stack([probe[test], names[test]])
+    c_full = np.zeros_like(probe[test])
+    c_full[shared_at] = c_pred[c_rows]
+    pair_r = np.stack([probe[test], c_full])
+    weight = shared_at.astype(np.float64)
+
+    def stat(counts: np.ndarray) -> np.ndarray:
+        if binding_names:
+            r = r2_samples(y[test], pair, counts)
+        else:
+            r = r2_samples(y[test], pair_r, counts * weight[None, :])
+        return r[:, 0] - r[:, 1]
+
+    verdict, note = _influence(verdict, stat, len(test_rows), judge, _test_names(res))
     why = "; ".join(
-        _why_above(name, diff)
+        _why_beats(name, diff)
         for name, diff in (("probe − name-only", vs_names), ("probe − random init", vs_random))
-        if verdict == "holds" or verdict_above(diff) != "holds"
+        if verdict in ("holds", "fragile") or verdict_beats(diff) != "holds"
     )
     return _found(
         res,
@@ -269,14 +398,15 @@ def beats_controls(res: ProbeResults, ctx: Context) -> list[Finding]:
         f"probe {r2.fmt()} at L{layer}; name-only {res.baseline('name_only'):.2f}; "
         f"random init {random_r2:.2f} at L{c_layer} ({rows_note})",
         f"− name-only {vs_names.fmt(signed=True)}; − random init {vs_random.fmt(signed=True)}",
-        why,
+        "; ".join(p for p in (note, why) if p),
     )
 
 
 def rises_then_plateaus(res: ProbeResults, ctx: Context) -> list[Finding]:
     """On each bootstrap resample of the test entities, the test R² curve over depth:
     rise = best by half depth − first block, later gain = best overall − best by half
-    depth; the share of resamples with rise ≥ RISE and gain ≤ PLATEAU."""
+    depth, later fall = best by half depth − worst after it; the share of resamples with
+    rise ≥ RISE, gain ≤ PLATEAU and fall ≤ PLATEAU (a plateau is flat both ways)."""
     y, test = _truth(res)
     depth = depth_of(np.asarray(res.layers), res.n_model_layers)
     if len(depth) < 3 or not (depth <= 0.5).any():
@@ -284,35 +414,60 @@ def rises_then_plateaus(res: ProbeResults, ctx: Context) -> list[Finding]:
     preds = np.asarray(res.predictions, dtype=np.float64)[:, test]
     first = int(np.argmin(depth))
     early = depth <= 0.5
+    late = ~early
 
-    def parts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        curve = r2_samples(y[test], preds, counts)  # [B, L]
+    def parts(
+        counts: np.ndarray, keep: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        yy, pp = (y[test], preds) if keep is None else (y[test][keep], preds[:, keep])
+        curve = r2_samples(yy, pp, counts)  # [B, L]
         mid = curve[:, early].max(axis=1)
-        return mid - curve[:, first], curve.max(axis=1) - mid, curve
+        fall = mid - curve[:, late].min(axis=1) if late.any() else np.zeros(len(curve))
+        return mid - curve[:, first], curve.max(axis=1) - mid, fall, curve
 
-    rise_full, gain_full, curve_full = parts(np.ones((1, int(test.sum()))))
-    rise_s, gain_s, _ = parts(resample_counts(int(test.sum()), ctx.n_boot))
+    def share_of(keep: np.ndarray | None) -> float:
+        n = int(test.sum()) if keep is None else int(keep.sum())
+        rise_s, gain_s, fall_s, _ = parts(resample_counts(n, ctx.n_boot), keep)
+        return float(np.mean((rise_s >= RISE) & (gain_s <= PLATEAU) & (fall_s <= PLATEAU)))
+
+    n_test = int(test.sum())
+    rise_full, gain_full, fall_full, curve_full = parts(np.ones((1, n_test)))
+    rise_s, gain_s, fall_s, _ = parts(resample_counts(n_test, ctx.n_boot))
     from core.probe.bootstrap import interval
 
     rise, gain = interval(rise_full[0], rise_s), interval(gain_full[0], gain_s)
-    share = float(np.mean((rise_s >= RISE) & (gain_s <= PLATEAU)))
+    fall = interval(fall_full[0], fall_s)
+    share = float(np.mean((rise_s >= RISE) & (gain_s <= PLATEAU) & (fall_s <= PLATEAU)))
     verdict = verdict_share(share)
+
+    def slack(counts: np.ndarray) -> np.ndarray:  # > 0 where every condition is met
+        r, g, f, _ = parts(counts)
+        return np.minimum.reduce([r - RISE, PLATEAU - g, PLATEAU - f])
+
+    verdict, note = _influence(
+        verdict, slack, n_test, lambda keep: verdict_share(share_of(keep)), _test_names(res)
+    )
     c = curve_full[0]
-    why = f"{share:.0%} of {ctx.n_boot:,} resamples rise ≥ {RISE} then gain ≤ {PLATEAU}"
+    why = (
+        f"{share:.0%} of {ctx.n_boot:,} resamples rise ≥ {RISE}, then gain ≤ {PLATEAU} "
+        f"and fall ≤ {PLATEAU}"
+    )
     return _found(
         res,
         verdict,
         f"first block {c[first]:.2f}, best by mid-depth {c[early].max():.2f}, "
-        f"best {c.max():.2f} at depth {depth[int(np.argmax(c))]:.2f}",
-        f"rise {rise.fmt(signed=True)}; later gain {gain.fmt(signed=True)}; "
-        f"{share:.0%} of resamples agree",
-        why,
+        f"best {c.max():.2f} at depth {depth[int(np.argmax(c))]:.2f}"
+        + (f", worst after mid-depth {c[late].min():.2f}" if late.any() else ""),
+        f"rise {rise.fmt(signed=True)}; later gain {gain.fmt(signed=True)}; later fall "
+        f"{fall.fmt(signed=True)}; {share:.0%} of resamples agree",
+        "; ".join(p for p in (note, why) if p),
     )
 
 
 def linear_like_mlp(res: ProbeResults, ctx: Context) -> list[Finding]:
     """MLP minus ridge test R² (both fitted on the analysis's training rows, the MLP's
-    weight decay and width tuned by CV there), paired on the analysis's test entities."""
+    weight decay and width tuned by CV there), paired on the analysis's test entities;
+    not testable until the ridge beats the name-only ridge refitted on the same rows."""
     analysis = ctx.analysis_of(res)
     if analysis is None:
         return _not_tested(res, f"not tested: `{_analyze(res)}`")
@@ -326,7 +481,8 @@ def linear_like_mlp(res: ProbeResults, ctx: Context) -> list[Finding]:
         layer = int(analysis.manifest.get("mlp_cv_layer", layers[-1]))
     pos = layers.index(layer)
     test = np.asarray(analysis.is_test, dtype=bool)
-    y = np.asarray(analysis.targets)[test]
+    targets = np.asarray(analysis.targets)
+    y = targets[test]
     mlp = np.asarray(analysis.mlp_pred[pos], dtype=np.float64)[test]
     ridge = np.asarray(analysis.ridge_pred[pos], dtype=np.float64)[test]
     diff = _r2_diff(y, mlp, ridge, ctx.n_boot)
@@ -342,6 +498,56 @@ def linear_like_mlp(res: ProbeResults, ctx: Context) -> list[Finding]:
     ]
     tuned = f"MLP decay {m.get('mlp_weight_decay', float('nan')):g}, width {m.get('mlp_hidden')}"
     tuned += f" ({'; '.join(edges)}*)" if edges else ""
+    evidence = (
+        f"ridge {r_ridge.fmt()}, MLP {r_mlp.fmt()} at L{layer}; {tuned}; "
+        f"{int(test.sum()):,} test of {len(test):,} entities"
+    )
+    statistic = f"MLP − ridge {diff.fmt(signed=True)}"
+    # the information floor: nothing to compare until the ridge reads more than the names
+    names_all = _analysis_name_only(res, targets, test)
+    if names_all is None:
+        return _found(
+            res,
+            "not testable",
+            evidence,
+            statistic,
+            "no name-only ridge on the analysis's rows to show the ridge reads anything",
+        )
+    names = names_all[test]
+    floor = _r2_diff(y, ridge, names, ctx.n_boot)
+    if r_ridge.lo <= 0 or verdict_beats(floor) != "holds":
+        return _found(
+            res,
+            "not testable",
+            evidence + f"; name-only {_r2_of(y, names, ctx.n_boot).fmt()} on the same rows",
+            statistic + f"; ridge − name-only {floor.fmt(signed=True)}",
+            "the ridge does not beat the name-only ridge ("
+            + _why_beats("ridge − name-only", floor)
+            + "): nothing to compare",
+        )
+
+    def judge(keep: np.ndarray) -> Verdict:
+        return _mlp_verdict(_r2_diff(y[keep], mlp[keep], ridge[keep], ctx.n_boot), edges)[0]
+
+    verdict, why = _mlp_verdict(diff, edges)
+    stacked = np.stack([mlp, ridge])
+    verdict, note = _influence(
+        verdict,
+        lambda c: np.diff(r2_samples(y, stacked, c)[:, ::-1], axis=1)[:, 0],
+        len(y),
+        judge,
+        _analysis_names(res, targets, test),
+    )
+    return _found(
+        res,
+        verdict,
+        evidence,
+        statistic + f"; ridge − name-only {floor.fmt(signed=True)}",
+        "; ".join(p for p in (note, why) if p),
+    )
+
+
+def _mlp_verdict(diff: Interval, edges: Sequence[str]) -> tuple[Verdict, str]:
     position = band_position(diff, LINEAR_GAP)
     verdict: Verdict
     if position == "inside":
@@ -356,14 +562,7 @@ def linear_like_mlp(res: ProbeResults, ctx: Context) -> list[Finding]:
         verdict, why = "inconclusive", "ridge better (the MLP may be under-trained)"
     else:
         verdict, why = "inconclusive", f"the interval straddles ±{LINEAR_GAP}"
-    return _found(
-        res,
-        verdict,
-        f"ridge {r_ridge.fmt()}, MLP {r_mlp.fmt()} at L{layer}; {tuned}; "
-        f"{int(test.sum()):,} test of {len(test):,} entities",
-        f"MLP − ridge {diff.fmt(signed=True)}",
-        why,
-    )
+    return verdict, why
 
 
 def generalises_across_blocks(res: ProbeResults, ctx: Context) -> list[Finding]:
@@ -400,12 +599,41 @@ def generalises_across_blocks(res: ProbeResults, ctx: Context) -> list[Finding]:
                 f"nominal {float(err['nominal'][nominal_rows].mean()):.2f}, held-out − nominal "
                 f"{gap.fmt(signed=True)} on the blocks' {int(nominal_rows.sum()):,} test rows"
             )
-        verdict = _combine([verdict_below(vs_names), verdict_below(vs_const)])
-        reasons = []
+
+        def block_verdict(keep: np.ndarray, p=probe, nm=names, k=const) -> Verdict:
+            return _combine(
+                [
+                    verdict_beats(_mean_of(p[keep] - nm[keep], ctx.n_boot), lower=True),
+                    verdict_beats(_mean_of(p[keep] - k[keep], ctx.n_boot), lower=True),
+                ]
+            )
+
+        verdict = _combine(
+            [verdict_beats(vs_names, lower=True), verdict_beats(vs_const, lower=True)]
+        )
+        gaps = probe - (names if vs_names.hi >= vs_const.hi else const)
+
+        def gap_mean(counts: np.ndarray, v: np.ndarray = gaps) -> np.ndarray:
+            return mean_samples(v, counts)
+
+        verdict, note = _influence(
+            verdict,
+            gap_mean,
+            n_rows,
+            block_verdict,
+            [f"block entity {i}" for i in range(n_rows)],
+        )
+        reasons = [note] if note else []
         for name, diff in (("name-only", vs_names), ("train mean", vs_const)):
-            v = verdict_below(diff)
-            if verdict == "holds" or v != "holds":
-                word = {"holds": "beats", "does not hold": "loses to"}.get(v, "ties with")
+            v = verdict_beats(diff, lower=True)
+            if verdict in ("holds", "fragile") or v != "holds":
+                inside = diff.lo >= -MARGIN and diff.hi <= MARGIN
+                word = {
+                    "holds": "beats",
+                    "does not hold": f"is no better (within ±{MARGIN:g}) than"
+                    if inside
+                    else "loses to",
+                }.get(v, "ties with")
                 reasons.append(f"{word} the {name} ({diff.fmt(signed=True)})")
         n_blocks = int((analysis.holdout["column"] == column).sum())
         out += _found(
@@ -473,6 +701,21 @@ def robust_to_prompts(res: ProbeResults, ctx: Context) -> list[Finding]:
             "holds": f"the drop's interval lies below {PROMPT_DROP}",
             "does not hold": f"the drop's interval lies above {PROMPT_DROP}",
         }.get(verdict, f"the drop's interval straddles {PROMPT_DROP}")
+    if verdict in ("holds", "does not hold"):
+
+        def judge(keep: np.ndarray) -> Verdict:
+            def dropped(counts: np.ndarray) -> np.ndarray:
+                full_counts = np.zeros((len(counts), n))
+                full_counts[:, keep] = counts
+                return drop(full_counts)
+
+            return verdict_below(
+                point_and_samples(dropped, int(keep.sum()), ctx.n_boot), PROMPT_DROP
+            )
+
+        names = _analysis_names(res, np.asarray(analysis.targets), test)
+        verdict, note = _influence(verdict, drop, n, judge, names)
+        why = "; ".join(p for p in (note, why) if p)
     layer = int(analysis.manifest.get("transfer_layers", [analysis.transfer["layer"].iloc[0]])[0])
     return _found(
         res,
@@ -510,45 +753,220 @@ def sharper_with_scale(res: ProbeResults, ctx: Context) -> list[Finding]:
                 f"{g.control_gain.fmt(signed=True)}; beyond random init "
                 f"{g.beyond_control.fmt(signed=True)}"
             )
-        why = _why_above("gain", g.gain)
+        problem = _smaller_problem(pair, ctx)
+        if problem:
+            out.append(Finding(res.dataset, model, "not comparable", evidence, statistic, problem))
+            continue
+        verdict = _scale_verdict(g.gain, g.beyond_control)
+        verdict, note = _scale_influence(pair, verdict, ctx)
+        why = _why_beats("gain", g.gain)
         if g.beyond_control is not None:
-            why += "; " + _why_above("beyond random init", g.beyond_control)
-        out.append(Finding(res.dataset, model, g.verdict, evidence, statistic, why))
+            why += "; " + _why_beats("beyond random init", g.beyond_control)
+        why = "; ".join(p for p in (note, why) if p)
+        out.append(Finding(res.dataset, model, verdict, evidence, statistic, why))
     return out
 
+
+def _scale_influence(pair: scale.ScalePair, verdict: Verdict, ctx: Context) -> tuple[Verdict, str]:
+    """The influence check of a scale verdict, on the trained gain."""
+    y, test = _truth(pair.large)
+    members = [pair.large, pair.small]
+    if pair.small_control is not None and pair.large_control is not None:
+        members += [pair.large_control, pair.small_control]
+    stacked = np.stack(
+        [np.asarray(r.predictions[r.layer_position(r.best_layer())], float)[test] for r in members]
+    )
+    yt = y[test]
+
+    def gains(counts: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+        yy, pp = (yt, stacked) if keep is None else (yt[keep], stacked[:, keep])
+        r = r2_samples(yy, pp, counts)
+        gain = r[:, 0] - r[:, 1]
+        return (
+            np.stack([gain, gain - (r[:, 2] - r[:, 3])], 1) if len(members) == 4 else gain[:, None]
+        )
+
+    def judge(keep: np.ndarray) -> Verdict:
+        n = int(keep.sum())
+
+        def column(k: int) -> Callable[[np.ndarray], np.ndarray]:
+            return lambda c: gains(c, keep)[:, k]
+
+        g = [
+            point_and_samples(column(k), n, ctx.n_boot)
+            for k in range(gains(np.ones((1, n)), keep).shape[1])
+        ]
+        return _scale_verdict(g[0], g[1] if len(g) > 1 else None)
+
+    return _influence(verdict, lambda c: gains(c)[:, 0], len(yt), judge, _test_names(pair.large))
+
+
+def _within_verdict(r2: Interval, diff: Interval) -> Verdict:
+    """Holds when the within-group probe's interval lies above 0 and above its name-only
+    control; does not hold when it lies below either, or within ±MARGIN of the control."""
+    names = verdict_beats(diff)
+    if not np.isfinite(r2.lo) or names == "not tested":
+        return "not tested"
+    if r2.hi < 0 or names == "does not hold":
+        return "does not hold"
+    if r2.lo > 0 and names == "holds":
+        return "holds"
+    return "inconclusive"
+
+
+def places_within_groups(res: ProbeResults, ctx: Context) -> list[Finding]:
+    """The within-group probe (target: value minus its group's training mean; the layer
+    chosen on training rows) against 0 and against the name-only ridge on the same target
+    and rows, paired; beside it the random-init control's within-group probe and the
+    overall probe's between / within split."""
+    from core.results.within import decomposition_of, load_within
+
+    within = load_within(res)
+    command = "python -m core.results.within (with the result's activation cache)"
+    if within is None:
+        return _not_tested(res, f"not built: the within-group probe needs activations: `{command}`")
+    y, test = _truth(res)
+    rows = within.rows & test
+    z = within.offset[rows]
+    probe, names = within.predictions[0][rows], within.predictions[1][rows]
+    if len(z) < 10:
+        return _not_tested(res, f"{len(z)} test rows in groups seen in training")
+
+    def parts(keep: np.ndarray) -> tuple[Interval, Interval]:
+        return (
+            _r2_of(z[keep], probe[keep], ctx.n_boot),
+            _r2_diff(z[keep], probe[keep], names[keep], ctx.n_boot),
+        )
+
+    every = np.ones(len(z), dtype=bool)
+    r2, diff = parts(every)
+    names_r2 = _r2_of(z, names, ctx.n_boot)
+    verdict = _within_verdict(r2, diff)
+    stacked = np.stack([probe, names])
+    binding_zero = r2.lo <= diff.lo
+
+    def stat(counts: np.ndarray) -> np.ndarray:
+        r = r2_samples(z, stacked, counts)
+        return r[:, 0] if binding_zero else r[:, 0] - r[:, 1]
+
+    verdict, note = _influence(
+        verdict,
+        stat,
+        len(z),
+        lambda keep: _within_verdict(*parts(keep)),
+        _test_names(res, np.flatnonzero(rows)),
+    )
+    control = ctx.control_of(res)
+    c_within = load_within(control) if control is not None else None
+    c_text = (
+        f"random init {c_within.test_r2().fmt()} at L{c_within.layer}"
+        if c_within is not None
+        else "random init not built"
+    )
+    group = within.grouping
+    split = decomposition_of(res, res.best_layer(), group, ctx.n_boot)
+    split_text = ""
+    if split is not None:
+        share = split["group_share"]
+        share_text = (
+            f"{share.point:.0%} [{share.lo:.0%}, {share.hi:.0%}]"
+            if np.isfinite(share.point)
+            else "n/a (R² ≤ 0)"
+        )
+        split_text = (
+            f"; overall probe at L{res.best_layer()}: R²_within {split['r2_within'].fmt()}, "
+            f"within-{group} correlation {split['within_corr'].fmt()}, {group}s explain "
+            f"{share_text} of its R²"
+        )
+    why = (
+        f"within-{group} R² {r2.fmt()}"
+        + (" above 0" if r2.lo > 0 else (" below 0" if r2.hi < 0 else " straddles 0"))
+        + "; "
+        + _why_beats("− name-only", diff)
+    )
+    return _found(
+        res,
+        verdict,
+        f"within-{group} probe {r2.fmt()} at L{within.layer}; name-only {names_r2.fmt()}; "
+        f"{c_text}; {within.n_groups} {group}s, {len(z):,} test rows" + split_text,
+        f"within-{group} R² {r2.fmt()}; − name-only {diff.fmt(signed=True)}",
+        "; ".join(p for p in (note, why) if p),
+    )
+
+
+def _smaller_problem(pair: scale.ScalePair, ctx: Context) -> str:
+    """Why a scale pair cannot be compared: its smaller model does not beat its own
+    name-only and random-init controls ("" when it does)."""
+    small = pair.small
+    names = ctx.baseline_prediction(small, "name_only")
+    control = pair.small_control
+    if names is None or control is None:
+        missing = "name-only predictions" if names is None else "random-init control on its rows"
+        return f"not comparable: {small.model} has no {missing}"
+    y, test = _truth(small)
+    mine = np.asarray(small.predictions[small.layer_position(small.best_layer())], float)[test]
+    theirs = np.asarray(control.predictions[control.layer_position(control.best_layer())], float)[
+        test
+    ]
+    failed = []
+    for label, other in (("name-only", names[test]), ("random init", theirs)):
+        diff = _r2_diff(y[test], mine, other, ctx.n_boot)
+        if verdict_beats(diff) != "holds":
+            failed.append(_why_beats(f"{small.model} − its {label}", diff))
+    if not failed:
+        return ""
+    return f"not comparable: the smaller model does not beat its own controls ({'; '.join(failed)})"
+
+
+def _scale_verdict(gain: Interval, beyond: Interval | None) -> Verdict:
+    return _combine([verdict_beats(gain)] + ([verdict_beats(beyond)] if beyond else []))
+
+
+# Said once, under every claim's rule in docs/findings.md.
+BEATS = (
+    f"“A beats B” holds when the 95% interval of A − B lies above 0 and not wholly inside "
+    f"±{MARGIN} (the one equivalence margin), and does not hold when it lies below 0 or "
+    f"wholly inside ±{MARGIN} (no advantage)"
+)
+INFLUENCE = (
+    "every holds / does not hold is checked by dropping the test entity that moves its "
+    "statistic most and judging again: a verdict that changes reads fragile, naming it"
+)
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         "The probe beats the name-only and random-init controls",
-        "holds when the 95% intervals of both differences, probe test R² (layer chosen on "
-        "training rows) minus the character n-gram ridge on the names, and minus the same "
-        "architecture with random weights (at its own train-chosen layer, on the test "
-        "entities both hold out), lie above 0; does not hold when either lies below 0",
+        "the probe's test R² (layer chosen on training rows) beats the character n-gram "
+        "ridge on the names and the same architecture with random weights (at its own "
+        "train-chosen layer, on the test entities both hold out); holds when both beat, "
+        "does not hold when either does not",
         beats_controls,
     ),
     Claim(
         "Quality rises to mid-depth, then plateaus",
         f"on each bootstrap resample of the test entities, test R² rises at least {RISE} "
-        f"from the first block to its best by half depth, then gains at most {PLATEAU}; "
-        "holds when at least 95% of the resamples agree, does not hold when at most 5% do",
+        f"from the first block to its best by half depth, then neither gains more than "
+        f"{PLATEAU} nor falls more than {PLATEAU} below that best at any later layer; holds "
+        "when at least 95% of the resamples agree, does not hold when at most 5% do",
         rises_then_plateaus,
     ),
     Claim(
         "A linear probe does about as well as an MLP",
-        f"MLP (weight decay and width tuned by CV on training rows until inside their "
-        f"grids) minus ridge test R²: holds when its 95% interval lies inside "
-        f"±{LINEAR_GAP}; does not hold when it lies above +{LINEAR_GAP} (nonlinear "
-        f"information); ridge clearly better (below −{LINEAR_GAP}) or an MLP tuned at a grid "
-        "edge reads inconclusive (the MLP may be under-trained)",
+        f"not testable until the ridge's test R² lies above 0 and beats the name-only ridge "
+        f"refitted on the analysis's rows; then MLP (weight decay and width tuned by CV on "
+        f"training rows until inside their grids) minus ridge test R²: holds when its 95% "
+        f"interval lies inside ±{LINEAR_GAP}; does not hold when it lies above "
+        f"+{LINEAR_GAP} (nonlinear information); ridge clearly better (below "
+        f"−{LINEAR_GAP}) or an MLP tuned at a grid edge reads inconclusive",
         linear_like_mlp,
     ),
     Claim(
         "The representation generalises across held-out blocks",
         "per block family, the probe's held-out proximity error (each block predicted by a "
-        "probe fitted without it) minus that of the name-only ridge and of the training-mean "
-        "constant, each fitted without the block and ranked against the same predictions: "
-        "holds when both intervals lie below 0, does not hold when either lies above 0; the "
-        "held-out − nominal gap is reported beside it",
+        "probe fitted without it) against that of the name-only ridge and of the "
+        "training-mean constant, each fitted without the block and ranked against the same "
+        "predictions: holds when it beats both (lower error), does not hold when it does "
+        "not beat either; the held-out − nominal gap is reported beside it",
         generalises_across_blocks,
     ),
     Claim(
@@ -562,13 +980,24 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "A bigger model of the same family represents space and time better",
-        "within one family only (across families the tokenizer, data and tuning differ "
-        "too), on identical rows: the larger model's test R² minus the smaller's, each at "
-        "the layer its training rows choose, and that gain minus the same difference "
-        "between their random-init controls (width alone can read more from the names), "
-        "with paired 95% intervals; holds when both lie above 0, does not hold when either "
-        "lies below 0",
+        "within one family only, on identical rows, and only when the smaller model beats "
+        "its own name-only and random-init controls (else not comparable, with the "
+        "reason): the larger model's test R² beats the smaller's (each at the layer its "
+        "training rows choose), and that gain beats the same difference between their "
+        "random-init controls; holds when both beat, does not hold when either does not",
         sharper_with_scale,
+    ),
+    Claim(
+        "The model places entities within their group",
+        "the within-group probe (target: the entity's value minus its group's training "
+        "mean — country, state or borough; era for people and events, decade for films — "
+        "groups with enough training rows, the ridge and layer choice of the probes) on "
+        "test rows of groups seen in training: holds when its test R²'s 95% interval lies "
+        "above 0 and it beats its name-only control on the same target and rows; does not "
+        "hold when the interval lies below 0 or it does not beat the control; the overall "
+        "probe's within-group R², correlation and the share of its R² the groups explain "
+        "are shown beside it",
+        places_within_groups,
     ),
 )
 
@@ -684,6 +1113,8 @@ def findings_markdown(
         f"95% interval, a paired bootstrap of {N_BOOT:,} seeded resamples of the test",
         "entities, straddles the threshold) or not tested. Read it beside the scoreboard in",
         "the README.",
+        "",
+        f"Throughout: {BEATS}; {INFLUENCE}.",
     ]
     rules = {claim.title: claim.rule for claim in CLAIMS}
     for title, rows in found.items():

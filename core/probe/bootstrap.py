@@ -20,7 +20,24 @@ N_BOOT = 1000
 SEED = 0
 LEVEL = 0.95
 
-Verdict = Literal["holds", "does not hold", "inconclusive", "not tested"]
+Verdict = Literal[
+    "holds",
+    "does not hold",
+    "inconclusive",
+    "not tested",
+    # the claim's precondition fails (e.g. linear ≈ MLP when the ridge reads nothing)
+    "not testable",
+    # a scale pair whose smaller model does not beat its own controls
+    "not comparable",
+    # a definite verdict that dropping its most influential test entity changes
+    "fragile",
+]
+# The one equivalence margin of every "beats" rule (an R² or error difference): a
+# difference whose whole 95% interval lies inside ±MARGIN is no advantage.
+MARGIN = 0.02
+# An interval whose arms differ by more than this share of its half-width (and by more
+# than 0.01) is printed as [lo, hi], not ±.
+ASYMMETRY = 0.25
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,17 @@ class Interval:
     def pm(self, digits: int = 2) -> str:
         """``0.35 ± 0.04`` (the half-width of the interval; for compact tables)."""
         return f"{self.point:.{digits}f} ± {self.half_width:.{digits}f}"
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether ± describes the interval: its arms below and above the point differ
+        by at most ASYMMETRY of the half-width (or 0.01)."""
+        below, above = self.point - self.lo, self.hi - self.point
+        return bool(abs(above - below) <= max(0.01, ASYMMETRY * self.half_width))
+
+    def compact(self, digits: int = 2) -> str:
+        """``0.35 ± 0.04`` for a symmetric interval, else ``0.52 [-0.33, 0.68]``."""
+        return self.pm(digits) if self.symmetric else self.fmt(digits)
 
 
 def resample_counts(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
@@ -128,6 +156,20 @@ def verdict_above(diff: Interval, threshold: float = 0.0) -> Verdict:
         return "holds"
     if diff.hi < threshold:
         return "does not hold"
+    return "inconclusive"
+
+
+def verdict_beats(diff: Interval, margin: float = MARGIN, lower: bool = False) -> Verdict:
+    """A claim "A beats B" read from the interval of A − B (of B − A with `lower`, for
+    an error): holds when it lies above 0 and not wholly inside ±margin; does not hold
+    when it lies below 0 or wholly inside ±margin (no advantage); else inconclusive."""
+    if not np.isfinite(diff.lo) or not np.isfinite(diff.hi):
+        return "not tested"
+    d = Interval(-diff.point, -diff.hi, -diff.lo, diff.level) if lower else diff
+    if d.hi < 0 or (-margin <= d.lo and d.hi <= margin):
+        return "does not hold"
+    if d.lo > 0:
+        return "holds"
     return "inconclusive"
 
 

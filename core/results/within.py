@@ -182,6 +182,43 @@ def between_within(res: ProbeResults, n_boot: int = N_BOOT) -> pd.DataFrame:
     return stored if stored is not None else decomposition_table(res, n_boot)
 
 
+def decomposition_of(
+    res: ProbeResults,
+    layer: int,
+    grouping: str | None = None,
+    n_boot: int = N_BOOT,
+    predictor: str = "probe",
+) -> dict[str, Interval] | None:
+    """stat -> Interval of one layer's probe (or of a stored baseline: `predictor`
+    "name_only" / "group_mean") under one grouping (default: the within probe's, else the
+    first): from the stored table, else computed now for that predictor alone."""
+    groupings = groupings_of(res)
+    if grouping is None:
+        grouping = probe_grouping(res) or (groupings[0] if groupings else None)
+    if grouping is None or grouping not in groupings:
+        return None
+    want = int(layer) if predictor == "probe" else -1
+    stored = load_between_within(res)
+    if stored is not None:
+        return decomposition_at(stored, grouping, predictor, want)
+    if predictor == "probe":
+        pred = np.asarray(res.predictions[res.layer_position(want)], dtype=np.float64)
+    else:
+        found = res.baseline_prediction(predictor)
+        if found is None:
+            return None
+        pred = np.asarray(found, dtype=np.float64)
+    y, test = _truth(res)
+    labels = labels_of(res.entities, grouping)
+    assert labels is not None
+    codes, _ = group_codes(labels[test])
+    full = decomposition_samples(y[test], pred[test], codes, np.ones((1, len(codes))))[0, 0]
+    samples = decomposition_samples(
+        y[test], pred[test], codes, resample_counts(int(test.sum()), n_boot, SEED)
+    )[:, 0]
+    return {s: interval(full[i], samples[:, i]) for i, s in enumerate(STATS)}
+
+
 def decomposition_at(
     table: pd.DataFrame, grouping: str, predictor: str = "probe", layer: int = -1
 ) -> dict[str, Interval] | None:
