@@ -44,6 +44,9 @@ RAW_KEY = "_spacetime_view"
 ENTRY_RAN = "_spacetime_entry_ran"
 PENDING_PAGE = "_spacetime_pending_page"
 PENDING_QUERY = "_spacetime_pending_query"
+PENDING_SWITCH = "_spacetime_pending_switch"  # (fields, note) set by request_switch
+LAST_PAGE = "_spacetime_last_page"
+LINK_DATASET = "_spacetime_link_dataset"  # the session's first URL named its dataset
 
 
 # ------------------------------------------------------------------ options
@@ -101,6 +104,7 @@ class Context:
     topojson_url: str
     load_error: str | None = None
     page_notes: list[str] = field(default_factory=list)
+    opened: bool = False  # this run opened the page (another page, or none, ran before)
 
     @property
     def results(self) -> ProbeResults | None:
@@ -140,13 +144,17 @@ def sync_state() -> Context:
     ss = st.session_state
     if RAW_KEY not in ss and PENDING_QUERY in ss:
         raw = dict(ss.pop(PENDING_QUERY))
+        ss[LINK_DATASET] = bool(raw.get("dataset"))
     elif RAW_KEY not in ss:
         raw = vs.read_query(st.query_params.to_dict())
+        ss[LINK_DATASET] = bool(raw.get("dataset"))
     else:
         raw = dict(ss[RAW_KEY])
         for fld, key in WIDGETS.items():
             if key in ss:
                 raw[fld] = _widget_to_field(fld, ss[key])
+    switch_fields, switch_note = ss.pop(PENDING_SWITCH, ({}, None))
+    raw.update(switch_fields)  # a page's switch (pages/_switch.py) wins over the widgets
     catalog, defaults = catalog_and_defaults()
     options = DashboardOptions(catalog, known_datasets())
     # The default colour column is stored as "" so links stay short.
@@ -155,6 +163,8 @@ def sync_state() -> Context:
         if groups and raw["color"] == groups[0]:
             raw["color"] = ""
     resolution = vs.resolve(raw, options, defaults)
+    if switch_note:
+        resolution.notes.append(switch_note)
     state = resolution.state
     entry = catalog.find(state.model, state.dataset, state.prompt)
     loaded, load_error = try_load(entry)
@@ -180,6 +190,12 @@ def sync_state() -> Context:
     )
     ss[CTX_KEY] = ctx
     return ctx
+
+
+def request_switch(fields: dict[str, str], note: str | None = None) -> None:
+    """Change the selection on the next run (before any widget is drawn): the way a
+    page, or a button's callback, switches the shared controls."""
+    st.session_state[PENDING_SWITCH] = (dict(fields), note)
 
 
 def mark_entry_ran() -> None:
@@ -209,4 +225,9 @@ def context(page_file: str) -> Context:
         st.switch_page("dashboard.py")
     ctx = ss[CTX_KEY]
     assert isinstance(ctx, Context)
+    name = Path(page_file).name
+    last = ss.get(LAST_PAGE)
+    # opened by navigation, or by a first link that did not name its dataset
+    ctx.opened = last != name and not (last is None and ss.get(LINK_DATASET))
+    ss[LAST_PAGE] = name
     return ctx

@@ -62,11 +62,9 @@ def require(ctx: Context, kind: str) -> Loaded | None:
         empty_state(ctx)
         return None
     if ctx.loaded.results.kind != kind:
-        other = "Maps" if ctx.loaded.results.kind == "space" else "Timelines"
-        st.info(
-            f"{ctx.state.dataset} is a {ctx.loaded.results.kind} dataset: "
-            f"open the {other} page, or choose a {kind} dataset in the sidebar."
-        )
+        from pages._switch import offer_switch
+
+        offer_switch(ctx, kind)  # opened here: switches; picked here: offers a button
         return None
     return ctx.loaded
 
