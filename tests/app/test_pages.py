@@ -348,10 +348,12 @@ def test_live_probe_space(demo_env: Path) -> None:
     no_exceptions(at)
     # before anything is typed, an example is probed; it stays out of the URL
     (example,) = charts(at)
-    assert [t["text"] for t in example["data"] if t.get("mode") == "markers+text"] == [
-        ["Paris"],
-        ["Tokyo"],
-    ]
+    # the predictions' labelled points (the gazetteer's true points are stars "… (true)")
+    assert [
+        t["text"]
+        for t in example["data"]
+        if t.get("mode") == "markers+text" and not t["text"][0].endswith("(true)")
+    ] == [["Paris"], ["Tokyo"]]
     assert "names" not in at.query_params
     assert any(str(c.value).startswith("An example: Paris, Tokyo") for c in at.caption)
     at.text_area(key=widget_key("names")).input("Kyoto\nLake Titicaca").run()
@@ -359,7 +361,11 @@ def test_live_probe_space(demo_env: Path) -> None:
     assert at.query_params["names"] == "Kyoto\nLake Titicaca"
     assert any("SPACETIME_FAKE_MODEL" in w for w in texts(at, "warning"))
     (spec,) = charts(at)
-    big = [t for t in spec["data"] if t.get("mode") == "markers+text"]
+    big = [
+        t
+        for t in spec["data"]
+        if t.get("mode") == "markers+text" and not t["text"][0].endswith("(true)")
+    ]
     assert [t["text"] for t in big] == [["Kyoto"], ["Lake Titicaca"]]
     paths = [t for t in spec["data"] if t.get("mode") == "lines+markers"]
     assert all(len(arr(t["lat"])) == 6 for t in paths)  # one point per layer
