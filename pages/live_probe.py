@@ -2,23 +2,90 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
+from core.results import catalog as cat
 from core.ui import live
 from core.ui import view_state as vs
 from core.viz import figures as figs
 from pages._live import probe_model, probe_names, prompt_text
-from pages._state import context, widget_key
+from pages._loaders import try_load
+from pages._state import Context, context, widget_key
 from pages._steer import steer_section
 from pages._widgets import empty_state, layer_slider, selection_caption, show_figure, show_notes
 
-ctx = context(__file__)
+OWN_PROBE_KEY = "live_own_probe"  # session only: the selected results' probe instead
+OPENED_KEY = "_live_opened_on"  # the chosen probe whose best layer this session opened on
+
+
+def chosen_probe(ctx: Context) -> tuple[Context, live.LiveChoice | None]:
+    """The context of the probe the benchmark chose for the selection (the selection's
+    own when it chose none, when that folder is gone, or when the visitor asks)."""
+    choice = live.live_choice(
+        live.read_live_choices(ctx.catalog.root), ctx.state.model, ctx.state.dataset,
+        ctx.state.prompt,
+    )  # fmt: skip
+    if choice is None or ctx.entry is None or st.session_state.get(OWN_PROBE_KEY):
+        return ctx, choice
+    if choice.key == ctx.entry.key:
+        return ctx, choice
+    entry = next((e for e in ctx.catalog.entries if e.key == choice.key), None)
+    loaded, _ = try_load(entry)
+    if entry is None or loaded is None:
+        ctx.page_notes.append(
+            f"The benchmark chose results {choice.key} for the live probe, but they are not "
+            f"in this cache (or cannot be read): using the selected results. Rerun "
+            f"`{choice.command}` to choose again."
+        )
+        return ctx, None
+    if st.session_state.get(OPENED_KEY) != choice.key:
+        # open once on the chosen probe's own best layer (unless a layer was picked)
+        st.session_state[OPENED_KEY] = choice.key
+        if ctx.state.layer == (ctx.loaded.best_layer if ctx.loaded else None):
+            st.session_state[widget_key("layer")] = loaded.best_layer
+            ctx = replace(ctx, state=ctx.state.with_(layer=loaded.best_layer))
+    return replace(ctx, entry=entry, loaded=loaded), choice
+
+
+def probe_caption(ctx: Context, own: Context, choice: live.LiveChoice | None, layer: int) -> None:
+    """Which probe places the names, and why that one."""
+    assert ctx.entry is not None
+    e = ctx.entry
+    what = f"{cat.model_label(e.model_id)}'s {live.probe_description(e.target, e.n_entities)} "
+    what += f"{e.dataset} probe at layer {layer}"
+    if choice is not None and choice.key == e.key:
+        text = f"Probe: {what}, chosen by `{choice.command}`: {choice.reason}."
+        if choice.layer != layer:
+            text += f" (It was measured at layer {choice.layer}.)"
+    elif choice is not None:
+        text = (
+            f"Probe: {what}, the selected results' own, as asked; the benchmark's choice "
+            f"for this model is the {choice.description} probe ({choice.reason})."
+        )
+    else:
+        text = (
+            f"Probe: {what}, the selected results' own (no benchmark choice for this model "
+            "and dataset; `python -m bench.live_places` measures the world_places probes)."
+        )
+    st.caption(text)
+    if choice is not None and own.entry is not None and own.entry.key != choice.key:
+        mine = live.probe_description(own.entry.target, own.entry.n_entities)
+        st.toggle(f"Use the selected results' own probe ({mine})", key=OWN_PROBE_KEY)
+
+
+own = context(__file__)
 st.title("Live probe")
+if own.loaded is None:
+    selection_caption(own)
+    layer_slider(own)
+    empty_state(own, what="probes")
+    st.stop()
+ctx, choice = chosen_probe(own)
 selection_caption(ctx)
 layer_slider(ctx)
-if ctx.loaded is None:
-    empty_state(ctx, what="probes")
-    st.stop()
+assert ctx.loaded is not None
 res = ctx.loaded.results
 
 st.text_area(
@@ -60,6 +127,9 @@ prefix = prompt_text(ctx)
 with st.spinner("Running the model…"):
     paths = probe_names(ctx, model, prefix, names)
 layer = ctx.state.layer if ctx.state.layer is not None else ctx.loaded.best_layer
+if int(layer) not in [int(v) for v in res.layers]:
+    layer = ctx.loaded.best_layer
+probe_caption(ctx, own, choice, int(layer))
 scope = ctx.loaded.scope if res.kind == "space" else None
 truths = live.name_truths(paths, res, scope)
 landed = live.landing_containers(paths, res.layers, layer, scope)
@@ -96,5 +166,5 @@ if not ctx.state.presentation:
         st.dataframe(table, hide_index=True)
     if prefix:
         st.caption(f"The model reads each name after the prompt prefix {prefix!r}.")
-steer_section(ctx, model, prefix, names)
+steer_section(own, model, prefix, names)  # steering reads the selected results' probes
 show_notes(ctx.page_notes)

@@ -187,6 +187,77 @@ def predict_names(
         return results.predict_names(loaded, names, prompt_text, max_tokens=MAX_TOKENS)
 
 
+# ------------------------------------------------- which probe the live page opens on
+LIVE_CHOICES_FILE = "live_probes.json"  # under the cache root, by bench/live_places.py
+
+
+def probe_description(target: str, n_entities: int) -> str:
+    """ "globe-target, 8,000-row" / "lat/lon-target, 1,500-row": a probe in words."""
+    what = "globe" if target == "globe" else "lat/lon"
+    return f"{what}-target, {n_entities:,}-row"
+
+
+@dataclass(frozen=True)
+class LiveChoice:
+    """The probe the benchmark chose for one model: its results folder and why."""
+
+    model: str
+    key: str
+    target: str
+    n_entities: int
+    layer: int
+    median_km: float
+    p90_km: float
+    reason: str
+    command: str
+
+    @property
+    def description(self) -> str:
+        return probe_description(self.target, self.n_entities)
+
+
+def read_live_choices(root: Path) -> dict[str, object]:
+    """The benchmark's choices file under cache `root` ({} when missing or unreadable)."""
+    import json
+
+    path = Path(root) / LIVE_CHOICES_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def live_choice(
+    choices: Mapping[str, object], model: str, dataset: str, prompt: str
+) -> LiveChoice | None:
+    """The benchmark's probe for (model, dataset, prompt), or None when it chose none."""
+    if choices.get("dataset") != dataset or choices.get("prompt") != prompt:
+        return None
+    per_model = choices.get("choices")
+    if not isinstance(per_model, dict) or not isinstance(per_model.get(model), dict):
+        return None
+    c = per_model[model]
+    try:
+        return LiveChoice(
+            model=model,
+            key=str(c["key"]),
+            target=str(c["target"]),
+            n_entities=int(c["n_entities"]),
+            layer=int(c["layer"]),
+            median_km=float(c["median_km"]),
+            p90_km=float(c["p90_km"]),
+            reason=str(c["reason"]),
+            command=str(choices.get("command", "python -m bench.live_places")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("ignoring the live choice for %s: %s", model, exc)
+        return None
+
+
 # ------------------------------------------------------------ the truth of a typed name
 # Time datasets whose entities are people: their names are also looked up in WordNet.
 PEOPLE_DATASETS = frozenset({"historical_figures"})

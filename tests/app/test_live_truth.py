@@ -7,14 +7,23 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.ui import live
 from tests.app.conftest import make_app
-from tests.support.synthetic import space_entities, time_entities
+from tests.support.synthetic import (
+    demo_cache,
+    save_synthetic,
+    space_entities,
+    synthetic_results,
+    time_entities,
+)
 
 N = 300  # demo_root's entities per dataset (tests/app/conftest.py)
 
@@ -141,3 +150,79 @@ def test_live_probe_dates_a_person_the_dataset_lacks_from_wordnet(demo_env: Path
         r"Napoleon: predicted -?\d+( BC)?, [\d,]+ years from 1821 \(Napoleon I\)", headline
     )
     assert "WordNet: Napoleon I, died 1821" in _captions(at)
+
+
+# ------------------------------------------------ the probe the benchmark chose
+@pytest.fixture(scope="module")
+def chosen_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo cache plus a second, smaller smollm2 world_places results folder, and a
+    live_probes.json (as bench/live_places.py writes it) that chooses the smaller one."""
+    root = tmp_path_factory.mktemp("chosen-cache")
+    demo_cache(root, n=N, n_layers=6, d_model=32)
+    small = space_entities(N, "world", seed=1).iloc[:200].reset_index(drop=True)
+    res = synthetic_results(small, "space", 6, 32, "smollm2-135m", "world_places", seed=9)
+    save_synthetic(root, res, key="smollm2-135m__world_places__empty__small")
+    choice = {
+        "key": "smollm2-135m__world_places__empty__small",
+        "target": "latlon",
+        "n_entities": 200,
+        "layer": 4,
+        "median_km": 1234.5,
+        "p90_km": 4567.8,
+        "right_country": 0.25,
+        "reason": "on 300 held-out places its median error is 1,234 km (test reason)",
+    }
+    (root / live.LIVE_CHOICES_FILE).write_text(
+        json.dumps(
+            {
+                "dataset": "world_places",
+                "prompt": "empty",
+                "command": "python -m bench.live_places",
+                "choices": {"smollm2-135m": choice},
+            }
+        )
+    )
+    return root
+
+
+def test_live_probe_opens_on_the_benchmarks_probe_and_says_why(
+    chosen_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPACETIME_CACHE", str(chosen_root))
+    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "tests.support.tiny:tiny_model")
+    at = make_app().run()
+    assert "__synthetic" in _captions(at)  # the Maps page: the selection's own results
+    at.switch_page("pages/live_probe.py").run()
+    _no_exceptions(at)
+    notes = _captions(at)
+    assert "results `smollm2-135m__world_places__empty__small`" in notes
+    assert "Probe: smollm2-135m's lat/lon-target, 200-row world_places probe at layer" in notes
+    assert "chosen by `python -m bench.live_places`: on 300 held-out places" in notes
+    table = at.dataframe[0].value
+    assert len(table[table["name"] == "Tokyo"]) == 6  # every layer of the chosen probe
+
+    at.toggle(key="live_own_probe").set_value(True).run()
+    _no_exceptions(at)
+    notes = _captions(at)
+    assert "results `smollm2-135m__world_places__empty__synthetic`" in notes
+    assert "the selected results' own, as asked; the benchmark's choice" in notes
+
+
+def test_a_missing_chosen_folder_falls_back_to_the_selection(
+    chosen_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = json.loads((chosen_root / live.LIVE_CHOICES_FILE).read_text())
+    data["choices"]["smollm2-135m"]["key"] = "smollm2-135m__world_places__empty__gone"
+    assert live.live_choice(data, "smollm2-135m", "world_places", "empty") is not None
+    assert live.live_choice(data, "smollm2-135m", "us_places", "empty") is None
+    assert live.live_choice(data, "gemma3-270m", "world_places", "empty") is None
+    root = tmp_path / "cache"
+    shutil.copytree(chosen_root, root)
+    (root / live.LIVE_CHOICES_FILE).write_text(json.dumps(data))
+    monkeypatch.setenv("SPACETIME_CACHE", str(root))
+    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "tests.support.tiny:tiny_model")
+    at = make_app().run()
+    at.switch_page("pages/live_probe.py").run()
+    _no_exceptions(at)
+    assert "results `smollm2-135m__world_places__empty__synthetic`" in _captions(at)
+    assert any("__gone" in str(i.value) and "not in this cache" in str(i.value) for i in at.info)
