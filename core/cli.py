@@ -11,6 +11,7 @@ prepare       convert a registered GGUF model once (later loads take seconds)
 demo          rebuild every shipped result, analysis and steering run
 scoreboard    the results tables (--write README.md --write docs/results.md)
 findings      the paper's claims tested on the shipped results (--write docs/findings.md)
+docs          the constants the docs quote, from the code (--write docs/how-it-works.md)
 
 The CLI prints; the library it calls logs.
 """
@@ -186,13 +187,13 @@ def _parser() -> argparse.ArgumentParser:
         help="list registered models",
         description="Registered models and whether they are converted yet.",
     )
+    from core.analysis.doc_facts import demo_summary
+
     demo = sub.add_parser(
         "demo",
         help="rebuild the shipped demo results from scratch",
         description=(
-            "Rebuild every shipped result (both models on the six demo datasets, "
-            "each one's random-init control and the check slice) and list them in "
-            "results/SHIPPED. "
+            f"{demo_summary()}, then the shipped analyses and steering runs. "
             "Activations are deleted after each build unless --keep-activations."
         ),
     )
@@ -244,6 +245,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the earlier findings file whose verdicts the closing 'changed' section compares "
         "with (default: the --write file as it is before it is overwritten)",
+    )
+    docs = sub.add_parser(
+        "docs",
+        help="the constants the docs quote, written from the code (Markdown blocks)",
+        description="Print each facts block (shipped models and datasets, analysis rows, "
+        "MLP grid, group-mean column, ...); with --write, replace the text between the "
+        "facts markers of FILE.",
+    )
+    docs.add_argument(
+        "--write",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="replace the facts blocks in FILE (docs/how-it-works.md, docs/protocol.md); "
+        "repeatable",
     )
     prep = sub.add_parser(
         "prepare",
@@ -559,6 +576,16 @@ def _cmd_scoreboard(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from core.analysis.doc_facts import BLOCKS, block_text, write_blocks
+
+    for name in BLOCKS:
+        print(f"## {name}\n\n{block_text(name)}\n")
+    for path in args.write:
+        print(f"updated {path}: {', '.join(write_blocks(path))}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -590,6 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_steer(args, root, argv)
         if args.command == "steer-report":
             return _cmd_steer_report(args, root)
+        if args.command == "docs":
+            return _cmd_docs(args)
     except KeyboardInterrupt:
         print(
             "interrupted: finished batches are kept; run the same command to resume",
