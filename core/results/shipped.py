@@ -226,7 +226,7 @@ def _pm(value: Interval | None, fallback: float = float("nan")) -> str:
     """``0.35 ± 0.04`` (half the width of the 95% interval); the bare figure without one."""
     if value is None or not np.isfinite(value.lo):
         return _r2(value.point if value is not None else fallback)
-    return value.pm()
+    return value.compact()
 
 
 def _controls(results: list[ProbeResults]) -> dict[tuple[str, str], list[ProbeResults]]:
@@ -276,6 +276,27 @@ def _dataset_order(datasets: Iterable[str]) -> list[str]:
     return shown + sorted(seen - set(shown))
 
 
+def within_cells(res: ProbeResults) -> dict[str, str]:
+    """The scoreboard's within-group columns (issue 29): the within-group probe's test R²
+    at the layer its training rows choose ("not built" without its activations), and the
+    overall probe's R²_within with the share of its R² the groups explain."""
+    from core.results.within import decomposition_of, load_within
+
+    within = load_within(res)
+    probe = "not built"
+    grouping = None
+    if within is not None:
+        grouping = within.grouping
+        probe = f"{within.test_r2().compact()} ({grouping}, L{within.layer})"
+    split = decomposition_of(res, res.best_layer(), grouping)
+    overall = ""
+    if split is not None:
+        share = split["group_share"]
+        shown = f"{share.point:.0%}" if np.isfinite(share.point) else "n/a"
+        overall = f"{split['r2_within'].compact()}; groups {shown} of R²"
+    return {"within-group probe R²": probe, "overall R² within groups": overall}
+
+
 def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataFrame:
     """One row per (dataset, model): the best layer's test R² (layer chosen on the
     training rows' leave-one-out R²) beside what it means: the name-only, group-mean and
@@ -310,6 +331,7 @@ def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataF
                 ),
                 "group-mean R²": f"{group_mean} ({group})" if group_mean else "",
                 "random-init R²": control_cell(res, control),
+                **within_cells(res),
             }
         )
     if not rows:
