@@ -55,7 +55,7 @@ if not s.presentation:
         "on the layer the first model chooses on its training rows."
         + (
             f" Both on the same {shown[0][0].n_entities:,} entities and split."
-            if len(shown) == 2 and shown[0][0].sample == shown[1][0].sample
+            if len(shown) == 2 and shown[0][0].meta.same_rows(shown[1][0].meta)
             else " The two were built on different rows."
             if len(shown) == 2
             else ""
@@ -134,9 +134,17 @@ fig = cf.compare_figure(
     style=ctx.style,
     title=f"{s.dataset}, prompt {s.prompt}: test entities at depth {depth:.2f}",
 )
+if kind == "space":
+    # the two maps take the page's full width: the legend goes under them, not beside
+    fig.update_layout(
+        legend={"orientation": "h", "x": 0.5, "xanchor": "center", "y": 0, "yanchor": "top"},
+        margin={"l": 0, "r": 0, "b": 40},
+    )
+    fig.update_geos(domain_y=[0.0, 1.0])
 stem = cf.file_stem([e.model_id for e, _ in shown], s.dataset, s.prompt, depth)
 st.plotly_chart(
     fig,
+    width="stretch",
     theme=None,
     config=figs.plotly_config(ctx.topojson_url, filename=stem),
     key="chart_compare",
