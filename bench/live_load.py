@@ -6,7 +6,8 @@ Each visitor opens the live probe of the model, then, until the phase ends, type
 (a real city, most populous first, never one typed before in this run, so every name
 costs a forward pass), presses Ctrl+Enter and waits until the page has finished its
 rerun and the name is in the map's legend (or the page says the name was held back by
-the probe cap or a full queue). The latency of a name is from the key press to then.
+the probe cap or a full queue), then reads it for ``--think`` seconds (default 1) before
+typing the next. The latency of a name is from the key press to its legend entry.
 
 Phases run one after the other on the same server: 1 session (the baseline), then each
 larger count. Printed: per phase the names done, p50 / p95 / max latency, names a
@@ -304,6 +305,7 @@ async def visit(
     visitor: Visitor,
     names: Names,
     per_submit: int,
+    think: float,
     start: asyncio.Event,
     ready: list[int],
     stop_at: list[float],
@@ -313,6 +315,7 @@ async def visit(
     await start.wait()
     while time.monotonic() < stop_at[0]:
         await submit(tab, names.take(per_submit), visitor)
+        await asyncio.sleep(think)
     await tab.context.close()
 
 
@@ -348,7 +351,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_phase(
-    base: str, query: str, sessions: int, seconds: float, names: Names, per_submit: int
+    base: str,
+    query: str,
+    sessions: int,
+    seconds: float,
+    names: Names,
+    per_submit: int,
+    think: float = 0.0,
 ) -> Phase:
     from playwright.async_api import async_playwright
 
@@ -359,7 +368,7 @@ async def run_phase(
         ready: list[int] = []
         tasks = [
             asyncio.create_task(
-                visit(browser, base, query, v, names, per_submit, start, ready, stop_at)
+                visit(browser, base, query, v, names, per_submit, think, start, ready, stop_at)
             )
             for v in visitors
         ]
@@ -447,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--seconds", type=float, default=45.0, help="per phase")
     parser.add_argument("--per-submit", type=int, default=1, help="names typed at once")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=1.0,
+        help="seconds a visitor reads the answer before typing the next name",
+    )
     parser.add_argument("--pool", type=int, default=3000, help="fresh city names available")
     parser.add_argument("--fake", action="store_true", help="stand-in model, synthetic cache")
     parser.add_argument("--cache", type=Path, default=None, help="cache root (default ./cache)")
@@ -473,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
             phases = []
             for n in args.sessions:
                 phase = asyncio.run(
-                    run_phase(server.base, query, n, args.seconds, names, args.per_submit)
+                    run_phase(
+                        server.base, query, n, args.seconds, names, args.per_submit, args.think
+                    )
                 )
                 phases.append(phase)
                 lat = phase.latencies
@@ -491,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     print(
         f"\n{args.model} on {args.dataset}, {args.per_submit} name(s) per submission, "
-        f"{args.seconds:.0f} s per phase{' (stand-in model)' if args.fake else ''}"
+        f"{args.think:g} s between a name's answer and the next, {args.seconds:.0f} s per "
+        f"phase{' (stand-in model)' if args.fake else ''}"
     )
     print("\n".join(lines))
     for problem in problems[:20]:
