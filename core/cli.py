@@ -12,6 +12,8 @@ demo          rebuild every shipped result, analysis and steering run
 scoreboard    the results tables (--write README.md --write docs/results.md)
 findings      the paper's claims tested on the shipped results (--write docs/findings.md)
 docs          the constants the docs quote, from the code (--write docs/how-it-works.md)
+start-tokens  each model's document-start token, chosen on training rows (docs/models.md)
+anchors       the embedded models on the paper's data beside published R² (docs/results.md)
 
 The CLI prints; the library it calls logs.
 """
@@ -245,6 +247,37 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the earlier findings file whose verdicts the closing 'changed' section compares "
         "with (default: the --write file as it is before it is overwritten)",
+    )
+    starts = sub.add_parser(
+        "start-tokens",
+        help="choose each embedded model's document-start token on training rows",
+        description=(
+            "Build every embedded model with each candidate start token on one fixed "
+            "sample of every demo dataset, choose per model on training rows only, and "
+            "print the table (docs/models.md). Reads the saved study unless --build."
+        ),
+    )
+    starts.add_argument("--build", action="store_true", help="run the study's builds first")
+    starts.add_argument(
+        "--model", action="append", default=None, help="model name (repeatable; default: all)"
+    )
+    starts.add_argument(
+        "--write", type=Path, default=None, metavar="FILE", help="also replace its block in FILE"
+    )
+    anchors = sub.add_parser(
+        "anchors",
+        help="the embedded models on the paper's own data beside published R² (Markdown)",
+        description=(
+            "Build every embedded model on a seeded sample of the paper's CSVs (set "
+            "SPACETIME_PAPER_DATA_URL to a local folder offline) and print the table beside "
+            "Llama-2 and Pythia (docs/results.md)."
+        ),
+    )
+    anchors.add_argument(
+        "--model", action="append", default=None, help="model name (repeatable; default: all)"
+    )
+    anchors.add_argument(
+        "--write", type=Path, default=None, metavar="FILE", help="also replace its block in FILE"
     )
     docs = sub.add_parser(
         "docs",
@@ -576,6 +609,41 @@ def _cmd_scoreboard(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def _cmd_start_tokens(args: argparse.Namespace, root: Path) -> int:
+    from core.common.blocks import write_block
+    from core.results import start_tokens
+
+    path = root / "studies" / start_tokens.CHOICE_FILE
+    if args.build:
+        models = args.model or list(start_tokens.CANDIDATES)
+        record = start_tokens.run_study(root, models, say=lambda text: print(text, flush=True))
+    elif path.is_file():
+        record = start_tokens.load_study(path)
+    else:
+        print(f"no start-token study at {path}; run it with --build")
+        return 1
+    text = start_tokens.study_markdown(record)
+    print(text)
+    if args.write:
+        write_block(args.write, "start-tokens", "python -m core start-tokens --write FILE", text)
+        print(f"updated {args.write}")
+    return 0
+
+
+def _cmd_anchors(args: argparse.Namespace, root: Path) -> int:
+    from core.common.blocks import write_block
+    from core.results import anchors
+
+    models = args.model or list(anchors.PARAMS_BILLION)
+    results = anchors.run_anchors(root, models, say=lambda text: print(text, flush=True))
+    text = anchors.anchors_markdown(anchors.anchor_table(results))
+    print(text)
+    if args.write:
+        write_block(args.write, "anchors", "python -m core anchors --write FILE", text)
+        print(f"updated {args.write}")
+    return 0
+
+
 def _cmd_docs(args: argparse.Namespace) -> int:
     from core.analysis.doc_facts import BLOCKS, block_text, write_blocks
 
@@ -619,6 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_steer_report(args, root)
         if args.command == "docs":
             return _cmd_docs(args)
+        if args.command == "start-tokens":
+            return _cmd_start_tokens(args, root)
+        if args.command == "anchors":
+            return _cmd_anchors(args, root)
     except KeyboardInterrupt:
         print(
             "interrupted: finished batches are kept; run the same command to resume",

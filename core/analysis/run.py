@@ -92,9 +92,12 @@ def analyze_command(
     prompt: str | None = None,
     limit: int | None = None,
     options: AnalysisConfig | None = None,
+    dtype: str = "auto",
 ) -> str:
     """The ``python -m core analyze`` line of one build's selection with `options`."""
-    build = BuildConfig(model, dataset, prompt=prompt, limit=limit).argv(build_only=False)
+    build = BuildConfig(model, dataset, prompt=prompt, limit=limit, dtype=dtype).argv(
+        build_only=False
+    )
     return command_line(["analyze", *build, *config_argv(options or AnalysisConfig())])
 
 

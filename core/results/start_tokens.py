@@ -57,6 +57,9 @@ FACTS: tuple[tuple[str, str], ...] = (
     ("The Eiffel Tower is in the city of", " Paris"),
 )
 BROKEN_RANK = 10  # median rank of the right word above this: the model lost its footing
+# An attention sink shows as a first position whose residual norm (middle block) is many
+# times the other positions'; below this ratio the first position is no sink.
+SINK_RATIO = 5.0
 CHOICE_FILE = "start_tokens.json"  # under <cache>/studies/: the table and the choice
 
 
@@ -107,38 +110,47 @@ def choose(table: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def fact_ranks(loaded: object, starts: Sequence[str]) -> dict[str, list[int]]:
-    """Per start: the rank (0 = top) of each fact's right next token."""
+def fact_checks(loaded: object, starts: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+    """Per start: the rank (0 = top) of each fact's right next token, and the ratio of
+    the first position's residual norm to the other positions' median at the middle
+    block (a sink is many times larger)."""
     import torch
 
     from core.extract.activations import tokenize, with_start_token
 
-    out: dict[str, list[int]] = {}
+    out: dict[str, dict[str, list[float]]] = {}
     for start in starts:
         model = with_start_token(loaded, start)  # type: ignore[arg-type]
-        ranks = []
+        ranks, sinks = [], []
         for prompt, answer in FACTS:
             ids = tokenize(model, [prompt])[0]
             target = model.tokenizer(answer, add_special_tokens=False)["input_ids"][0]
             with torch.no_grad():
-                logits = model.model(torch.tensor([ids])).logits[0, -1].float()
-            ranks.append(int((logits > logits[target]).sum()))
-        out[start] = ranks
+                out_ = model.model(torch.tensor([ids]), output_hidden_states=True)
+            logits = out_.logits[0, -1].float()
+            ranks.append(float((logits > logits[target]).sum()))
+            # hidden_states[i + 1] is block i's output
+            norms = out_.hidden_states[model.n_layers // 2 + 1][0].float().norm(dim=-1)
+            sinks.append(float(norms[0] / norms[1:].median()))
+        out[start] = {"ranks": ranks, "sink": sinks}
     return out
 
 
-def fact_table(ranks: dict[str, dict[str, list[int]]]) -> pd.DataFrame:
+def fact_table(checks: dict[str, dict[str, dict[str, list[float]]]]) -> pd.DataFrame:
     rows = []
-    for model, per_start in ranks.items():
+    for model, per_start in checks.items():
         for start, values in per_start.items():
-            median = float(np.median(values))
+            median = float(np.median(values["ranks"]))
+            sink = float(np.median(values["sink"]))
             rows.append(
                 {
                     "model": model,
                     "start": start,
-                    "fact_ranks": ",".join(str(v) for v in values),
+                    "fact_ranks": ",".join(f"{v:.0f}" for v in values["ranks"]),
                     "median_rank": median,
                     "broken": median > BROKEN_RANK,
+                    "sink_ratio": sink,
+                    "sink": sink >= SINK_RATIO,
                 }
             )
     return pd.DataFrame(rows)
@@ -161,6 +173,10 @@ def load_study(path: Path) -> dict[str, object]:
     return dict(json.loads(Path(path).read_text()))
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a pipe would end the Markdown table cell
+
+
 def study_markdown(record: dict[str, object]) -> str:
     """The docs/models.md block: model x start x dataset, train LOO R² (and, after the
     choice, test R²), the facts check and the choice."""
@@ -171,8 +187,10 @@ def study_markdown(record: dict[str, object]) -> str:
         f"Rule (declared before any test number was read): {record['rule']}. "
         f"Sample: the first {record['limit']} rows of each dataset.",
         "",
-        "| model | start | " + " | ".join(STUDY_DATASETS) + " | mean | facts (rank) | chosen |",
-        "|---|---|" + "---|" * len(STUDY_DATASETS) + "---|---|---|",
+        "| model | start | "
+        + " | ".join(STUDY_DATASETS)
+        + " | mean | facts (rank) | first-position norm | chosen |",
+        "|---|---|" + "---|" * len(STUDY_DATASETS) + "---|---|---|---|",
     ]
     for (model, start), rows in table.groupby(["model", "start"], sort=False):
         by = rows.set_index("dataset")
@@ -184,14 +202,17 @@ def study_markdown(record: dict[str, object]) -> str:
             row = by.loc[dataset]
             cells.append(f"{row['train_loo_r2']:.2f} ({row['test_r2']:.2f})")
         fact = facts.loc[(model, start)] if (model, start) in facts.index else None
-        fact_cell = ""
+        fact_cell = sink_cell = ""
         if fact is not None:
             fact_cell = f"{fact['fact_ranks']}" + (" **broken**" if fact["broken"] else "")
+            sink_cell = f"{fact['sink_ratio']:.0f}×" + ("" if fact["sink"] else " **no sink**")
         chosen = "**yes**" if choice.get(model) == start else ""
         mean = rows["train_loo_r2"].mean()
         lines.append(
-            f"| {model} | `{start}` | " + " | ".join(cells) + f" | {mean:.3f} | {fact_cell} "
-            f"| {chosen} |"
+            f"| {model} | `{_cell(str(start))}` | "
+            + " | ".join(cells)
+            + f" | {mean:.3f} | {fact_cell} "
+            f"| {sink_cell} | {chosen} |"
         )
     lines += [
         "",
@@ -199,7 +220,10 @@ def study_markdown(record: dict[str, object]) -> str:
         "layer in brackets, read only after the choice). Facts: the rank (0 = first) of "
         "the right next word after each of "
         + "; ".join(f'"{p}" -> "{a.strip()}"' for p, a in FACTS)
-        + f"; a median rank above {BROKEN_RANK} is marked broken.",
+        + f"; a median rank above {BROKEN_RANK} is marked broken. First-position norm: the "
+        "residual norm at the first position over the other positions' median, at the "
+        f"middle block (median over the facts); below {SINK_RATIO:g}× the first position is "
+        "no attention sink.",
     ]
     return "\n".join(lines)
 
@@ -218,12 +242,12 @@ def run_study(
 
     tell = say if callable(say) else log.info
     results: list[ProbeResults] = []
-    ranks: dict[str, dict[str, list[int]]] = {}
+    checks: dict[str, dict[str, dict[str, list[float]]]] = {}
     for model in models:
         items = [dataclasses.replace(b, cache_root=root) for b in study_builds([model])]
         loaded = load_config_model(items[0], root)
-        ranks[model] = fact_ranks(loaded, CANDIDATES[model])
-        tell(f"{model}: fact ranks {ranks[model]}")
+        checks[model] = fact_checks(loaded, CANDIDATES[model])
+        tell(f"{model}: fact checks {checks[model]}")
         for item in items:
             start = time.perf_counter()
             res = build(item, loaded=loaded)
@@ -236,4 +260,4 @@ def run_study(
                 f"train LOO {study_table([res])['train_loo_r2'].iloc[0]:.3f}"
             )
         del loaded
-    return save_study(root / "studies" / CHOICE_FILE, study_table(results), fact_table(ranks))
+    return save_study(root / "studies" / CHOICE_FILE, study_table(results), fact_table(checks))
