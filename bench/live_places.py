@@ -215,17 +215,20 @@ def choose(rows: list[dict[str, object]]) -> dict[str, object]:
     )
 
 
-def reason(best: dict[str, object], rows: list[dict[str, object]], places: HeldOut) -> str:
+def reason(best: dict[str, object], rows: list[dict[str, object]], n_places: int) -> str:
+    """Why `best` is the live probe of its model, in one clause for the page."""
     others = [r for r in rows if r["key"] != best["key"]]
     text = (
-        f"on {len(places.names)} well-known places held out of every probe's training rows "
+        f"on {n_places} well-known places held out of every probe's training rows "
         f"(capitals and large cities), its median error is {best['median_km']:,.0f} km "
-        f"(90th percentile {best['p90_km']:,.0f} km)"
+        f"(90th percentile {best['p90_km']:,.0f} km; "
+        f"{float(best['right_country']):.0%} land in the right country)"  # type: ignore[arg-type]
     )
-    if others:
-        runner = min(others, key=lambda r: float(r["median_km"]))  # type: ignore[arg-type]
-        text += f", against {runner['median_km']:,.0f} km for the {runner['probe']} probe"
-    return text + f", the lowest of this model's {len(rows)} shipped world_places probes"
+    if not others:
+        return text + ", the only shipped world_places probe of this model"
+    runner = min(others, key=lambda r: float(r["median_km"]))  # type: ignore[arg-type]
+    text += f", against {runner['median_km']:,.0f} km for its {runner['probe']} probe"
+    return text + f", the best of this model's {len(rows)} shipped world_places probes"
 
 
 def markdown_table(rows: list[dict[str, object]], chosen: set[str]) -> str:
@@ -290,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "median_km": round(float(best["median_km"]), 1),  # type: ignore[arg-type]
             "p90_km": round(float(best["p90_km"]), 1),  # type: ignore[arg-type]
             "right_country": round(float(best["right_country"]), 3),  # type: ignore[arg-type]
-            "reason": reason(best, model_rows, places),
+            "reason": reason(best, model_rows, len(places.names)),
         }
     table = markdown_table(rows, {str(c["key"]) for c in choices.values()})
     print()
@@ -307,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = root / LIVE_CHOICES_FILE
     payload = {
         "what": "the live probe's default per model, by bench/live_places.py",
-        "command": "python -m bench.live_places " + " ".join(argv or sys.argv[1:]),
+        "command": " ".join(["python -m bench.live_places", *(argv or sys.argv[1:])]),
         "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
         "dataset": DATASET,

@@ -26,13 +26,16 @@ def test_the_held_out_places_are_seeded_and_leave_out_training_names() -> None:
 
 def test_the_choice_is_the_lowest_median() -> None:
     rows: list[dict[str, object]] = [
-        {"key": "a", "median_km": 3000.0, "p90_km": 7000.0, "n_entities": 8000, "probe": "A"},
-        {"key": "b", "median_km": 1900.0, "p90_km": 6600.0, "n_entities": 8000, "probe": "B"},
-        {"key": "c", "median_km": 1900.0, "p90_km": 6000.0, "n_entities": 1500, "probe": "C"},
-    ]
+        {"key": k, "median_km": m, "p90_km": p, "n_entities": n, "probe": k.upper()}
+        for k, m, p, n in (("a", 3000.0, 7000.0, 8000), ("b", 1900.0, 6600.0, 8000),
+                           ("c", 1900.0, 6000.0, 1500))
+    ]  # fmt: skip
+    for row in rows:
+        row["right_country"] = 0.25
     best = choose(rows)
     assert best["key"] == "c"  # equal medians: the lower 90th percentile
-    places = held_out_places(set(), n=20, seed=0)
-    text = reason(best, rows, places)
-    assert "its median error is 1,900 km (90th percentile 6,000 km)" in text
-    assert "against 1,900 km for the B probe" in text and "of this model's 3 shipped" in text
+    text = reason(best, rows, 300)
+    assert text.startswith("on 300 well-known places held out of every probe's training rows")
+    assert "its median error is 1,900 km (90th percentile 6,000 km; 25% land in the right" in text
+    assert "against 1,900 km for its B probe" in text and "of this model's 3 shipped" in text
+    assert reason(best, rows[2:], 300).endswith("the only shipped world_places probe of this model")
