@@ -40,12 +40,15 @@ def chosen_probe(ctx: Context) -> tuple[Context, live.LiveChoice | None]:
             f"`{choice.command}` to choose again."
         )
         return ctx, None
-    if st.session_state.get(OPENED_KEY) != choice.key:
-        # open once on the chosen probe's own best layer (unless a layer was picked)
-        st.session_state[OPENED_KEY] = choice.key
-        if ctx.state.layer == (ctx.loaded.best_layer if ctx.loaded else None):
-            st.session_state[widget_key("layer")] = loaded.best_layer
-            ctx = replace(ctx, state=ctx.state.with_(layer=loaded.best_layer))
+    # open once on the chosen probe's own best layer (unless a layer was picked), and
+    # on it whenever the chosen probe lacks the selected layer
+    first = st.session_state.get(OPENED_KEY) != choice.key
+    st.session_state[OPENED_KEY] = choice.key
+    at_default = ctx.state.layer == (ctx.loaded.best_layer if ctx.loaded else None)
+    if (first and at_default) or ctx.state.layer not in entry.layers:
+        st.session_state[widget_key("layer")] = loaded.best_layer
+        st.query_params["layer"] = str(loaded.best_layer)  # the link reopens it
+        ctx = replace(ctx, state=ctx.state.with_(layer=loaded.best_layer))
     return replace(ctx, entry=entry, loaded=loaded), choice
 
 

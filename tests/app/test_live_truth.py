@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.results.probe_results import ProbeResults
 from core.ui import live
 from tests.app.conftest import make_app
 from tests.support.synthetic import (
@@ -160,7 +161,10 @@ def chosen_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("chosen-cache")
     demo_cache(root, n=N, n_layers=6, d_model=32)
     small = space_entities(N, "world", seed=1).iloc[:200].reset_index(drop=True)
-    res = synthetic_results(small, "space", 6, 32, "smollm2-135m", "world_places", seed=9)
+    # probes of layers 0-4 only: its best layer is not the selection's (5)
+    res = synthetic_results(
+        small, "space", 6, 32, "smollm2-135m", "world_places", layers=range(5), seed=9
+    )
     save_synthetic(root, res, key="smollm2-135m__world_places__empty__small")
     choice = {
         "key": "smollm2-135m__world_places__empty__small",
@@ -198,8 +202,15 @@ def test_live_probe_opens_on_the_benchmarks_probe_and_says_why(
     assert "results `smollm2-135m__world_places__empty__small`" in notes
     assert "Probe: smollm2-135m's lat/lon-target, 200-row world_places probe at layer" in notes
     assert "chosen by `python -m bench.live_places`: on 300 held-out places" in notes
+    # opened on the chosen probe's own best layer, in the slider and the link alike
+    chosen = json.loads((chosen_root / live.LIVE_CHOICES_FILE).read_text())
+    best = ProbeResults.load(chosen_root / "results" / chosen["choices"]["smollm2-135m"]["key"])
+    assert best.best_layer() != 5  # the selection's own best layer
+    assert at.select_slider[0].value == best.best_layer()
+    assert at.query_params["layer"] == str(best.best_layer())
+    assert f"probe at layer {best.best_layer()}, chosen by" in notes
     table = at.dataframe[0].value
-    assert len(table[table["name"] == "Tokyo"]) == 6  # every layer of the chosen probe
+    assert len(table[table["name"] == "Tokyo"]) == 5  # every layer of the chosen probe
 
     at.toggle(key="live_own_probe").set_value(True).run()
     _no_exceptions(at)
@@ -226,3 +237,21 @@ def test_a_missing_chosen_folder_falls_back_to_the_selection(
     _no_exceptions(at)
     assert "results `smollm2-135m__world_places__empty__synthetic`" in _captions(at)
     assert any("__gone" in str(i.value) and "not in this cache" in str(i.value) for i in at.info)
+
+
+def test_a_layer_the_chosen_probe_lacks_opens_its_best(
+    chosen_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPACETIME_CACHE", str(chosen_root))
+    monkeypatch.setenv("SPACETIME_FAKE_MODEL", "tests.support.tiny:tiny_model")
+    at = make_app().run()
+    at.switch_page("pages/live_probe.py").run()
+    at.select_slider[0].set_value(2).run()  # picked on the page: kept
+    assert at.query_params["layer"] == "2"
+    at.switch_page("pages/maps.py").run()
+    at.select_slider[0].set_value(5).run()  # the selection has layer 5, the chosen probe not
+    at.switch_page("pages/live_probe.py").run()
+    _no_exceptions(at)
+    best = ProbeResults.load(chosen_root / "results" / "smollm2-135m__world_places__empty__small")
+    assert at.select_slider[0].value == best.best_layer() != 5
+    assert at.query_params["layer"] == str(best.best_layer())
