@@ -89,7 +89,7 @@ def study_table(results: Sequence[ProbeResults]) -> pd.DataFrame:
         rows.append(
             {
                 "model": res.model,
-                "start": str(res.manifest.get("spec", {}).get("start_token", "?")),
+                "start": res.meta.start_token or "?",
                 "dataset": res.dataset,
                 "layer": layer,
                 "train_loo_r2": float(train["loo_r2"].iloc[0]),

@@ -18,7 +18,7 @@ def test_every_embedded_model_is_built_on_every_cell() -> None:
     assert {(b.model, b.dataset, b.prompt) for b in builds} == {
         (m, d, p) for m in PARAMS_BILLION for d, p in ANCHOR_CELLS
     }
-    assert {b.limit for b in builds} == {ANCHOR_LIMIT}
+    assert {(b.limit, b.dtype) for b in builds} == {(ANCHOR_LIMIT, "bfloat16")}
     assert ("paper_world_place", "where_world") in ANCHOR_CELLS
 
 
