@@ -117,6 +117,23 @@ def decomposition_samples(
     return out
 
 
+def centred_by_group(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """[n, T] each row minus the mean of the rows of its group (its group's centre, as the
+    decomposition takes it); NaN for rows without a group (code -1)."""
+    v = np.asarray(values, dtype=np.float64).reshape(len(codes), -1)
+    codes = np.asarray(codes, dtype=np.int64)
+    out = np.full_like(v, np.nan)
+    keep = codes >= 0
+    if not keep.any():
+        return out
+    k = int(codes[keep].max()) + 1
+    n_g = np.bincount(codes[keep], minlength=k).astype(np.float64)
+    for t in range(v.shape[1]):
+        means = np.bincount(codes[keep], weights=v[keep, t], minlength=k) / np.maximum(n_g, 1)
+        out[keep, t] = v[keep, t] - means[codes[keep]]
+    return out
+
+
 # ---------------------------------------------------------------- within-group probe
 @dataclass(frozen=True)
 class WithinTarget:

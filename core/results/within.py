@@ -49,6 +49,7 @@ from core.probe.within import (
     MIN_GROUP_TRAIN,
     STATS,
     WithinFit,
+    centred_by_group,
     decomposition_samples,
     fit_within_probes,
     group_codes,
@@ -182,6 +183,46 @@ def between_within(res: ProbeResults, n_boot: int = N_BOOT) -> pd.DataFrame:
     return stored if stored is not None else decomposition_table(res, n_boot)
 
 
+def default_grouping(res: ProbeResults) -> str | None:
+    """The grouping a page splits a result by: the within-group probe's, else the first
+    of :func:`groupings_of` (None when the result cannot be grouped)."""
+    groupings = groupings_of(res)
+    return probe_grouping(res) or (groupings[0] if groupings else None)
+
+
+def group_offsets(
+    res: ProbeResults, layer: int, grouping: str | None = None, min_test: int = 2
+) -> pd.DataFrame | None:
+    """Per test entity of a group with at least `min_test` test rows: ``name``, ``group``,
+    and per target ``true_<t>`` (its value minus its group's true centre) and ``pred_<t>``
+    (its prediction at `layer` minus its group's predicted centre); the centres are the
+    test rows' group means, as in the decomposition. None when the result cannot be
+    grouped by `grouping` (default: :func:`default_grouping`)."""
+    grouping = grouping or default_grouping(res)
+    labels = labels_of(res.entities, grouping) if grouping else None
+    if labels is None:
+        return None
+    y, test = _truth(res)
+    codes, names = group_codes(labels[test])
+    sizes = np.bincount(codes[codes >= 0], minlength=len(names))
+    codes = np.where((codes >= 0) & (sizes[np.clip(codes, 0, None)] >= min_test), codes, -1)
+    pred = np.asarray(res.predictions[res.layer_position(int(layer))], dtype=np.float64)[test]
+    true_off = centred_by_group(y[test], codes)
+    pred_off = centred_by_group(pred, codes)
+    keep = codes >= 0
+    frame = pd.DataFrame(
+        {
+            "name": res.entities["name"].to_numpy()[test][keep],
+            "group": np.asarray(names, dtype=object)[codes[keep]] if keep.any() else [],
+        }
+    )
+    for t, target in enumerate(res.target_names):
+        frame[f"true_{target}"] = true_off[keep, t]
+        frame[f"pred_{target}"] = pred_off[keep, t]
+    frame.attrs["grouping"] = grouping
+    return frame
+
+
 def decomposition_of(
     res: ProbeResults,
     layer: int,
@@ -193,8 +234,7 @@ def decomposition_of(
     "name_only" / "group_mean") under one grouping (default: the within probe's, else the
     first): from the stored table, else computed now for that predictor alone."""
     groupings = groupings_of(res)
-    if grouping is None:
-        grouping = probe_grouping(res) or (groupings[0] if groupings else None)
+    grouping = grouping or default_grouping(res)
     if grouping is None or grouping not in groupings:
         return None
     want = int(layer) if predictor == "probe" else -1
