@@ -13,6 +13,7 @@ from pages._loaders import baseline_intervals, layer_band, try_load
 from pages._scale import show_scale_pair
 from pages._state import context, widget_key
 from pages._widgets import empty_state, selection_caption, show_figure, take_away
+from pages._within import add_within_curve, within_curve_note
 
 ctx = context(__file__)
 st.title("Layers")
@@ -41,6 +42,7 @@ fig = figs.layer_curves_figure(
     chosen_layer=res.best_layer(),
     test_band=layer_band(ctx.loaded),
 )
+fig = add_within_curve(ctx, ctx.loaded, fig)
 show_figure(ctx, fig, "layers")
 if not ctx.state.presentation:
     st.caption(
@@ -51,6 +53,7 @@ if not ctx.state.presentation:
         "a ridge on the names' characters, each entity's group mean, and the same "
         "architecture with random weights (at the layer its own training rows choose)."
     )
+within_curve_note(ctx, ctx.loaded)
 
 st.subheader("Models compared over normalised depth")
 entries = ctx.catalog.same_rows(ctx.state.dataset, ctx.state.prompt)

@@ -20,6 +20,7 @@ from pages._widgets import (
     show_notes,
     take_away,
 )
+from pages._within import between_caption, within_view
 
 ctx = context(__file__)
 st.title("Maps" if not ctx.state.presentation else f"{ctx.state.dataset} · layer {ctx.state.layer}")
@@ -49,5 +50,7 @@ fig = figs.map_figure(
     title=f"Predicted positions at layer {ctx.state.layer} ({ctx.state.split} entities)",
 )
 show_figure(ctx, fig, "map")
+between_caption(ctx, loaded, ctx.state.layer)
 show_notes(ctx.page_notes)
+within_view(ctx, loaded, ctx.state.layer)
 take_away(ctx)
