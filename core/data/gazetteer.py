@@ -22,16 +22,22 @@ their lemmas, with the death year the ``historical_figures`` dataset reads; a na
 people share resolves to WordNet's first.
 
 Every table is built once per process, on first use, and holds no more than names and
-positions, found by binary search over the sorted names.
+positions, found by binary search over the sorted names. "Once" holds under threads too
+(a server's sessions each run in a thread of their own): a build takes a few seconds and
+a few hundred MiB at its peak, so sessions arriving meanwhile wait for it rather than
+each building a copy (four at once took the server past 1 GiB; docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -57,6 +63,25 @@ def lookup_key(name: object) -> str:
     """How a typed name meets the gazetteer: accents kept, case folded, spaces collapsed."""
     text = unicodedata.normalize("NFC", str(name))
     return " ".join(text.split()).casefold()
+
+
+_T = TypeVar("_T")
+
+
+def _built_once(build: Callable[[], _T]) -> Callable[[], _T]:
+    """`build()` computed once per process, even when several threads ask at once: the
+    first builds, the others wait for its table (``functools.lru_cache`` alone lets each
+    thread that misses build a copy of its own)."""
+    cached = lru_cache(maxsize=1)(build)
+    lock = threading.Lock()
+
+    @wraps(build)
+    def get() -> _T:
+        with lock:
+            return cached()
+
+    get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return get
 
 
 # ------------------------------------------------------------------- places
@@ -234,7 +259,7 @@ def _index(places: pd.DataFrame, alternates: pd.DataFrame | None = None) -> _Ind
     return _Index(places.reset_index(drop=True), keys[order], rows[order], alternate[order])
 
 
-@lru_cache(maxsize=1)
+@_built_once
 def _place_index() -> _Index:
     """Cities (own and alternate names), countries and US states."""
     cities = _cities().reset_index(drop=True)
@@ -244,7 +269,7 @@ def _place_index() -> _Index:
     return index
 
 
-@lru_cache(maxsize=1)
+@_built_once
 def _county_index() -> _Index:
     """US counties (lower 48) at the mean of their zip codes; empty without zipcodes.
     Loaded only for names no other place carries: a county has no population, so it
@@ -361,7 +386,7 @@ def _year_text(year: float) -> str:
     return f"{-year:.0f} BC" if year < 0 else f"{year:.0f}"
 
 
-@lru_cache(maxsize=1)
+@_built_once
 def _person_index() -> dict[str, tuple[Person, ...]]:
     from core.data.historical_figures import display_name
     from core.data.sources import wordnet_file
