@@ -152,6 +152,16 @@ def try_load(entry: cat.ResultEntry | None) -> tuple[Loaded | None, str | None]:
         return None, str(exc)
 
 
+def load_control(catalog: cat.Catalog, loaded: Loaded) -> tuple[Loaded | None, str]:
+    """The random-init control of `loaded` on its own rows (the catalog's index), or
+    (None, why there is none): a control on other rows is never shown in its place."""
+    entry = catalog.control_of(loaded.entry)
+    control, error = try_load(entry)
+    if control is not None:
+        return control, ""
+    return None, error or catalog.missing_control(loaded.entry)
+
+
 # ------------------------------------------------------------ intervals
 @st.cache_data(show_spinner=False, max_entries=32)
 def _layer_band(folder: str, stamp: str, _results: ProbeResults) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from core.probe.bootstrap import Interval
 from core.results import catalog as cat
 from core.results import scale
 from core.viz import figures as figs
-from pages._loaders import layer_band, try_load
+from pages._loaders import layer_band, load_control, try_load
 from pages._state import Context, widget_key
 from pages._widgets import show_figure
 
@@ -28,20 +28,13 @@ def show_scale_pair(ctx: Context, small: cat.ResultEntry, large: cat.ResultEntry
     loaded = [try_load(e)[0] for e in (small, large)]
     if loaded[0] is None or loaded[1] is None:
         return
-    controls = ctx.catalog.pair(
-        small.dataset,
-        small.prompt,
-        cat.model_id(small.model, random_init=True),
-        cat.model_id(large.model, random_init=True),
+    # each size's random-init control on the pair's own rows
+    controls = [load_control(ctx.catalog, item)[0] for item in (loaded[0], loaded[1])]
+    small_control, large_control = (c.results if c is not None else None for c in controls)
+    pair = scale.ScalePair(loaded[0].results, loaded[1].results, small_control, large_control)
+    stamps = tuple(e.stamp for e in (small, large)) + tuple(
+        c.entry.stamp for c in controls if c is not None
     )
-    control_results = []
-    for entry in controls:  # a control counts only on the pair's own rows
-        control = try_load(entry)[0] if entry is not None and entry.sample == small.sample else None
-        control_results.append(control.results if control is not None else None)
-    pair = scale.ScalePair(
-        loaded[0].results, loaded[1].results, control_results[0], control_results[1]
-    )
-    stamps = tuple(e.stamp for e in (small, large, *[c for c in controls if c is not None]))
     gain = _gain(stamps, pair)
     st.subheader(f"Scale within a family: {scale.family_label(large.model)}")
     runs, bands = [], {}

@@ -9,7 +9,7 @@ from core.results import scale
 from core.results.shipped import globe_table
 from core.viz import figures as figs
 from core.viz import globe_figures as gfigs
-from pages._loaders import baseline_intervals, layer_band, try_load
+from pages._loaders import baseline_intervals, layer_band, load_control, try_load
 from pages._scale import show_scale_pair
 from pages._state import context, widget_key
 from pages._widgets import empty_state, selection_caption, show_figure, take_away
@@ -23,15 +23,7 @@ if ctx.loaded is None:
     st.stop()
 
 res = ctx.loaded.results
-model, random_init = cat.split_model_id(ctx.state.model)
-control_entry = (
-    None
-    if random_init
-    else ctx.catalog.find(
-        cat.model_id(model, random_init=True), ctx.state.dataset, ctx.state.prompt
-    )
-)
-control, _ = try_load(control_entry)
+control = load_control(ctx.catalog, ctx.loaded)[0]
 fig = figs.layer_curves_figure(
     res.metrics,
     res.kind,
@@ -56,7 +48,7 @@ if not ctx.state.presentation:
 within_curve_note(ctx, ctx.loaded)
 
 st.subheader("Models compared over normalised depth")
-entries = ctx.catalog.same_rows(ctx.state.dataset, ctx.state.prompt)
+entries = ctx.catalog.shared_sample(ctx.state.dataset, ctx.state.prompt)
 offered = [e.model_id for e in entries]
 if not ctx.state.presentation:
     left, right = st.columns([3, 1])
@@ -101,7 +93,7 @@ globe_entry = ctx.catalog.find(ctx.state.model, ctx.state.dataset, ctx.state.pro
 globe, _ = try_load(globe_entry)
 if res.kind == "space" and globe is not None and globe_entry is not None:
     st.subheader("Globe target vs lat/lon")
-    same = globe_entry.n_entities == len(res.entities)
+    same = globe_entry.meta.same_rows(ctx.loaded.entry.meta)
     show_figure(
         ctx,
         gfigs.globe_comparison_figure(

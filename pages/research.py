@@ -24,6 +24,7 @@ from pages._loaders import (
     era_table_of,
     layer_band,
     load_analysis,
+    load_control,
     load_steering_of,
     try_load,
 )
@@ -71,10 +72,7 @@ def controls_section(v: View) -> None:
             f"The analyses below ran on a seeded sample: the first {analysis.n_entities:,} of "
             f"the {entry.n_entities:,} entities, probes refitted on it."
         )
-    random_entry = (
-        None if is_random else ctx.catalog.find(cat.model_id(model_name, True), s.dataset, s.prompt)
-    )
-    random_loaded, _ = try_load(random_entry)
+    random_loaded, no_control = load_control(ctx.catalog, loaded)
     random_metrics = random_loaded.results.metrics if random_loaded else None
     # 95% intervals of the test R² (bootstrap over test entities of the stored predictions)
     st.dataframe(
@@ -94,10 +92,8 @@ def controls_section(v: View) -> None:
             "resamples). The random-init model is read at the layer its own training rows "
             "choose."
             + (
-                f" Its control ran on {len(random_loaded.results.entities):,} entities, "
-                f"not these {len(res.entities):,}: compare with care."
-                if random_loaded is not None
-                and len(random_loaded.results.entities) != len(res.entities)
+                f" No random-init control is shown: {no_control}."
+                if random_loaded is None and not is_random
                 else ""
             )
         )

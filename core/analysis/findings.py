@@ -40,6 +40,7 @@ from core.probe.bootstrap import (
     verdict_share,
 )
 from core.results import scale
+from core.results.index import ResultSet
 from core.results.probe_results import ProbeResults
 from core.results.shipped import DEMO_DATASETS, _is_check_slice, is_scale_sample, shipped_names
 
@@ -98,23 +99,15 @@ class Context:
     shipped_only: bool = True  # read only the analyses `cache/analysis/SHIPPED` lists
     n_boot: int = N_BOOT
     _memo: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, compare=False)
+    index: ResultSet[ProbeResults] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", ResultSet(self.results))
 
     def control_of(self, res: ProbeResults) -> ProbeResults | None:
-        """The random-init control on exactly the probe's rows, else the first of its
-        (model, dataset)."""
-        same = scale.control_on_rows(res, self.results)
-        if same is not None:
-            return same
-        return next(
-            (
-                r
-                for r in self.results
-                if r.manifest.get("spec", {}).get("random_init")
-                and (r.model, r.dataset) == (res.model, res.dataset)
-                and r.probe_target == res.probe_target
-            ),
-            None,
-        )
+        """The random-init control on exactly the probe's rows (the index's; None when
+        there is none, never one on other rows)."""
+        return self.index.control_of(res)
 
     def analysis_of(self, res: ProbeResults) -> AnalysisResults | None:
         if self.cache_root is None:
@@ -139,9 +132,9 @@ class Context:
             value = stored(name)
             if value is not None:
                 return np.asarray(value, dtype=np.float64)
-        # every model of a dataset has the same entities and split: one refit for all
-        ident = res.manifest.get("dataset_hash") or res.manifest.get("key") or id(res)
-        key = (f"{ident}/{len(res.entities)}", name)
+        # every result on the same rows has the same entities and split: one refit for all
+        meta = res.meta
+        key = (f"{meta.dataset_hash}/{meta.rows_key}", name)
         if key not in self._memo:
             from core.probe.baselines import baseline_predictions
 
@@ -154,8 +147,7 @@ class Context:
 
 # ----------------------------------------------------------------------------- helpers
 def _truth(res: ProbeResults) -> tuple[np.ndarray, np.ndarray]:
-    y = res.entities[list(res.target_names)].to_numpy(dtype=np.float64)
-    return y, res.entities["is_test"].to_numpy(dtype=bool)
+    return res.truth(), res.test_mask
 
 
 def _found(
@@ -174,7 +166,7 @@ def _not_tested(res: ProbeResults, evidence: str, scope: str = "") -> list[Findi
 
 
 def _analyze(res: ProbeResults, transfer: bool = False) -> str:
-    limit = res.manifest.get("spec", {}).get("limit")
+    limit = res.meta.limit
     options = AnalysisConfig(transfer_prompts=("all",) if transfer else ())
     return analyze_command(res.model, res.dataset, limit=limit, options=options)
 
@@ -733,7 +725,7 @@ def sharper_with_scale(res: ProbeResults, ctx: Context) -> list[Finding]:
     difference between their random-init controls (`core.results.scale`). One finding per
     pair, reported on the larger model's row."""
     out: list[Finding] = []
-    for pair in scale.scale_pairs(ctx.results):
+    for pair in scale.with_controls(ctx.results):
         if pair.large is not res:
             continue
         g = scale.scale_gain(pair, ctx.n_boot)
@@ -1011,7 +1003,7 @@ def findings(
     probes = [
         r
         for r in results
-        if not r.manifest.get("spec", {}).get("random_init")
+        if not r.meta.random_init
         and not _is_check_slice(r)
         and not is_scale_sample(r)
         and r.prompt == "empty"

@@ -7,34 +7,33 @@ value, so no user-supplied string is ever turned into a path.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.common.cache import MANIFEST, default_cache_root, list_artifacts
+from core.common.cache import (
+    MANIFEST,
+    CacheError,
+    artifact_file,
+    default_cache_root,
+    list_artifacts,
+)
 from core.common.config import BuildConfig
-from core.results.probe_results import ProbeResults, best_layer_of
+from core.results.index import ResultSet
+from core.results.meta import RANDOM_SUFFIX as RANDOM_SUFFIX  # re-exported
+from core.results.meta import ResultMeta, rows_key_of
+from core.results.meta import model_id as model_id  # re-exported
+from core.results.meta import split_model_id as split_model_id  # re-exported
+from core.results.probe_results import ENTITIES, ProbeResults, best_layer_of
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = (
     "smollm2-135m"  # = core.extract.models.DEFAULT_MODEL, kept here for the no-torch path
 )
-RANDOM_SUFFIX = "@random"  # model id suffix of randomly initialised controls
-
-
-def model_id(model: str, random_init: bool = False) -> str:
-    """The id a model (or its random-init control) has in selectors and URLs."""
-    return f"{model}{RANDOM_SUFFIX}" if random_init else model
-
-
-def split_model_id(mid: str) -> tuple[str, bool]:
-    """Inverse of :func:`model_id`: (model name, random_init)."""
-    if mid.endswith(RANDOM_SUFFIX):
-        return mid[: -len(RANDOM_SUFFIX)], True
-    return mid, False
 
 
 def model_label(mid: str) -> str:
@@ -50,78 +49,107 @@ def build_command(model: str, dataset: str, prompt: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class ResultEntry:
-    """One finished results folder, described by its manifest."""
+    """One finished results folder, described by its manifest (:class:`ResultMeta`)."""
 
     folder: Path
     key: str
-    model: str
-    dataset: str
-    prompt: str
-    random_init: bool
-    kind: str
-    n_entities: int
-    layers: tuple[int, ...]
-    n_model_layers: int
-    d_model: int
-    created_at: str
-    limit: int | None
-    command: str
-    prompt_text: str | None
     stamp: str  # changes whenever the folder is rewritten (manifest mtime)
-    target: str = "latlon"  # what the probes read: "latlon" or "globe"
-    dataset_hash: str = ""  # the dataset's content: equal hashes and limits, equal rows
+    meta: ResultMeta
+
+    # what the selectors and pages read, all from `meta`
+    @property
+    def model(self) -> str:
+        return self.meta.model
+
+    @property
+    def dataset(self) -> str:
+        return self.meta.dataset
+
+    @property
+    def prompt(self) -> str:
+        return self.meta.prompt
+
+    @property
+    def random_init(self) -> bool:
+        return self.meta.random_init
+
+    @property
+    def kind(self) -> str:
+        return self.meta.kind
+
+    @property
+    def n_entities(self) -> int:
+        return self.meta.n_entities
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return self.meta.layers
+
+    @property
+    def n_model_layers(self) -> int:
+        return self.meta.n_model_layers
+
+    @property
+    def d_model(self) -> int:
+        return self.meta.d_model
+
+    @property
+    def created_at(self) -> str:
+        return self.meta.created_at
+
+    @property
+    def limit(self) -> int | None:
+        return self.meta.limit
+
+    @property
+    def command(self) -> str:
+        return self.meta.command
+
+    @property
+    def prompt_text(self) -> str | None:
+        return self.meta.prompt_text
+
+    @property
+    def target(self) -> str:
+        return self.meta.target
+
+    @property
+    def dataset_hash(self) -> str:
+        return self.meta.dataset_hash
 
     @property
     def model_id(self) -> str:
-        return model_id(self.model, self.random_init)
-
-    @property
-    def sample(self) -> tuple[str, int | None, int]:
-        """Which rows the probes saw: builds with equal samples share entities and split."""
-        return (self.dataset_hash, self.limit, self.n_entities)
+        return self.meta.model_id
 
     @property
     def family(self) -> str:
-        from core.results.scale import family_of
-
-        return family_of(self.model)
+        return self.meta.family
 
     @classmethod
     def from_manifest(cls, folder: Path, manifest: dict[str, Any]) -> ResultEntry | None:
-        spec = manifest.get("spec", {}) or {}
-        info = manifest.get("model_info", {}) or {}
         try:
-            layers = tuple(int(x) for x in manifest["layers"])
-            n_model_layers = int(manifest.get("n_model_layers") or info.get("n_layers") or 0)
-            limit = spec.get("limit")
-            prompt_text = manifest.get("prompt_text", spec.get("prompt_text"))
-            entry = cls(
-                folder=folder,
-                key=folder.name,
-                model=str(spec.get("model", "?")),
-                dataset=str(spec.get("dataset", "?")),
-                prompt=str(spec.get("prompt", "empty")),
-                random_init=bool(spec.get("random_init", False)),
-                kind=str(manifest["kind"]),
-                n_entities=int(manifest.get("n_entities", 0)),
-                layers=layers,
-                n_model_layers=n_model_layers or (max(layers) + 1 if layers else 0),
-                d_model=int(manifest.get("d_model") or info.get("d_model") or 0),
-                created_at=str(manifest.get("created_at", "")),
-                limit=int(limit) if limit is not None else None,
-                command=str(manifest.get("command", "")),
-                prompt_text=str(prompt_text) if prompt_text is not None else None,
-                stamp=_stamp(folder),
-                target=str((manifest.get("probe") or {}).get("target", "latlon")),
-                dataset_hash=str(manifest.get("dataset_hash", "")),
-            )
+            meta = ResultMeta.from_manifest(manifest, key=folder.name)
+            if not meta.rows_key:  # built before rows keys: read them off its entities
+                meta = dataclasses.replace(meta, rows_key=_stored_rows_key(folder, manifest))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("skipping %s: manifest lacks results fields (%s)", folder, exc)
             return None
-        if entry.kind not in ("space", "time") or not entry.layers:
-            log.warning("skipping %s: kind %r, %d layers", folder, entry.kind, len(entry.layers))
+        if meta.kind not in ("space", "time") or not meta.layers:
+            log.warning("skipping %s: kind %r, %d layers", folder, meta.kind, len(meta.layers))
             return None
-        return entry
+        return cls(folder=folder, key=folder.name, stamp=_stamp(folder), meta=meta)
+
+
+def _stored_rows_key(folder: Path, manifest: dict[str, Any]) -> str:
+    """The rows key of a results folder's stored entity table ("" when unreadable)."""
+    import pandas as pd
+
+    try:
+        path = artifact_file(folder, manifest, ENTITIES)
+        return rows_key_of(pd.read_parquet(path, columns=["name", "is_test"]))
+    except (OSError, ValueError, KeyError, CacheError) as exc:
+        log.warning("%s: no rows key (%s)", folder, exc)
+        return ""
 
 
 def _stamp(folder: Path) -> str:
@@ -133,16 +161,17 @@ def _stamp(folder: Path) -> str:
 
 
 @dataclass(frozen=True)
-class Catalog:
-    """All results found under one cache root."""
+class Catalog(ResultSet[ResultEntry]):
+    """All results found under one cache root; which go together is answered by
+    :class:`core.results.index.ResultSet` (find, control_of, shared_sample, pair,
+    scale_pairs...)."""
 
     root: Path
     entries: tuple[ResultEntry, ...] = field(default_factory=tuple)
 
-    def models(self) -> list[str]:
-        """Model ids with any results: trained models first, then random-init controls."""
-        ids = {e.model_id for e in self.entries}
-        return sorted(ids, key=lambda m: (split_model_id(m)[1], m))
+    @property
+    def items(self) -> tuple[ResultEntry, ...]:
+        return self.entries
 
     def datasets(self, model: str | None = None) -> list[str]:
         return sorted({e.dataset for e in self.entries if model is None or e.model_id == model})
@@ -155,23 +184,6 @@ class Catalog:
         }
         return sorted(found, key=lambda p: (p != "empty", p))
 
-    def find(
-        self, model: str, dataset: str, prompt: str, target: str = "latlon"
-    ) -> ResultEntry | None:
-        """The best results for a selection: the most entities, then the newest. Globe
-        probes are found only when asked for (`target`), never in place of lat/lon ones."""
-        hits = [
-            e
-            for e in self.entries
-            if e.model_id == model
-            and e.dataset == dataset
-            and e.prompt == prompt
-            and e.target == target
-        ]
-        if not hits:
-            return None
-        return max(hits, key=lambda e: (e.n_entities, e.created_at, e.key))
-
     def compare(self, dataset: str, prompt: str) -> list[ResultEntry]:
         """The best results of every model for one (dataset, prompt), in model order."""
         out = []
@@ -179,70 +191,6 @@ class Catalog:
             entry = self.find(mid, dataset, prompt)
             if entry is not None:
                 out.append(entry)
-        return out
-
-    def same_rows(
-        self, dataset: str, prompt: str, model_ids: Iterable[str] | None = None
-    ) -> list[ResultEntry]:
-        """One result per model (of `model_ids`, default all), every one on the same rows:
-        the sample the most trained models share, then the one with the most entities.
-        Models without results on that sample are left out."""
-        wanted = set(model_ids) if model_ids is not None else None
-        hits = [
-            e
-            for e in self.entries
-            if e.dataset == dataset
-            and e.prompt == prompt
-            and e.target == "latlon"
-            and (wanted is None or e.model_id in wanted)
-        ]
-        by_sample: dict[tuple[str, int | None, int], dict[str, ResultEntry]] = {}
-        for e in sorted(hits, key=lambda e: (e.created_at, e.key)):
-            by_sample.setdefault(e.sample, {})[e.model_id] = e  # the newest per model
-        if not by_sample:
-            return []
-
-        def coverage(sample: tuple[str, int | None, int]) -> tuple[int, int, int]:
-            ids = by_sample[sample]
-            return (sum(not e.random_init for e in ids.values()), len(ids), sample[2])
-
-        best = by_sample[max(by_sample, key=coverage)]
-        return [best[mid] for mid in self.models() if mid in best]
-
-    def pair(
-        self, dataset: str, prompt: str, left: str, right: str
-    ) -> tuple[ResultEntry | None, ResultEntry | None]:
-        """Two models' results on the largest sample both have (each one's own best when
-        they share none)."""
-        mine = [e for e in self.entries if e.dataset == dataset and e.prompt == prompt]
-        lefts = {e.sample: e for e in mine if e.model_id == left and e.target == "latlon"}
-        rights = {e.sample: e for e in mine if e.model_id == right and e.target == "latlon"}
-        shared = set(lefts) & set(rights)
-        if shared:
-            sample = max(shared, key=lambda s: s[2])
-            return lefts[sample], rights[sample]
-        return self.find(left, dataset, prompt), self.find(right, dataset, prompt)
-
-    def scale_pairs(self, dataset: str, prompt: str) -> list[tuple[ResultEntry, ResultEntry]]:
-        """(smaller, larger) trained models of one family with results on the same rows
-        of `dataset`, smaller first (sizes from the names)."""
-        from core.results.scale import name_size
-
-        trained = [m for m in self.models() if not split_model_id(m)[1]]
-        out = []
-        for i, a in enumerate(trained):
-            for b in trained[i + 1 :]:
-                small, large = self.pair(dataset, prompt, a, b)
-                if small is None or large is None or small.sample != large.sample:
-                    continue
-                if small.family != large.family:
-                    continue
-                sizes = (name_size(small.model), name_size(large.model))
-                if None in sizes or sizes[0] == sizes[1]:
-                    continue
-                if (sizes[0] or 0) > (sizes[1] or 0):
-                    small, large = large, small
-                out.append((small, large))
         return out
 
     def kind_of(self, dataset: str) -> str | None:

@@ -26,13 +26,13 @@ def probe_directions(results: ProbeResults) -> bytes:
     ``layers`` and ``alpha``; what they were fitted on is in the metadata."""
     from safetensors.numpy import save
 
-    spec = results.manifest.get("spec", {})
+    meta = results.meta
     metadata = {
-        "model": results.model,
-        "dataset": results.dataset,
-        "prompt": results.prompt,
-        "random_init": str(bool(spec.get("random_init", False))),
-        "start_token": str(spec.get("start_token", "")),
+        "model": meta.model,
+        "dataset": meta.dataset,
+        "prompt": meta.prompt,
+        "random_init": str(meta.random_init),
+        "start_token": meta.start_token or "",
         "target_names": json.dumps(list(results.target_names)),
         # what coef reads: the targets, or x, y, z on the unit sphere for a globe probe
         "coef_targets": json.dumps(list(results.probe_axes)),

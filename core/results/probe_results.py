@@ -28,6 +28,7 @@ Folder layout (``cache/results/<key>/``)::
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from core.common.cache import (
 )
 from core.common.config import ProbeSpec
 from core.probe.globe import GLOBE_AXES, from_globe, to_globe
+from core.results.meta import ROWS_KEY, ResultMeta, rows_key_of
 
 if TYPE_CHECKING:
     from core.extract.models import LoadedModel
@@ -85,19 +87,56 @@ class ProbeResults:
     baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
     # baseline name -> [n_entities, n_targets] in target units (empty for older results)
     baseline_preds: dict[str, np.ndarray] = field(default_factory=dict)
+    # the rows key computed from `entities` when the manifest lacks one (id, length, key)
+    _rows_cache: tuple[int, int, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     # ----------------------------------------------------------------- queries
     @property
+    def meta(self) -> ResultMeta:
+        """The typed view of this result's manifest (:class:`ResultMeta`), with its own
+        kind, layers and entities; the rows key computed from the entities when the
+        manifest predates it."""
+        meta = ResultMeta.from_manifest(
+            self.manifest,
+            kind=self.kind,
+            layers=[int(v) for v in self.layers],
+            n_entities=len(self.entities),
+            n_model_layers=int(self.n_model_layers) or None,
+            d_model=int(self.coef.shape[-1]) if self.coef.ndim else None,
+            key=self.path.name if self.path is not None else None,
+        )
+        if not meta.rows_key:
+            meta = dataclasses.replace(meta, rows_key=self._entity_rows_key())
+        return meta
+
+    def _entity_rows_key(self) -> str:
+        ident = (id(self.entities), len(self.entities))
+        if self._rows_cache is None or self._rows_cache[:2] != ident:
+            self._rows_cache = (*ident, rows_key_of(self.entities))
+        return self._rows_cache[2]
+
+    @property
     def model(self) -> str:
-        return str(self.manifest.get("spec", {}).get("model", "?"))
+        return self.meta.model
 
     @property
     def dataset(self) -> str:
-        return str(self.manifest.get("spec", {}).get("dataset", "?"))
+        return self.meta.dataset
 
     @property
     def prompt(self) -> str:
-        return str(self.manifest.get("spec", {}).get("prompt", "?"))
+        return self.meta.prompt
+
+    @property
+    def test_mask(self) -> np.ndarray:
+        """[n_entities] bool: the held-out (test) rows."""
+        return self.entities["is_test"].to_numpy(dtype=bool)
+
+    def truth(self) -> np.ndarray:
+        """[n_entities, n_targets] float64: every entity's true targets."""
+        return self.entities[list(self.target_names)].to_numpy(dtype=np.float64)
 
     def layer_position(self, layer: int) -> int:
         """Index into the stored arrays of a model layer number."""
@@ -185,7 +224,7 @@ class ProbeResults:
     @property
     def probe_target(self) -> str:
         """What the probes read: "latlon" (the targets themselves) or "globe" (x, y, z)."""
-        return str((self.manifest.get("probe") or {}).get("target", "latlon"))
+        return self.meta.target
 
     @property
     def probe_axes(self) -> tuple[str, ...]:
@@ -213,11 +252,10 @@ class ProbeResults:
     @property
     def prompt_text(self) -> str | None:
         """The prefix the texts were built with (None when the results do not record it)."""
-        manifest = self.manifest
-        text = manifest.get("prompt_text", manifest.get("spec", {}).get("prompt_text"))
-        if text is None and self.prompt == "empty":
+        meta = self.meta
+        if meta.prompt_text is None and meta.prompt == "empty":
             return ""
-        return None if text is None else str(text)
+        return meta.prompt_text
 
     def incompatibility(self, loaded: LoadedModel) -> str | None:
         """Why these probes cannot read `loaded`'s activations (None if they can)."""
@@ -234,7 +272,7 @@ class ProbeResults:
             )
         from core.extract.activations import start_token_name
 
-        fitted = self.manifest.get("spec", {}).get("start_token")
+        fitted = self.meta.start_token
         here = start_token_name(loaded)
         if fitted not in (None, "auto") and fitted != here:
             return (
@@ -302,6 +340,7 @@ class ProbeResults:
                     "d_model": int(self.coef.shape[-1]),
                     "shared_files": shared,
                     "prediction_offset": offset,
+                    ROWS_KEY: rows_key_of(self.entities),
                 }
             )
             if baseline_names:

@@ -12,10 +12,8 @@ a wider architecture alone can read more from the names' tokens.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,73 +26,25 @@ from core.probe.bootstrap import (
     r2_samples,
     verdict_above,
 )
+from core.results.index import ResultSet
+from core.results.meta import family_of as family_of  # re-exported
+from core.results.meta import name_size as name_size  # re-exported
+from core.results.meta import registered_model
 from core.results.probe_results import ProbeResults
 
-# "135m", "270M", "7b", "1.5B" as a separate token of a model name
-_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([mb])(?![a-z0-9])", re.IGNORECASE)
-_SCALE = {"m": 1e6, "b": 1e9}
 CODER_MARK = "†"
 CODER_NOTE = f"{CODER_MARK} a coder model (tuned on code), not a general one"
 
 
-def name_size(name: str) -> float | None:
-    """Parameter count written in a model name ("smollm2-135m", "Llama-2-7b-hf"), if any."""
-    hit = _SIZE.search(name.rsplit("/", 1)[-1])
-    if hit is None:
-        return None
-    return float(hit.group(1)) * _SCALE[hit.group(2).lower()]
-
-
-def _registered(model: str) -> Any:
-    """The model's registry entry (`core.extract.models.MODELS`), if it has one."""
-    try:  # the registry imports no torch at module level
-        from core.extract.models import MODELS
-    except ImportError:
-        return None
-    return MODELS.get(model)
-
-
-def family_of(model: str) -> str:
-    """The family a model belongs to: its registered family, else its name without the
-    size token ("Llama-2-7b-hf" -> "Llama-2-hf")."""
-    source = _registered(model)
-    if source is not None and source.family:
-        return str(source.family)
-    stem = _SIZE.sub("", model.rsplit("/", 1)[-1])
-    return re.sub(r"[-_.]{2,}", "-", stem).strip("-_.") or model
-
-
 def is_coder(model: str) -> bool:
     """Whether a registered model was tuned on code (its comparisons say so)."""
-    source = _registered(model)
+    source = registered_model(model)
     return bool(source is not None and source.tuned_on_code)
 
 
 def family_label(model: str) -> str:
     """The family as tables show it, with the coder mark where it applies."""
     return family_of(model) + (CODER_MARK if is_coder(model) else "")
-
-
-def _spec(res: ProbeResults) -> dict[str, object]:
-    return dict(res.manifest.get("spec", {}) or {})
-
-
-def is_control(res: ProbeResults) -> bool:
-    return bool(_spec(res).get("random_init"))
-
-
-def same_rows(a: ProbeResults, b: ProbeResults) -> bool:
-    """The same dataset content, prompt, entities (in order) and train/test split."""
-    if (a.dataset, a.prompt) != (b.dataset, b.prompt):
-        return False
-    if a.manifest.get("dataset_hash") != b.manifest.get("dataset_hash"):
-        return False
-    if len(a.entities) != len(b.entities):
-        return False
-    return bool(
-        (a.entities["name"].to_numpy() == b.entities["name"].to_numpy()).all()
-        and (a.entities["is_test"].to_numpy() == b.entities["is_test"].to_numpy()).all()
-    )
 
 
 @dataclass(frozen=True)
@@ -105,6 +55,13 @@ class ScalePair:
     large: ProbeResults
     small_control: ProbeResults | None
     large_control: ProbeResults | None
+
+    @classmethod
+    def of(
+        cls, small: ProbeResults, large: ProbeResults, index: ResultSet[ProbeResults]
+    ) -> ScalePair:
+        """The pair with each size's random-init control on its rows (the index's)."""
+        return cls(small, large, index.control_of(small), index.control_of(large))
 
     @property
     def family(self) -> str:
@@ -143,44 +100,11 @@ class ScaleGain:
         return "inconclusive"
 
 
-def _trained(results: Iterable[ProbeResults]) -> list[ProbeResults]:
-    return [r for r in results if not is_control(r) and r.probe_target == "latlon"]
-
-
-def control_on_rows(res: ProbeResults, results: Iterable[ProbeResults]) -> ProbeResults | None:
-    """The random-init control of `res` built on exactly its rows, if any."""
-    return next(
-        (
-            r
-            for r in results
-            if is_control(r)
-            and r.model == res.model
-            and r.probe_target == res.probe_target
-            and same_rows(r, res)
-        ),
-        None,
-    )
-
-
-def scale_pairs(results: Sequence[ProbeResults]) -> list[ScalePair]:
-    """Every (smaller, larger) pair of one family on identical rows, smaller first; sizes
-    from the names (a pair needs both)."""
-    trained = [r for r in _trained(results) if name_size(r.model) is not None]
-    pairs = []
-    for i, a in enumerate(trained):
-        for b in trained[i + 1 :]:
-            if a.model == b.model or family_of(a.model) != family_of(b.model):
-                continue
-            if not same_rows(a, b):
-                continue
-            small, large = sorted((a, b), key=lambda r: name_size(r.model) or 0.0)
-            pairs.append(
-                ScalePair(
-                    small, large, control_on_rows(small, results), control_on_rows(large, results)
-                )
-            )
-    pairs.sort(key=lambda p: (p.dataset, p.family, p.label))
-    return pairs
+def with_controls(results: Sequence[ProbeResults]) -> list[ScalePair]:
+    """The index's scale pairs of `results` (:meth:`ResultSet.scale_pairs`: one family,
+    different sizes, identical rows), each with its random-init controls."""
+    index = ResultSet(results)
+    return [ScalePair.of(small, large, index) for small, large in index.scale_pairs()]
 
 
 def _prediction(res: ProbeResults, rows: np.ndarray) -> np.ndarray:
@@ -191,8 +115,8 @@ def _prediction(res: ProbeResults, rows: np.ndarray) -> np.ndarray:
 def scale_gain(pair: ScalePair, n_boot: int = N_BOOT) -> ScaleGain:
     """The trained gain, the controls' gain and their difference, all on one set of
     resamples of the shared test entities (each model at its own train-chosen layer)."""
-    test = pair.large.entities["is_test"].to_numpy(dtype=bool)
-    y = pair.large.entities[list(pair.large.target_names)].to_numpy(dtype=np.float64)[test]
+    test = pair.large.test_mask
+    y = pair.large.truth()[test]
     members = [pair.large, pair.small]
     with_controls = pair.small_control is not None and pair.large_control is not None
     if with_controls:
@@ -224,7 +148,7 @@ def scale_table(results: Sequence[ProbeResults], n_boot: int = N_BOOT) -> pd.Dat
     """Per scale pair: the rows it is read on, the trained gain, the random-init gain,
     the gain beyond the controls (each ``point [95% interval]``) and the verdict."""
     rows = []
-    for pair in scale_pairs(results):
+    for pair in with_controls(results):
         g = scale_gain(pair, n_boot)
         rows.append(
             {
@@ -243,22 +167,3 @@ def scale_table(results: Sequence[ProbeResults], n_boot: int = N_BOOT) -> pd.Dat
     if not rows:
         return pd.DataFrame()
     return pd.DataFrame(rows).set_index(["dataset", "family"])
-
-
-def shared_sample(results: Sequence[ProbeResults], dataset: str) -> list[ProbeResults]:
-    """The trained results of `dataset` on the rows the most models share (then the
-    most rows): one per model, so models compare on identical entities."""
-    trained = [r for r in _trained(results) if r.dataset == dataset and r.prompt == "empty"]
-    groups: list[list[ProbeResults]] = []
-    for res in sorted(trained, key=lambda r: (r.model, -len(r.entities))):
-        for group in groups:
-            if same_rows(group[0], res):
-                if res.model not in {g.model for g in group}:
-                    group.append(res)
-                break
-        else:
-            groups.append([res])
-    if not groups:
-        return []
-    best = max(groups, key=lambda g: (len(g), len(g[0].entities)))
-    return sorted(best, key=lambda r: (family_of(r.model), name_size(r.model) or 0.0))

@@ -24,7 +24,7 @@ from core.common.config import BuildConfig, ProbeSpec
 from core.probe.bootstrap import Interval
 from core.results import intervals, scale
 from core.results.index import SHIPPED_INDEX as SHIPPED_INDEX  # re-exported
-from core.results.index import shipped_names
+from core.results.index import ResultSet, shipped_names
 from core.results.index import write_shipped_index as write_shipped_index  # re-exported
 from core.results.probe_results import ProbeResults
 
@@ -167,13 +167,13 @@ def run_build(
 
 
 def _identity(res: ProbeResults) -> tuple[object, ...]:
-    spec = res.manifest.get("spec", {})
+    meta = res.meta
     return (
-        res.model,
-        res.dataset,
-        res.prompt,
-        bool(spec.get("random_init")),
-        res.probe_target,
+        meta.model,
+        meta.dataset,
+        meta.prompt,
+        meta.random_init,
+        meta.target,
         _is_check_slice(res),
         is_scale_sample(res),
     )
@@ -181,7 +181,7 @@ def _identity(res: ProbeResults) -> tuple[object, ...]:
 
 def is_scale_sample(res: ProbeResults) -> bool:
     """A build on the scale sample that is not also the model's headline build."""
-    limit = res.manifest.get("spec", {}).get("limit")
+    limit = res.meta.limit
     return (
         res.dataset in SCALE_LIMITS
         and limit == SCALE_LIMITS[res.dataset]
@@ -214,7 +214,7 @@ def shipped_results(cache_root: Path | None = None, everything: bool = False) ->
 
 
 def _is_check_slice(res: ProbeResults) -> bool:
-    limit = res.manifest.get("spec", {}).get("limit")
+    limit = res.meta.limit
     return bool(limit) and (res.model, res.dataset, limit) == CHECK_SLICE
 
 
@@ -229,32 +229,12 @@ def _pm(value: Interval | None, fallback: float = float("nan")) -> str:
     return value.compact()
 
 
-def _controls(results: list[ProbeResults]) -> dict[tuple[str, str], list[ProbeResults]]:
-    out: dict[tuple[str, str], list[ProbeResults]] = {}
-    for r in results:
-        if r.manifest.get("spec", {}).get("random_init") and r.probe_target == "latlon":
-            out.setdefault((r.model, r.dataset), []).append(r)
-    return out
-
-
-def control_of(res: ProbeResults, controls: list[ProbeResults]) -> ProbeResults | None:
-    """The random-init control of a result: the one on the same entities when there is
-    one, else the one on the most."""
-    if not controls:
-        return None
-    same = [c for c in controls if len(c.entities) == len(res.entities)]
-    return max(same or controls, key=lambda c: len(c.entities))
-
-
-def control_cell(res: ProbeResults, control: ProbeResults | None) -> str:
-    """The control's test R² at the layer its own training rows choose, ± its interval;
-    its number of entities when they are not the probe's."""
+def control_cell(control: ProbeResults | None) -> str:
+    """The control's test R² at the layer its own training rows choose, ± its interval
+    ("" without a control on the probe's rows: none is taken from other rows)."""
     if control is None:
         return ""
-    text = _pm(intervals.probe_r2(control, control.best_layer()))
-    if len(control.entities) != len(res.entities):
-        text += f" (n={len(control.entities):,})"
-    return text
+    return _pm(intervals.probe_r2(control, control.best_layer()))
 
 
 def _probes(results: list[ProbeResults]) -> list[ProbeResults]:
@@ -266,7 +246,7 @@ def _probes(results: list[ProbeResults]) -> list[ProbeResults]:
         if not _is_check_slice(r)
         and not is_scale_sample(r)
         and r.probe_target == "latlon"
-        and not r.manifest.get("spec", {}).get("random_init")
+        and not r.meta.random_init
     ]
 
 
@@ -306,11 +286,11 @@ def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataF
     """
     from core.results.published import paper_scoreboard_rows
 
-    controls = _controls(results)
+    index = ResultSet(results)
     rows = []
     for res in _probes(results):
         layer = res.best_layer()
-        control = control_of(res, controls.get((res.model, res.dataset), []))
+        control = index.control_of(res)
         group = (res.manifest.get("dataset_info") or {}).get("reference_column")
         group_mean = _pm(intervals.baseline_r2(res, "group_mean"), res.baseline("group_mean"))
         rho = ""
@@ -330,7 +310,7 @@ def scoreboard(results: list[ProbeResults], with_paper: bool = True) -> pd.DataF
                     intervals.baseline_r2(res, "name_only"), res.baseline("name_only")
                 ),
                 "group-mean R²": f"{group_mean} ({group})" if group_mean else "",
-                "random-init R²": control_cell(res, control),
+                "random-init R²": control_cell(control),
                 **within_cells(res),
             }
         )
@@ -395,15 +375,17 @@ def globe_table(results: list[ProbeResults]) -> pd.DataFrame:
     """Each globe probe beside the lat/lon probe of the same entities (same model,
     dataset, prompt and rows), each at the layer it chooses on its training rows: test
     R² of lat and lon (and of x, y, z), median great-circle error, proximity error."""
-    twins = {
-        (r.model, r.dataset, r.prompt, r.manifest.get("dataset_hash"), len(r.entities)): r
-        for r in results
-        if r.probe_target == "latlon" and not r.manifest.get("spec", {}).get("random_init")
-    }
+    index = ResultSet(results)
     rows = []
     for globe in (r for r in results if r.probe_target == "globe"):
-        ident = (globe.model, globe.dataset, globe.prompt, globe.manifest.get("dataset_hash"))
-        twin = twins.get((*ident, len(globe.entities)))
+        twin = next(
+            (
+                r
+                for r in index.same_rows(globe)
+                if r.meta.model_id == globe.meta.model_id and r.probe_target == "latlon"
+            ),
+            None,
+        )
         for label, res in (("lat/lon", twin), ("globe (x, y, z)", globe)):
             if res is None:
                 continue
@@ -443,14 +425,16 @@ def same_rows_table(results: list[ProbeResults]) -> pd.DataFrame:
     the scale models ship): test R² at the layer chosen on training rows, beside its
     random-init control on the same rows, each ± its 95% interval."""
     rows = []
+    index = ResultSet(results)
     datasets = _dataset_order({r.dataset for r in _probes(results)})
     for dataset in datasets:
-        shared = scale.shared_sample(results, dataset)
+        shared = [r for r in index.shared_sample(dataset) if not r.meta.random_init]
         if len(shared) < 2:
             continue
+        shared.sort(key=lambda r: (scale.family_of(r.model), scale.name_size(r.model) or 0.0))
         for res in shared:
             layer = res.best_layer()
-            control = scale.control_on_rows(res, results)
+            control = index.control_of(res)
             rows.append(
                 {
                     "dataset": dataset,
@@ -459,7 +443,7 @@ def same_rows_table(results: list[ProbeResults]) -> pd.DataFrame:
                     "n": f"{len(res.entities):,}",
                     "layer": f"L{layer}/{res.n_model_layers}",
                     "test R²": _pm(intervals.probe_r2(res, layer)),
-                    "random-init R²": control_cell(res, control),
+                    "random-init R²": control_cell(control),
                 }
             )
     if not rows:

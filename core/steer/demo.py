@@ -129,9 +129,9 @@ def demo_steering(
     probes = {
         (r.model, r.dataset): r
         for r in shipped_results(root)
-        if not r.manifest.get("spec", {}).get("random_init")
+        if not r.meta.random_init
         and r.probe_target == "latlon"
-        and r.manifest.get("spec", {}).get("limit") == SAMPLE_LIMITS.get(r.dataset)
+        and r.meta.limit == SAMPLE_LIMITS.get(r.dataset)
     }
     folders = []
     for model, dataset in DEMO_STEERING:

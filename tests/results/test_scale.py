@@ -46,7 +46,7 @@ def test_families_come_from_the_registry_or_the_name() -> None:
 
 def test_a_bigger_sharper_model_of_one_family_holds() -> None:
     results = _family(0.5, 1.0)
-    (pair,) = scale.scale_pairs(results)
+    (pair,) = scale.with_controls(results)
     assert (pair.small.model, pair.large.model) == (SMALL, LARGE)
     gain = scale.scale_gain(pair, n_boot=200)
     assert gain.gain.lo > 0 and gain.beyond_control is not None
@@ -59,10 +59,10 @@ def test_a_bigger_sharper_model_of_one_family_holds() -> None:
 
 
 def test_a_worse_bigger_model_does_not_hold_and_a_tie_is_inconclusive() -> None:
-    assert scale.scale_gain(scale.scale_pairs(_family(1.0, 0.4))[0], 200).verdict == (
+    assert scale.scale_gain(scale.with_controls(_family(1.0, 0.4))[0], 200).verdict == (
         "does not hold"
     )
-    tie = scale.scale_gain(scale.scale_pairs(_family(0.8, 0.8, n=200))[0], 200)
+    tie = scale.scale_gain(scale.with_controls(_family(0.8, 0.8, n=200))[0], 200)
     assert tie.gain.straddles(0.0)
     assert tie.verdict == "inconclusive"
 
@@ -73,17 +73,18 @@ def test_pairs_need_one_family_and_identical_rows() -> None:
         synthetic_results(world, "space", 6, 16, "smollm2-135m"),
         synthetic_results(world, "space", 6, 16, "gemma3-270m"),
     ]
-    assert scale.scale_pairs(other_family) == []
+    assert scale.with_controls(other_family) == []
     fewer_rows = [
         synthetic_results(world, "space", 6, 16, SMALL),
         synthetic_results(world.iloc[:300], "space", 6, 16, LARGE),
     ]
-    assert scale.scale_pairs(fewer_rows) == []
+    assert scale.with_controls(fewer_rows) == []
     resplit = world.copy()
     resplit["is_test"] = ~resplit["is_test"]
-    assert not scale.same_rows(
-        synthetic_results(world, "space", 6, 16, SMALL),
-        synthetic_results(resplit, "space", 6, 16, LARGE),
+    assert not (
+        synthetic_results(world, "space", 6, 16, SMALL).meta.same_rows(
+            synthetic_results(resplit, "space", 6, 16, LARGE).meta
+        )
     )
 
 
@@ -126,11 +127,11 @@ def test_the_catalog_offers_identical_rows_and_the_scale_pair(cache_root) -> Non
     )
     catalog = discover(cache_root)
     assert catalog.find("smollm2-135m", "world_places", "empty").n_entities == 900  # type: ignore[union-attr]
-    same = catalog.same_rows("world_places", "empty")
+    same = catalog.shared_sample("world_places", "empty")
     assert {e.model_id for e in same} >= {SMALL, LARGE, "smollm2-135m"}
-    assert len({e.sample for e in same}) == 1 and same[0].n_entities == len(world)
+    assert len({e.meta.rows for e in same}) == 1 and same[0].n_entities == len(world)
     left, right = catalog.pair("world_places", "empty", "smollm2-135m", LARGE)
-    assert left is not None and right is not None and left.sample == right.sample
+    assert left is not None and right is not None and left.meta.same_rows(right.meta)
     ((small, large),) = catalog.scale_pairs("world_places", "empty")
     assert (small.model, large.model) == (SMALL, LARGE)
 

@@ -9,30 +9,25 @@ import numpy as np
 import pytest
 
 from core.results.catalog import ResultEntry
+from core.results.meta import ResultMeta
 from core.viz import compare_figures as cf
 from core.viz import figures as figs
 from tests.support.synthetic import space_entities, synthetic_results, time_entities
 
 
 def entry(model: str, n_layers: int = 6, d_model: int = 32, random_init: bool = False):  # type: ignore[no-untyped-def]
-    return ResultEntry(
-        folder=Path("/nonexistent") / model,
-        key=model,
+    meta = ResultMeta(
         model=model,
         dataset="world_places",
-        prompt="empty",
-        random_init=random_init,
         kind="space",
+        random_init=random_init,
         n_entities=10,
         layers=tuple(range(n_layers)),
         n_model_layers=n_layers,
         d_model=d_model,
-        created_at="",
-        limit=None,
-        command="",
-        prompt_text=None,
-        stamp="",
+        key=model,
     )
+    return ResultEntry(folder=Path("/nonexistent") / model, key=model, stamp="", meta=meta)
 
 
 # ------------------------------------------------------------------ models
