@@ -223,3 +223,24 @@ def test_a_chosen_start_token_changes_the_texts_and_the_key(tiny, places) -> Non
     spec = ActivationSpec(model="tiny-llama", dataset=places.name)
     keys = {resolve_spec(spec, m).key("d", "w") for m in (tiny, bare)}
     assert resolve_spec(spec, bare).start_token == NO_START and len(keys) == 2
+
+
+def test_denormals_are_flushed_only_while_a_bfloat16_cpu_model_runs() -> None:
+    import types
+
+    import torch
+
+    from core.extract.activations import _flush_denormals
+
+    def flushed() -> bool:
+        return bool((torch.tensor([1e-40], dtype=torch.float32) * 1.0 == 0).item())
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    bf16 = types.SimpleNamespace(dtype="bfloat16", device="cpu")
+    f32 = types.SimpleNamespace(dtype="float32", device="cpu")
+    with _flush_denormals(bf16):  # type: ignore[arg-type]
+        assert flushed()
+    assert not flushed()
+    with _flush_denormals(f32):  # type: ignore[arg-type]
+        assert not flushed()  # float32 numbers must not move
