@@ -1,8 +1,9 @@
 """Add what newer builds store to results built before it, without the model.
 
 Today that is the baselines' per-entity predictions (``baseline_predictions.npy``) and
-the baseline table recomputed from them (with the train-mean rows): everything comes
-from the stored entity table, so no activation is extracted again. The folder is
+the baseline table recomputed from them (with the train-mean rows), and the manifest's
+rows key (:func:`core.results.meta.rows_key_of`): everything comes from the stored
+entity table, so no activation is extracted again. The folder is
 rewritten atomically (a temporary copy with the new files, then a rename) and its
 manifest's checksums cover the new files; the files already there are copied
 byte for byte, so predictions, coefficients and metrics stay exactly as they were.
@@ -16,24 +17,39 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from core.common.cache import (
     MANIFEST,
+    artifact_file,
     atomic_dir,
     build_lock,
     read_manifest,
+    verify_files,
     write_manifest,
 )
 from core.probe.baselines import baseline_predictions, baseline_table, reference_column
-from core.results.probe_results import BASELINE_PREDICTIONS, BASELINES, ProbeResults
+from core.results.meta import ROWS_KEY, rows_key_of
+from core.results.probe_results import BASELINE_PREDICTIONS, BASELINES, ENTITIES, ProbeResults
 
 log = logging.getLogger(__name__)
 
 
-def needs_upgrade(folder: Path) -> bool:
+def needs_baselines(folder: Path) -> bool:
     """Whether a results folder lacks its baselines' stored predictions."""
     manifest = read_manifest(Path(folder))
     names = manifest.get("baseline_predictions")
     return not names or not (Path(folder) / BASELINE_PREDICTIONS).is_file()
+
+
+def needs_rows_key(folder: Path) -> bool:
+    """Whether a results folder's manifest lacks its rows key."""
+    return not read_manifest(Path(folder)).get(ROWS_KEY)
+
+
+def needs_upgrade(folder: Path) -> bool:
+    """Whether a results folder lacks anything :func:`upgrade_results` adds."""
+    return needs_baselines(folder) or needs_rows_key(folder)
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -54,7 +70,7 @@ def add_baseline_predictions(folder: Path, lock: bool = True) -> bool:
     `lock`: hold the results' build lock meanwhile (False when the caller holds it).
     """
     folder = Path(folder)
-    if not needs_upgrade(folder):
+    if not needs_baselines(folder):
         return False
     if lock:
         with build_lock(folder.parent.parent, "results", folder.name):
@@ -65,6 +81,7 @@ def add_baseline_predictions(folder: Path, lock: bool = True) -> bool:
     results.baseline_preds = preds
     table = baseline_table(results.entities, results.target_names, results.kind, predictions=preds)
     manifest = {k: v for k, v in results.manifest.items() if k != "files"}
+    manifest[ROWS_KEY] = results.meta.rows_key  # from the entities when it had none
     # the group the group mean averages over can change with the rule (occupation first)
     info = dict(manifest.get("dataset_info") or {})
     info["reference_column"] = reference_column(results.entities)
@@ -79,13 +96,40 @@ def add_baseline_predictions(folder: Path, lock: bool = True) -> bool:
     return True
 
 
+def add_rows_key(folder: Path, lock: bool = True) -> bool:
+    """Write the rows key of an existing results folder's (verified) entity table into
+    its manifest, rewritten atomically; every other file is kept byte for byte (hard
+    links where the file system allows). Returns False when the manifest has one."""
+    folder = Path(folder)
+    if not needs_rows_key(folder):
+        return False
+    if lock:
+        with build_lock(folder.parent.parent, "results", folder.name):
+            return add_rows_key(folder, lock=False)
+    manifest = read_manifest(folder)
+    verify_files(folder, manifest, str(manifest.get("command", "")))
+    entities = pd.read_parquet(
+        artifact_file(folder, manifest, ENTITIES), columns=["name", "is_test"]
+    )
+    body = {k: v for k, v in manifest.items() if k != "files"}
+    body[ROWS_KEY] = rows_key_of(entities)
+    with atomic_dir(folder) as tmp:
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.name != MANIFEST:
+                _copy(path, tmp / path.name)
+        write_manifest(tmp, body)
+    return True
+
+
 def upgrade_results(
     folders: list[Path], progress: Callable[[Path, bool], None] | None = None
 ) -> list[Path]:
-    """:func:`add_baseline_predictions` of each folder; the folders it changed."""
+    """:func:`add_baseline_predictions` and :func:`add_rows_key` of each folder; the
+    folders they changed."""
     changed = []
     for folder in folders:
-        done = add_baseline_predictions(folder)
+        added = add_baseline_predictions(folder)
+        done = add_rows_key(folder) or added
         if done:
             changed.append(Path(folder))
         if progress:
@@ -95,7 +139,7 @@ def upgrade_results(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m core.results.upgrade [--cache-root DIR] [--all]``: add the baselines'
-    predictions to the shipped results (every result folder with --all)."""
+    predictions and the rows key to the shipped results (every result folder with --all)."""
     import argparse
 
     from core.common.cache import default_cache_root, list_artifacts
@@ -103,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m core.results.upgrade",
-        description="Store the baselines' predictions in results built before them "
-        "(no model, no activations; a minute or so per result on 2 cores).",
+        description="Store the baselines' predictions and the rows key in results built "
+        "before them (no model, no activations; a minute or so per result on 2 cores "
+        "when the baselines are missing, a second when only the rows key is).",
     )
     parser.add_argument("--cache-root", type=Path, default=None)
     parser.add_argument("--all", action="store_true", help="every result, not only the shipped")
@@ -117,10 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         folders = [f for f in folders if f.name in listed]
 
     def report(folder: Path, done: bool) -> None:
-        print(f"{'added' if done else 'had them'}: {folder.name}", flush=True)
+        print(f"{'upgraded' if done else 'up to date'}: {folder.name}", flush=True)
 
     changed = upgrade_results(folders, report)
-    print(f"{len(changed)} of {len(folders)} results gained the baselines' predictions")
+    print(f"{len(changed)} of {len(folders)} results gained baseline predictions or a rows key")
     return 0
 
 

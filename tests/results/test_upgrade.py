@@ -74,3 +74,38 @@ def test_a_build_on_existing_results_adds_what_is_missing(cache_root: Path) -> N
     assert res.path is not None
     found = _verified_results(res.path)
     assert found is not None and found.baseline_prediction("name_only") is not None
+
+
+def _without_rows_key(folder: Path) -> None:
+    """Rewrite a manifest as results built before rows keys were (checksums still valid)."""
+    from core.common.cache import write_manifest
+    from core.results.meta import ROWS_KEY
+
+    manifest = read_manifest(folder)
+    manifest.pop(ROWS_KEY)
+    write_manifest(folder, {k: v for k, v in manifest.items() if k != "files"})
+
+
+def test_upgrade_writes_the_rows_key_and_keeps_every_file(cache_root: Path) -> None:
+    from core.results.catalog import discover
+    from core.results.meta import ROWS_KEY, rows_key_of
+    from core.results.upgrade import add_rows_key, needs_rows_key
+
+    res = synthetic_results(space_entities(150, "nyc", seed=5), "space", 3, 8)
+    res.baseline_preds = {"name_only": np.zeros((150, 2))}
+    folder = save_synthetic(cache_root, res)
+    key = read_manifest(folder)[ROWS_KEY]
+    assert key == rows_key_of(res.entities)  # written at build (save) time
+    _without_rows_key(folder)
+    assert needs_rows_key(folder) and needs_upgrade(folder)
+    # without one in the manifest, both views compute the same key from the entities
+    (entry,) = discover(cache_root).entries
+    assert entry.meta.rows_key == ProbeResults.load(folder).meta.rows_key == key
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "manifest.json"}
+    assert upgrade_results([folder]) == [folder]
+    assert read_manifest(folder)[ROWS_KEY] == key
+    ProbeResults.load(folder, verify=True)  # the checksums still hold
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "manifest.json"} == (
+        before
+    )
+    assert not add_rows_key(folder) and not needs_upgrade(folder)
