@@ -55,7 +55,7 @@ if not s.presentation:
         "on the layer the first model chooses on its training rows."
         + (
             f" Both on the same {shown[0][0].n_entities:,} entities and split."
-            if len(shown) == 2 and shown[0][0].meta.same_rows(shown[1][0].meta)
+            if len(shown) == 2 and shown[0][0].meta.shares_rows(shown[1][0].meta)
             else " The two were built on different rows."
             if len(shown) == 2
             else ""

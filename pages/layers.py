@@ -93,7 +93,7 @@ globe_entry = ctx.catalog.find(ctx.state.model, ctx.state.dataset, ctx.state.pro
 globe, _ = try_load(globe_entry)
 if res.kind == "space" and globe is not None and globe_entry is not None:
     st.subheader("Globe target vs lat/lon")
-    same = globe_entry.meta.same_rows(ctx.loaded.entry.meta)
+    same = globe_entry.meta.shares_rows(ctx.loaded.entry.meta)
     show_figure(
         ctx,
         gfigs.globe_comparison_figure(

@@ -111,7 +111,7 @@ class ResultSet(Generic[R]):
             if m.random_init
             and (m.model, m.dataset, m.prompt, m.target)
             == (own.model, own.dataset, own.prompt, own.target)
-            and own.same_rows(m)
+            and own.shares_rows(m)
         ]
         return max(hits, key=lambda hit: _newest(hit[1]))[0] if hits else None
 
@@ -146,7 +146,7 @@ class ResultSet(Generic[R]):
         rows `result` saw, `result` itself included when it is in the set."""
         own = result.meta
         return [
-            item for item, m in self._with_meta() if m.prompt == own.prompt and own.same_rows(m)
+            item for item, m in self._with_meta() if m.prompt == own.prompt and own.shares_rows(m)
         ]
 
     def _by_rows(self, dataset: str, prompt: str, model: str) -> dict[tuple[str, str, str], R]:

@@ -9,7 +9,8 @@ train/test split, in stored order (:func:`rows_key_of`). Builds write it into th
 manifest (``ProbeResults.save``); ``python -m core.results.upgrade`` adds it to results
 built before it, from their stored entity table; a manifest without one gets it computed
 from the entities when it is read. Two results are on the same rows when their
-:attr:`ResultMeta.rows` are equal: the same dataset content and the same rows key.
+:attr:`ResultMeta.rows` are equal (:meth:`ResultMeta.shares_rows`): the same dataset
+content and the same rows key.
 """
 
 from __future__ import annotations
@@ -175,6 +176,6 @@ class ResultMeta:
             return None
         return (self.dataset, self.dataset_hash, self.rows_key)
 
-    def same_rows(self, other: ResultMeta) -> bool:
+    def shares_rows(self, other: ResultMeta) -> bool:
         """The same dataset content, entities (in order) and train/test split."""
         return self.rows is not None and self.rows == other.rows

@@ -73,7 +73,7 @@ def test_the_old_rules_would_disagree(disagreeing: dict[str, Path]) -> None:
         [e.folder for e in catalog.entries].index(disagreeing["same_count"])
     ]
     assert same_count.n_entities == probe.n_entities  # what the scoreboard read
-    assert not same_count.meta.same_rows(probe.meta)
+    assert not same_count.meta.shares_rows(probe.meta)
     cells = {_cell(disagreeing[k]) for k in ("same_count", "own_rows", "more_rows")}
     assert len(cells) == 3
 

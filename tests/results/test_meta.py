@@ -52,6 +52,6 @@ def test_entry_and_results_share_one_view(cache_root: Path) -> None:
 def test_a_manifest_without_a_prompt_reads_as_empty_and_needs_kind_and_layers() -> None:
     meta = ResultMeta.from_manifest({"spec": {"model": "m"}, "kind": "time", "layers": [0, 2]})
     assert meta.prompt == "empty" and meta.n_model_layers == 3 and meta.rows is None
-    assert not meta.same_rows(meta)  # unknown rows are the same as nothing
+    assert not meta.shares_rows(meta)  # unknown rows are the same as nothing
     with pytest.raises(KeyError):
         ResultMeta.from_manifest({"spec": {"model": "m"}, "kind": "time"})

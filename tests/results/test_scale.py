@@ -82,7 +82,7 @@ def test_pairs_need_one_family_and_identical_rows() -> None:
     resplit = world.copy()
     resplit["is_test"] = ~resplit["is_test"]
     assert not (
-        synthetic_results(world, "space", 6, 16, SMALL).meta.same_rows(
+        synthetic_results(world, "space", 6, 16, SMALL).meta.shares_rows(
             synthetic_results(resplit, "space", 6, 16, LARGE).meta
         )
     )
@@ -131,7 +131,7 @@ def test_the_catalog_offers_identical_rows_and_the_scale_pair(cache_root) -> Non
     assert {e.model_id for e in same} >= {SMALL, LARGE, "smollm2-135m"}
     assert len({e.meta.rows for e in same}) == 1 and same[0].n_entities == len(world)
     left, right = catalog.pair("world_places", "empty", "smollm2-135m", LARGE)
-    assert left is not None and right is not None and left.meta.same_rows(right.meta)
+    assert left is not None and right is not None and left.meta.shares_rows(right.meta)
     ((small, large),) = catalog.scale_pairs("world_places", "empty")
     assert (small.model, large.model) == (SMALL, LARGE)
 
