@@ -20,6 +20,7 @@ from core.data.schema import EntityDataset
 from core.extract.mlp_hidden import MlpHiddenSource
 from core.extract.models import ModelError
 from core.extract.store import ActivationStore, build_activations
+from core.results.meta import spec_of
 from core.results.probe_results import ProbeResults
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def analyze(
         folder = artifact_dir(root, "activations", key)
         if not (folder / MANIFEST).is_file():  # shipped results keep no activations
             store = build_activations(
-                activation_spec(results.manifest["spec"]), on, loaded, root, command=command
+                activation_spec(spec_of(results.manifest)), on, loaded, root, command=command
             )
             if store.manifest["key"] != key:
                 raise CacheError(

@@ -42,11 +42,11 @@ MIN_ERA_ROWS = 10
 
 
 def test_mask(results: ProbeResults) -> np.ndarray:
-    return results.entities["is_test"].to_numpy(dtype=bool)
+    return results.test_mask
 
 
 def _targets(results: ProbeResults, rows: np.ndarray) -> np.ndarray:
-    return results.entities[list(results.target_names)].to_numpy(dtype=np.float64)[rows]
+    return results.truth()[rows]
 
 
 def r2_interval_of(

@@ -139,7 +139,7 @@ def compare_arrays(
 
 def target_range(res: ProbeResults) -> np.ndarray:
     """Each target's spread over the entities (what prediction drift is measured in)."""
-    return np.ptp(res.entities[list(res.target_names)].to_numpy(np.float64), axis=0)
+    return np.ptp(res.truth(), axis=0)
 
 
 def compare_results(
