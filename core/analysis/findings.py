@@ -316,8 +316,12 @@ def beats_controls(res: ProbeResults, ctx: Context) -> list[Finding]:
     names = ctx.baseline_prediction(res, "name_only")
     control = ctx.control_of(res)
     if names is None or control is None:
-        missing = "name-only predictions" if names is None else "random-init control"
-        return _not_tested(res, f"test R² {res.metric_at(layer):.2f}; no {missing} was built")
+        why = (
+            "no name-only predictions were built"
+            if names is None
+            else f"random-init control {ctx.index.missing_control(res)}"
+        )
+        return _not_tested(res, f"test R² {res.metric_at(layer):.2f}; {why}")
     r2 = _r2_of(y[test], probe[test], ctx.n_boot)
     # the random-init control, matched on the test entities both builds hold out
     c_layer = control.best_layer()
