@@ -73,7 +73,7 @@ def known_datasets() -> dict[str, str]:
 def preferred_defaults(catalog: cat.Catalog) -> vs.Defaults:
     models = catalog.models()
     # Open on the model that places the world best (the live probe then starts with it).
-    model = cat.best_model_on(catalog, "world_places") or (
+    model = cat.best_model_on(catalog, "world_places", among=cat.OPENING_MODELS) or (
         cat.DEFAULT_MODEL if (not models or cat.DEFAULT_MODEL in models) else models[0]
     )
     datasets = catalog.datasets(model)

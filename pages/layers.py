@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.results import catalog as cat
 from core.results import scale
+from core.results.anchors import PUBLISHED_ANCHORS
 from core.results.shipped import globe_table
 from core.viz import figures as figs
 from core.viz import globe_figures as gfigs
@@ -66,8 +67,16 @@ for e in chosen:
     other, _ = try_load(e)
     if other is not None:
         runs.append((cat.model_label(e.model_id), other.results.metrics, e.n_model_layers))
+references = None
+marks_offered = ctx.state.compare_metric == "r2" and "world_place" in ctx.state.dataset
+if marks_offered and st.toggle(
+    "Published world R² as reference marks (Llama-2, Pythia; the paper's data)",
+    key="published_marks",
+):
+    references = {a.model: a.world_r2 for a in PUBLISHED_ANCHORS}
 cmp_fig = figs.model_comparison_figure(
     runs,
+    references=references,
     metric=ctx.state.compare_metric,
     split="test",
     style=ctx.style,

@@ -42,7 +42,7 @@ from core.probe.bootstrap import (
 from core.results import scale
 from core.results.index import ResultSet
 from core.results.probe_results import ProbeResults
-from core.results.shipped import DEMO_DATASETS, _is_check_slice, is_scale_sample, shipped_names
+from core.results.shipped import DEMO_DATASETS, _is_check_slice, shipped_names
 
 log = logging.getLogger(__name__)
 
@@ -749,11 +749,11 @@ def sharper_with_scale(res: ProbeResults, ctx: Context) -> list[Finding]:
                 f"{g.control_gain.fmt(signed=True)}; beyond random init "
                 f"{g.beyond_control.fmt(signed=True)}"
             )
-        problem = _smaller_problem(pair, ctx)
-        if problem:
-            out.append(Finding(res.dataset, model, "not comparable", evidence, statistic, problem))
+        if g.problem:
+            why = f"not comparable: {g.problem}"
+            out.append(Finding(res.dataset, model, "not comparable", evidence, statistic, why))
             continue
-        verdict = _scale_verdict(g.gain, g.beyond_control)
+        verdict = g.verdict
         verdict, note = _scale_influence(pair, verdict, ctx)
         why = _why_beats("gain", g.gain)
         if g.beyond_control is not None:
@@ -792,7 +792,7 @@ def _scale_influence(pair: scale.ScalePair, verdict: Verdict, ctx: Context) -> t
             point_and_samples(column(k), n, ctx.n_boot)
             for k in range(gains(np.ones((1, n)), keep).shape[1])
         ]
-        return _scale_verdict(g[0], g[1] if len(g) > 1 else None)
+        return _combine([verdict_beats(x) for x in g])
 
     return _influence(verdict, lambda c: gains(c)[:, 0], len(yt), judge, _test_names(pair.large))
 
@@ -890,34 +890,6 @@ def places_within_groups(res: ProbeResults, ctx: Context) -> list[Finding]:
     )
 
 
-def _smaller_problem(pair: scale.ScalePair, ctx: Context) -> str:
-    """Why a scale pair cannot be compared: its smaller model does not beat its own
-    name-only and random-init controls ("" when it does)."""
-    small = pair.small
-    names = ctx.baseline_prediction(small, "name_only")
-    control = pair.small_control
-    if names is None or control is None:
-        missing = "name-only predictions" if names is None else "random-init control on its rows"
-        return f"not comparable: {small.model} has no {missing}"
-    y, test = _truth(small)
-    mine = np.asarray(small.predictions[small.layer_position(small.best_layer())], float)[test]
-    theirs = np.asarray(control.predictions[control.layer_position(control.best_layer())], float)[
-        test
-    ]
-    failed = []
-    for label, other in (("name-only", names[test]), ("random init", theirs)):
-        diff = _r2_diff(y[test], mine, other, ctx.n_boot)
-        if verdict_beats(diff) != "holds":
-            failed.append(_why_beats(f"{small.model} − its {label}", diff))
-    if not failed:
-        return ""
-    return f"not comparable: the smaller model does not beat its own controls ({'; '.join(failed)})"
-
-
-def _scale_verdict(gain: Interval, beyond: Interval | None) -> Verdict:
-    return _combine([verdict_beats(gain)] + ([verdict_beats(beyond)] if beyond else []))
-
-
 # Said once, under every claim's rule in docs/findings.md.
 BEATS = (
     f"“A beats B” holds when the 95% interval of A − B lies above 0 and not wholly inside "
@@ -1009,7 +981,6 @@ def findings(
         for r in results
         if not r.meta.random_init
         and not _is_check_slice(r)
-        and not is_scale_sample(r)
         and r.prompt == "empty"
         and r.probe_target == "latlon"
     ]

@@ -48,6 +48,7 @@ from core.common.cache import (
     write_manifest,
 )
 from core.common.config import ProbeSpec
+from core.data.prompts import compose
 from core.probe.globe import GLOBE_AXES, from_globe, to_globe
 from core.results.meta import ROWS_KEY, ResultMeta, rows_key_of
 
@@ -302,7 +303,7 @@ class ProbeResults:
             raise ValueError(f"the results do not record prompt {self.prompt!r}: pass prompt_text")
         from core.extract.activations import last_token_activations
 
-        texts = [prefix + name for name in names]
+        texts = [compose(prefix, name) for name in names]
         layers = [int(v) for v in self.layers]
         acts = last_token_activations(loaded, texts, max_tokens=max_tokens, layers=layers)
         preds = self.predict(acts)  # [n_layers, n_names, n_targets]

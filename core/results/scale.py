@@ -12,7 +12,7 @@ a wider architecture alone can read more from the names' tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ from core.probe.bootstrap import (
     Verdict,
     point_and_samples,
     r2_samples,
-    verdict_above,
+    verdict_beats,
 )
 from core.results.index import ResultSet
 from core.results.meta import family_of as family_of  # re-exported
@@ -85,14 +85,20 @@ class ScaleGain:
     control_gain: Interval | None  # large − small, random init
     beyond_control: Interval | None  # gain − control gain
     n_test: int
+    # why the pair cannot be compared ("" when it can): see `smaller_problem`
+    problem: str = ""
 
     @property
     def verdict(self) -> Verdict:
-        """Holds when the trained gain and the gain beyond the controls both lie above 0;
-        does not hold when either lies below 0; inconclusive otherwise."""
-        parts = [verdict_above(self.gain)]
+        """ "not comparable" unless the smaller model beats its own controls; then holds
+        when the trained gain and the gain beyond the controls both beat 0 (the one
+        equivalence margin, `verdict_beats`), does not hold when either does not, and is
+        inconclusive otherwise."""
+        if self.problem:
+            return "not comparable"
+        parts = [verdict_beats(self.gain)]
         if self.beyond_control is not None:
-            parts.append(verdict_above(self.beyond_control))
+            parts.append(verdict_beats(self.beyond_control))
         if all(p == "holds" for p in parts):
             return "holds"
         if any(p == "does not hold" for p in parts):
@@ -105,6 +111,48 @@ def with_controls(results: Sequence[ProbeResults]) -> list[ScalePair]:
     different sizes, identical rows), each with its random-init controls."""
     index = ResultSet(results)
     return [ScalePair.of(small, large, index) for small, large in index.scale_pairs()]
+
+
+def _r2_gap(y: np.ndarray, stacked: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """R² of stacked[0] minus R² of stacked[1] on each resample (paired)."""
+
+    def stat(counts: np.ndarray) -> np.ndarray:
+        r2 = r2_samples(y, stacked, counts)
+        return np.asarray(r2[:, 0] - r2[:, 1])
+
+    return stat
+
+
+def smaller_problem(pair: ScalePair, n_boot: int = N_BOOT) -> str:
+    """Why a scale pair cannot be compared ("" when it can): a gain over a smaller model
+    that reads nothing beyond its controls says nothing about scale, so the smaller
+    model must beat its own name-only ridge and its random-init control first."""
+    small = pair.small
+    names = small.baseline_prediction("name_only")
+    if names is None:  # results built before baselines were stored: refit on their rows
+        from core.probe.baselines import baseline_predictions
+
+        names = baseline_predictions(
+            small.entities, tuple(small.target_names), names=("name_only",)
+        ).get("name_only")
+    control = pair.small_control
+    if names is None or control is None:
+        missing = "name-only predictions" if names is None else "random-init control on its rows"
+        return f"{small.model} has no {missing}"
+    test = small.test_mask
+    y = small.truth()[test]
+    mine = _prediction(small, test)
+    failed = []
+    for label, other in (
+        ("name-only", np.asarray(names, dtype=np.float64)[test]),
+        ("random init", _prediction(control, test)),
+    ):
+        diff = point_and_samples(_r2_gap(y, np.stack([mine, other])), len(y), n_boot)
+        if verdict_beats(diff) != "holds":
+            failed.append(f"{small.model} − its {label} {diff.fmt(signed=True)}")
+    if not failed:
+        return ""
+    return "the smaller model does not beat its own controls (" + "; ".join(failed) + ")"
 
 
 def _prediction(res: ProbeResults, rows: np.ndarray) -> np.ndarray:
@@ -141,7 +189,12 @@ def scale_gain(pair: ScalePair, n_boot: int = N_BOOT) -> ScaleGain:
         control_gain=pick(1) if with_controls else None,
         beyond_control=pick(2) if with_controls else None,
         n_test=int(test.sum()),
+        problem=smaller_problem(pair, n_boot),
     )
+
+
+def _start(res: ProbeResults) -> str:
+    return f"`{(res.meta.start_token or '?').replace('|', chr(92) + '|')}`"
 
 
 def scale_table(results: Sequence[ProbeResults], n_boot: int = N_BOOT) -> pd.DataFrame:
@@ -156,12 +209,13 @@ def scale_table(results: Sequence[ProbeResults], n_boot: int = N_BOOT) -> pd.Dat
                 "family": family_label(pair.large.model),
                 "larger − smaller": pair.label,
                 "rows (test)": f"{len(pair.large.entities):,} ({g.n_test:,})",
+                "start tokens": f"{_start(pair.large)} / {_start(pair.small)}",
                 "test R² gain": g.gain.fmt(signed=True),
                 "random-init gain": g.control_gain.fmt(signed=True) if g.control_gain else "",
                 "gain beyond random init": (
                     g.beyond_control.fmt(signed=True) if g.beyond_control else ""
                 ),
-                "verdict": g.verdict,
+                "verdict": g.verdict + (f" ({g.problem})" if g.problem else ""),
             }
         )
     if not rows:

@@ -9,7 +9,8 @@ from core.analysis.findings import findings
 from core.results import scale
 from core.results.catalog import discover
 from core.results.shipped import (
-    SCALE_LIMITS,
+    DEMO_DATASETS,
+    SAMPLE_LIMITS,
     SCALE_MODELS,
     demo_builds,
     same_rows_table,
@@ -136,15 +137,28 @@ def test_the_catalog_offers_identical_rows_and_the_scale_pair(cache_root) -> Non
     assert (small.model, large.model) == (SMALL, LARGE)
 
 
-def test_every_model_is_built_on_the_scale_sample_with_its_control() -> None:
-    builds = demo_builds()
-    for dataset, limit in SCALE_LIMITS.items():
-        on_sample = {
-            (b.model, b.random_init) for b in builds if (b.dataset, b.limit) == (dataset, limit)
+def test_every_model_is_built_on_the_same_rows_with_its_control() -> None:
+    builds = [b for b in demo_builds() if b.probe.target == "latlon"]
+    for dataset in DEMO_DATASETS:
+        on_rows = {
+            (b.model, b.random_init)
+            for b in builds
+            if b.dataset == dataset and b.limit == SAMPLE_LIMITS.get(dataset)
         }
         for model in ("smollm2-135m", "gemma3-270m", *SCALE_MODELS):
-            assert {(model, False), (model, True)} <= on_sample, (dataset, model)
-    assert not any(
-        b.model in SCALE_MODELS and b.limit != SCALE_LIMITS.get(b.dataset) for b in builds
-    )
+            assert {(model, False), (model, True)} <= on_rows, (dataset, model)
+    assert {b.dtype for b in builds if b.model in SCALE_MODELS} == {"bfloat16"}
     np.testing.assert_array_equal(len(builds), len({b.command() + str(b.probe) for b in builds}))
+
+
+def test_a_smaller_model_that_reads_nothing_makes_the_pair_not_comparable() -> None:
+    # the smaller "model" is no better than its random-init control: no scale reading
+    results = _family(0.1, 1.0)
+    gain = scale.scale_gain(scale.with_controls(results)[0], 200)
+    assert gain.gain.lo > 0  # the larger model is far better...
+    assert gain.verdict == "not comparable"  # ...but that says nothing about scale
+    assert "does not beat its own controls" in gain.problem
+    table = scale.scale_table(results, n_boot=200)
+    row = table.iloc[0]
+    assert row["verdict"].startswith("not comparable (the smaller model")
+    assert "start tokens" in table.columns

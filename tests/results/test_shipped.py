@@ -144,3 +144,21 @@ def test_readme_scoreboard_matches_shipped_results() -> None:
     assert readme_scoreboard(REPO / "README.md") == scoreboard_markdown(results), hint
     full = readme_scoreboard(REPO / "docs" / "results.md", full=True)
     assert full == scoreboard_markdown(results, full=True), hint
+
+
+def test_the_dashboard_opens_on_a_model_the_first_run_converts(cache_root) -> None:  # type: ignore[no-untyped-def]
+    from core.results.catalog import OPENING_MODELS
+
+    world = space_entities(300, "world", seed=1)
+    for model, skill in (("qwen2.5-coder-1.5b", 1.0), ("gemma3-270m", 0.6), ("smollm2-135m", 0.3)):
+        save_synthetic(
+            cache_root, synthetic_results(world, "space", 6, 16, model, "world_places", skill=skill)
+        )
+    catalog = discover(cache_root)
+    assert best_model_on(catalog, "world_places") == "qwen2.5-coder-1.5b"
+    assert best_model_on(catalog, "world_places", among=OPENING_MODELS) == "gemma3-270m"
+    # `make run` converts exactly these before the dashboard's first view
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    first = next(line for line in makefile.splitlines() if "core prepare" in line)
+    assert first.count("--model") == len(OPENING_MODELS)
+    assert all(f"--model {m}" in first for m in OPENING_MODELS)
