@@ -432,9 +432,10 @@ SCALE_NOTE = (
     "Scale is compared within one family only, on identical rows: the larger model's test "
     "R² minus the smaller's (each at the layer its training rows choose), the same "
     "difference between their random-init controls, and the gain beyond it, each with its "
-    "paired 95% interval. The verdict holds when the gain and the gain beyond random init "
-    "both lie above 0, does not hold when either lies below 0, and is inconclusive "
-    "otherwise."
+    "paired 95% interval. A pair is not comparable unless the smaller model beats its own "
+    "name-only and random-init controls; then the verdict holds when the gain and the gain "
+    "beyond random init both beat 0 (outside the equivalence margin), does not hold when "
+    "either does not, and is inconclusive otherwise."
 )
 
 
