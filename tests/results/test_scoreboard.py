@@ -8,7 +8,6 @@ from core.results import intervals
 from core.results.shipped import (
     CHECK_SLICE,
     SAMPLE_LIMITS,
-    SCALE_LIMITS,
     demo_builds,
     era_table,
     scoreboard,
@@ -59,10 +58,7 @@ def test_controls_run_on_their_probes_entities() -> None:
     controls = [b for b in builds if b.random_init]
     assert controls
     for control in controls:
-        assert control.limit in (
-            SAMPLE_LIMITS.get(control.dataset),
-            SCALE_LIMITS.get(control.dataset),
-        )
+        assert control.limit == SAMPLE_LIMITS.get(control.dataset)
         assert (control.model, control.dataset, control.limit) in probes
     # every probe has its control on the same rows
     assert probes == {(b.model, b.dataset, b.limit) for b in controls}
