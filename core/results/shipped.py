@@ -93,18 +93,11 @@ DEMO_STEERING: tuple[tuple[str, str], ...] = (
 STEERING_N = 100  # test entities per seed (three seeds pooled)
 # strength 1 is the pre-registered one; 4 shows an overshoot beside it in the chart
 STEERING_STRENGTHS: tuple[float, ...] = (1.0, 4.0)
-# The scale models' analyses run the other prompts (the transfer matrix) on world places
-# only: each other prompt is a forward pass of the whole analysis sample, and the 1.5B
-# model's would double the demo's CPU time on 2 cores.
-SCALE_TRANSFER: tuple[str, ...] = ("world_places",)
+# The analyses ship for the demo models; the scale models' are not built yet (their
+# full-size rebuild took this round's CPU time): `python -m core analyze` runs them.
 DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
-    DemoAnalysis(
-        model,
-        dataset,
-        transfer=model in DEMO_MODELS or dataset in SCALE_TRANSFER,
-        limit=SAMPLE_LIMITS.get(dataset),
-    )
-    for model in SHIPPED_MODELS
+    DemoAnalysis(model, dataset, transfer=True, limit=SAMPLE_LIMITS.get(dataset))
+    for model in DEMO_MODELS
     for dataset in DEMO_DATASETS
 )
 
