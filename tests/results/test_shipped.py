@@ -60,11 +60,11 @@ def test_scoreboard_table(cache_root) -> None:  # type: ignore[no-untyped-def]
     assert layer == int(train.loc[train["loo_r2"].idxmax(), "layer"])  # chosen on train
     assert row["layer"] == f"L{layer}/6"
     # each test R² ± half its 95% interval (bootstrap over test rows of the predictions)
-    assert row["test R²"] == intervals.probe_r2(res, layer).pm()
-    assert row["test R²"].startswith(f"{res.metric_at(layer):.2f} ± ")
+    assert row["test R²"] == intervals.probe_r2(res, layer).compact()
+    assert row["test R²"].startswith(f"{res.metric_at(layer):.2f} ")
     # baselines without stored predictions: the bare figure
     assert row["name-only R²"] == "0.10" and row["group-mean R²"] == "0.05 (group)"
-    assert row["random-init R²"].startswith(f"{control.metric_at(control.best_layer()):.2f} ± ")
+    assert row["random-init R²"].startswith(f"{control.metric_at(control.best_layer()):.2f} ")
     assert ("world_places", "smollm2-135m@random") not in table.index  # a control, not a row
     text = markdown_table(table)
     assert text.splitlines()[0].startswith("| dataset | model | family | n | layer | test R²")
