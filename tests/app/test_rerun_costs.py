@@ -35,11 +35,13 @@ def test_opening_view_is_chosen_once_per_catalog(
     calls: list[str] = []
     original = cat.best_model_on
 
-    def counted(catalog: cat.Catalog, dataset: str, prompt: str = "empty") -> str | None:
+    def counted(
+        catalog: cat.Catalog, dataset: str, prompt: str = "empty", among: Any = None
+    ) -> str | None:
         calls.append(dataset)
-        return original(catalog, dataset, prompt)
+        return original(catalog, dataset, prompt, among=among)
 
-    best = original(cat.discover(demo_env), "world_places")
+    best = original(cat.discover(demo_env), "world_places", among=cat.OPENING_MODELS)
     monkeypatch.setattr(cat, "best_model_on", counted)
     at = make_app().run()
     no_exceptions(at)

@@ -77,6 +77,7 @@ def test_trust_remote_code_is_off_unless_asked(
 
     assert inspect.signature(models.load_model).parameters["trust_remote_code"].default is False
     assert BuildConfig("m", "d").trust_remote_code is False
+
     def parsed(*argv: str) -> bool:
         args = cli._parser().parse_args(["build", "--dataset", "x", *argv])
         return bool(cli.build_config(args, Path(".")).trust_remote_code)
