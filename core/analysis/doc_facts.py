@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.analysis.common import MAX_PROXIMITY_ROWS
 from core.analysis.mlp import CV_ROWS, FOLDS, MAX_EXTENSIONS, WEIGHT_DECAYS, WIDTHS
+from core.common.blocks import splice
 from core.common.cache import default_cache_root, read_manifest
 from core.common.config import AnalysisConfig, _option_text
 from core.probe.baselines import REFERENCE_COLUMNS
@@ -215,9 +216,7 @@ def write_blocks(path: Path) -> list[str]:
     for name in BLOCKS:
         start, end = markers(name)
         if start in text and end in text:
-            head, rest = text.split(start, 1)
-            _, tail = rest.split(end, 1)
-            text = f"{head}{start}\n{block_text(name)}\n{end}{tail}"
+            text = splice(text, start, end, block_text(name))
             written.append(name)
     if not written:
         raise ValueError(f"{path}: no facts markers (<!-- facts-NAME:start ... -->)")

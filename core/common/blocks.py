@@ -10,6 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def splice(text: str, start: str, end: str, body: str) -> str:
+    """`text` with what lies between the markers `start` and `end` replaced by `body`
+    (on lines of its own); the caller checks both markers are there."""
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def markers(name: str, command: str) -> tuple[str, str]:
     return f"<!-- {name}:start ({command}) -->", f"<!-- {name}:end -->"
 
@@ -32,5 +40,5 @@ def write_block(path: Path, name: str, command: str, body: str) -> None:
     if opening not in text or end not in text:
         raise ValueError(f"{path}: no {start} ... {end} markers")
     head, rest = text.split(opening, 1)
-    tail = rest.split(end, 1)[1]
-    Path(path).write_text(f"{head}{start}\n{body}\n{end}{tail}")
+    old_start = opening + rest.split("-->", 1)[0] + "-->"  # its command may read otherwise
+    Path(path).write_text(splice(text.replace(old_start, start, 1), start, end, body))

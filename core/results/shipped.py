@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.common.blocks import splice
 from core.common.cache import artifact_dir, default_cache_root, list_artifacts
 from core.common.config import BuildConfig, ProbeSpec
 from core.probe.bootstrap import Interval
@@ -510,9 +511,7 @@ def write_scoreboard(path: Path, results: list[ProbeResults]) -> None:
     found = False
     for start, end, full in BLOCKS:
         if start in text and end in text:
-            head, rest = text.split(start, 1)
-            _, tail = rest.split(end, 1)
-            text = f"{head}{start}\n{scoreboard_markdown(results, full)}\n{end}{tail}"
+            text = splice(text, start, end, scoreboard_markdown(results, full))
             found = True
     if not found:
         raise ValueError(f"{path}: no scoreboard markers ({SCOREBOARD_START} or {FULL_START})")

@@ -21,6 +21,7 @@ import pandas as pd
 
 from core.common.config import BuildConfig
 from core.results.probe_results import ProbeResults, best_layer_of
+from core.results.shipped import DEMO_DATASETS
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "qwen2.5-coder-0.5b": ("<|endoftext|>", "none"),
     "qwen2.5-coder-1.5b": ("<|endoftext|>", "none"),
 }
-STUDY_DATASETS: tuple[str, ...] = (
-    "world_places",
-    "us_places",
-    "nyc_places",
-    "historical_figures",
-    "artworks",
-    "dated_events",
-)
+STUDY_DATASETS: tuple[str, ...] = DEMO_DATASETS
 STUDY_LIMIT = 600  # the first rows of each dataset: a seeded sample, the same for all
 # A start other than the model's document token is chosen only when it beats it by this
 # much (mean train LOO R² over the datasets): smaller differences are noise at n = 600.

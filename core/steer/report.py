@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.common.blocks import splice
 from core.common.config import BuildConfig, command_line
 from core.steer.evaluate import load_steering, steering_dir
 from core.steer.protocol import HEADLINE_STRENGTH, PROTOCOL, metric_of
@@ -356,9 +357,7 @@ def write_blocks(path: Path, runs: Sequence[Run], root: Path | None = None) -> l
     for start, end in BLOCKS:
         if start not in text or end not in text:
             continue
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        text = f"{head}{start}\n{block_text(runs, start, root)}\n{end}{tail}"
+        text = splice(text, start, end, block_text(runs, start, root))
         written.append(start)
     if not written:
         raise ValueError(f"{path}: no steering markers ({HEADLINE_START} or {TABLES_START})")
