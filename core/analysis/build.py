@@ -19,7 +19,7 @@ from core.data.registry import load_dataset
 from core.data.schema import EntityDataset
 from core.extract.mlp_hidden import MlpHiddenSource
 from core.extract.models import ModelError
-from core.extract.store import ActivationStore, build_activations
+from core.extract.store import ActivationStore, build_activations, resolve_spec
 from core.results.meta import spec_of
 from core.results.probe_results import ProbeResults
 
@@ -42,7 +42,8 @@ def analyze(
     ``python -m core build --layers`` does. `options.rows`: analyse only the build's first
     `rows` entities (datasets are stored in a seeded shuffled order, so this is a seeded
     sample); the other prompts (`options.transfer_prompts`, ("all",): every prompt of the
-    dataset) are then built on that sample only. `options.mlp_depths`: where the MLP probe
+    dataset) are then built on that sample only, and so are the build's own activations
+    when its results kept none (shipped results). `options.mlp_depths`: where the MLP probe
     is fitted, as fractions of the depth (default: every layer); the layer the results
     chose is always among them. The manifest records `options` with these resolved (the
     prompts, the MLP probe's layers).
@@ -88,14 +89,15 @@ def analyze(
         key = str(results.manifest["activation_key"])
         folder = artifact_dir(root, "activations", key)
         if not (folder / MANIFEST).is_file():  # shipped results keep no activations
-            store = build_activations(
-                activation_spec(spec_of(results.manifest)), on, loaded, root, command=command
-            )
-            if store.manifest["key"] != key:
+            spec = resolve_spec(activation_spec(spec_of(results.manifest)), loaded)
+            rebuilt = spec.key(on.content_hash, loaded.weights_hash)
+            if rebuilt != key:
                 raise CacheError(
-                    f"rebuilt activations have key {store.manifest['key']}, the results "
-                    f"were made from {key}: rebuild the results with {results.manifest['command']}"
+                    f"rebuilt activations would have key {rebuilt}, the results were made "
+                    f"from {key}: rebuild the results with {results.manifest['command']}"
                 )
+            # only the analysed rows are read: extract those, under the results' own spec
+            store = build_activations(spec, sample, loaded, root, command=command)
             return results, store
         return results, ActivationStore(folder)
 

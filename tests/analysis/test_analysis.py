@@ -426,3 +426,44 @@ def test_analyze_rebuilds_activations_that_shipped_results_dropped(
     analysis, again = analyze(config, AnalysisConfig(mlp=False, k_neurons=2))
     assert again.manifest["key"] == results.manifest["key"]
     assert (folder / "manifest.json").is_file() and len(analysis.controls) > 0
+
+
+def test_analyze_extracts_only_the_analysed_rows_of_a_shipped_build(
+    tmp_path: Path, places: EntityDataset
+) -> None:
+    """With `rows` below the build's size and its activations dropped, analyze extracts
+    those rows only (not the whole build again), and analyses them as it would have read
+    them from the whole build's activations."""
+    import shutil
+
+    from core.analysis.build import analyze
+    from core.common.cache import artifact_dir
+    from core.common.config import BuildConfig
+    from core.extract.store import ActivationStore
+    from core.results.build import build
+
+    rows = len(places.frame) - 7
+    options = AnalysisConfig(mlp=False, k_neurons=2, rows=rows)
+    kept_root, dropped_root = tmp_path / "kept", tmp_path / "dropped"
+    kept, _ = analyze(BuildConfig("tiny-llama", places, cache_root=kept_root), options)
+    config = BuildConfig("tiny-llama", places, cache_root=dropped_root)
+    results = build(config)
+    full = artifact_dir(dropped_root, "activations", results.manifest["activation_key"])
+    shutil.rmtree(full)
+    dropped, again = analyze(config, options)
+    assert again.manifest["key"] == results.manifest["key"]
+    assert not full.exists()
+    stores = [
+        ActivationStore(p)
+        for p in (dropped_root / "activations").iterdir()
+        if (p / "manifest.json").is_file()
+    ]
+    assert [len(s.layer(s.layers[0])) for s in stores] == [rows]
+    assert dropped.n_entities == kept.n_entities == rows
+    numeric = kept.controls.select_dtypes("number").columns
+    np.testing.assert_allclose(
+        dropped.controls[numeric].to_numpy(float),
+        kept.controls[numeric].to_numpy(float),
+        rtol=1e-4,
+        atol=1e-5,
+    )
