@@ -50,6 +50,17 @@ def demo_summary() -> str:
     )
 
 
+def _not_analysed() -> str:
+    """The declared gaps in the shipped analyses, named ("" when there are none)."""
+    from core.results import shipped
+
+    gaps = sorted(shipped.NOT_ANALYSED)
+    if not gaps:
+        return ""
+    named = ", ".join(f"`{m}` on `{d}`" for m, d in gaps)
+    return f" (not {named}: `NOT_ANALYSED`)"
+
+
 def _limits() -> str:
     parts = []
     for dataset in shipped.DEMO_DATASETS:
@@ -100,7 +111,8 @@ def shipped_block() -> str:
         )
     lines += [
         f"- **Analyses** ({len(shipped.DEMO_ANALYSES)}, `DEMO_ANALYSES`): {_code(analysed)} "
-        f"on the demo datasets, {transfer} of them with every prompt for the cross-prompt "
+        f"on the demo datasets{_not_analysed()}, {transfer} of them with every prompt for "
+        "the cross-prompt "
         f"transfer matrix. Each runs on at most the first {shipped.ANALYSIS_ROWS:,} "
         f"entities of its build (a seeded sample; `--rows`), probes refitted on them; the "
         f"MLP probe is fitted at depth {depths} (as a fraction of the model's) plus the "

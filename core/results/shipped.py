@@ -94,12 +94,17 @@ DEMO_STEERING: tuple[tuple[str, str], ...] = (
 STEERING_N = 100  # test entities per seed (three seeds pooled)
 # strength 1 is the pre-registered one; 4 shows an overshoot beside it in the chart
 STEERING_STRENGTHS: tuple[float, ...] = (1.0, 4.0)
-# The analyses ship for the demo models; the scale models' are not built yet (their
-# full-size rebuild took this round's CPU time): `python -m core analyze` runs them.
+# Every shipped model is analysed on every demo dataset, the transfer prompts included,
+# except these: the 1.5B model's passes over their other prompts did not fit the CPU time
+# of the round that built them (the findings say "not tested" with the command to run).
+NOT_ANALYSED: frozenset[tuple[str, str]] = frozenset(
+    {("qwen2.5-coder-1.5b", dataset) for dataset in ("us_places", "artworks", "dated_events")}
+)
 DEMO_ANALYSES: tuple[DemoAnalysis, ...] = tuple(
     DemoAnalysis(model, dataset, transfer=True, limit=SAMPLE_LIMITS.get(dataset))
-    for model in DEMO_MODELS
+    for model in SHIPPED_MODELS
     for dataset in DEMO_DATASETS
+    if (model, dataset) not in NOT_ANALYSED
 )
 
 
