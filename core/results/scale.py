@@ -189,8 +189,16 @@ def scale_gain(pair: ScalePair, n_boot: int = N_BOOT) -> ScaleGain:
         control_gain=pick(1) if with_controls else None,
         beyond_control=pick(2) if with_controls else None,
         n_test=int(test.sum()),
-        problem=smaller_problem(pair, n_boot),
+        problem=smaller_problem(pair, n_boot) or _missing_control(pair),
     )
+
+
+def _missing_control(pair: ScalePair) -> str:
+    """Without the larger model's random-init control the gain beyond it is unknown, and
+    a gain a random model of that size would show says nothing about scale."""
+    if pair.large_control is None:
+        return f"{pair.large.model} has no random-init control on its rows"
+    return ""
 
 
 def _start(res: ProbeResults) -> str:

@@ -162,3 +162,14 @@ def test_a_smaller_model_that_reads_nothing_makes_the_pair_not_comparable() -> N
     row = table.iloc[0]
     assert row["verdict"].startswith("not comparable (the smaller model")
     assert "start tokens" in table.columns
+
+
+def test_a_pair_without_the_larger_models_control_is_not_comparable() -> None:
+    # the gain is clear, but how much of it a random model of that size would show is not
+    results = _family(0.5, 1.0)[:3]  # the smaller model's control only
+    (pair,) = scale.with_controls(results)
+    assert pair.small_control is not None and pair.large_control is None
+    gain = scale.scale_gain(pair, n_boot=200)
+    assert gain.gain.lo > 0 and gain.beyond_control is None
+    assert gain.verdict == "not comparable"
+    assert gain.problem == f"{LARGE} has no random-init control on its rows"
