@@ -50,7 +50,7 @@ def test_the_blocks_say_what_the_code_does() -> None:
     assert f"**Models** ({doc_facts._count(len(models))})" in text
     assert f"first {shipped.ANALYSIS_ROWS:,} entities" in " ".join(text.split())
     depths = ",".join(f"{d:g}" for d in shipped.ANALYSIS_MLP_DEPTHS)
-    assert f"`--mlp-depths {depths}`" in text
+    assert f"`--mlp-depths {depths}`" in " ".join(text.split())  # wrapping may split it
     assert ",".join(f"{d:g}" for d in WEIGHT_DECAYS) in doc_facts.block_text("mlp")
     assert "`occupation`" in doc_facts.block_text("group-mean")
 
