@@ -52,8 +52,6 @@ def demo_summary() -> str:
 
 def _not_analysed() -> str:
     """The declared gaps in the shipped analyses, named ("" when there are none)."""
-    from core.results import shipped
-
     gaps = sorted(shipped.NOT_ANALYSED)
     if not gaps:
         return ""
@@ -112,9 +110,9 @@ def shipped_block() -> str:
     lines += [
         f"- **Analyses** ({len(shipped.DEMO_ANALYSES)}, `DEMO_ANALYSES`): {_code(analysed)} "
         f"on the demo datasets{_not_analysed()}, {transfer} of them with every prompt for "
-        "the cross-prompt "
-        f"transfer matrix. Each runs on at most the first {shipped.ANALYSIS_ROWS:,} "
-        f"entities of its build (a seeded sample; `--rows`), probes refitted on them; the "
+        f"the cross-prompt transfer matrix. Each runs on at most the first "
+        f"{shipped.ANALYSIS_ROWS:,} entities of its build (a seeded sample; `--rows`), "
+        "probes refitted on them; the "
         f"MLP probe is fitted at depth {depths} (as a fraction of the model's) plus the "
         f"layer the results chose (`--mlp-depths {depths}`), and "
         f"{_count(shipped.ANALYSIS_NEURONS)} neurons per layer and target are kept "

@@ -85,7 +85,7 @@ class ScaleGain:
     control_gain: Interval | None  # large − small, random init
     beyond_control: Interval | None  # gain − control gain
     n_test: int
-    # why the pair cannot be compared ("" when it can): see `smaller_problem`
+    # why the pair cannot be compared ("" when it can): see `pair_problem`
     problem: str = ""
 
     @property
@@ -123,10 +123,11 @@ def _r2_gap(y: np.ndarray, stacked: np.ndarray) -> Callable[[np.ndarray], np.nda
     return stat
 
 
-def smaller_problem(pair: ScalePair, n_boot: int = N_BOOT) -> str:
+def pair_problem(pair: ScalePair, n_boot: int = N_BOOT) -> str:
     """Why a scale pair cannot be compared ("" when it can): a gain over a smaller model
     that reads nothing beyond its controls says nothing about scale, so the smaller
-    model must beat its own name-only ridge and its random-init control first."""
+    model must beat its own name-only ridge and its random-init control first; and
+    without the larger model's control the gain beyond random init is unknown."""
     small = pair.small
     names = small.baseline_prediction("name_only")
     if names is None:  # results built before baselines were stored: refit on their rows
@@ -150,9 +151,11 @@ def smaller_problem(pair: ScalePair, n_boot: int = N_BOOT) -> str:
         diff = point_and_samples(_r2_gap(y, np.stack([mine, other])), len(y), n_boot)
         if verdict_beats(diff) != "holds":
             failed.append(f"{small.model} − its {label} {diff.fmt(signed=True)}")
-    if not failed:
-        return ""
-    return "the smaller model does not beat its own controls (" + "; ".join(failed) + ")"
+    if failed:
+        return "the smaller model does not beat its own controls (" + "; ".join(failed) + ")"
+    if pair.large_control is None:
+        return f"{pair.large.model} has no random-init control on its rows"
+    return ""
 
 
 def _prediction(res: ProbeResults, rows: np.ndarray) -> np.ndarray:
@@ -189,16 +192,8 @@ def scale_gain(pair: ScalePair, n_boot: int = N_BOOT) -> ScaleGain:
         control_gain=pick(1) if with_controls else None,
         beyond_control=pick(2) if with_controls else None,
         n_test=int(test.sum()),
-        problem=smaller_problem(pair, n_boot) or _missing_control(pair),
+        problem=pair_problem(pair, n_boot),
     )
-
-
-def _missing_control(pair: ScalePair) -> str:
-    """Without the larger model's random-init control the gain beyond it is unknown, and
-    a gain a random model of that size would show says nothing about scale."""
-    if pair.large_control is None:
-        return f"{pair.large.model} has no random-init control on its rows"
-    return ""
 
 
 def _start(res: ProbeResults) -> str:
